@@ -1,0 +1,124 @@
+"""The pipeline's parameters.
+
+`conf/` is a Hydra config tree; composing it for one profile gives `params.yaml`, the file DVC tracks
+by dotted keys and every stage reads. Each module validates the section it uses against its own
+dataclass (`section(cfg, "reward", RewardConfig)`), so a typo or a wrong type is an error that names
+the key, never a silent default.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence, TypeVar
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO_ROOT / "conf"
+PROFILES = ("ci", "small", "paper")
+PARAMS_ENV = "MM_PARAMS"  # points stages and tests at another params file
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A parameter file or override is wrong; the message says which key and how to fix it."""
+
+
+@dataclass
+class RootConfig:
+    """Keys at the top of params.yaml."""
+
+    profile: str
+    root_seed: int
+    seeds: list[int]
+    skills: list[str]
+    tasks: list[str]
+    methods: list[str]
+    data_dir: str = "data"
+    results_dir: str = "results"
+
+
+def compose(profile: str = "small", overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose conf/config.yaml for `profile` with Hydra overrides (e.g. ``["rl.lr=3e-4"]``)."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        try:
+            cfg = hydra_compose("config", overrides=[f"profile={profile}", *overrides])
+        except Exception as e:  # hydra raises several types; all mean a bad override
+            raise ConfigError(f"cannot compose conf/ with overrides {list(overrides)}: {e}") from e
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # plain data, as params.yaml is
+    root(cfg)
+    return cfg
+
+
+def params_path(path: str | os.PathLike | None = None) -> Path:
+    return Path(path or os.environ.get(PARAMS_ENV) or REPO_ROOT / "params.yaml")
+
+
+def write_params(cfg: DictConfig, path: str | os.PathLike | None = None) -> bool:
+    """Write `cfg` as params.yaml; return whether the file changed (an unchanged file keeps DVC quiet)."""
+    from benchmark.io import write_text
+
+    target = params_path(path)
+    text = "# Generated from conf/ by `python -m benchmark.config`; edit conf/, not this file.\n"
+    text += OmegaConf.to_yaml(cfg, resolve=True)
+    if target.exists() and target.read_text() == text:
+        return False
+    write_text(target, text)
+    return True
+
+
+def load_params(path: str | os.PathLike | None = None) -> DictConfig:
+    target = params_path(path)
+    if not target.exists():
+        raise ConfigError(
+            f"{target} does not exist: generate it with `python -m benchmark.config --profile small`"
+        )
+    cfg = OmegaConf.load(target)
+    root(cfg)
+    return cfg
+
+
+def section(cfg: DictConfig, key: str, schema: type[T]) -> T:
+    """The `key` subtree of `cfg`, checked against the dataclass `schema` (unknown keys are errors)."""
+    if key not in cfg:
+        raise ConfigError(f"params have no '{key}' section; regenerate params.yaml from conf/")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[key])
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad '{key}' section in the params: {e}") from e
+    return merged  # type: ignore[return-value]
+
+
+def root(cfg: DictConfig) -> RootConfig:
+    top = {k: cfg[k] for k in RootConfig.__dataclass_fields__ if k in cfg}
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(RootConfig), top)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad top-level params: {e}") from e
+    if merged.profile not in PROFILES:
+        raise ConfigError(f"profile {merged.profile!r} is not one of {PROFILES}")
+    return merged  # type: ignore[return-value]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Compose conf/ for a profile into params.yaml")
+    parser.add_argument("--profile", default=os.environ.get("PROFILE", "small"), choices=PROFILES)
+    parser.add_argument("--out", default=None, help="params file to write (default: params.yaml)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. rl.lr=3e-4")
+    args = parser.parse_args(argv)
+    changed = write_params(compose(args.profile, args.overrides), args.out)
+    print(f"{params_path(args.out)}: {'written' if changed else 'unchanged'} (profile {args.profile})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""The config tree composes for every profile, and mistakes are errors that name the key."""
+from dataclasses import dataclass
+
+import pytest
+
+from benchmark import config
+from benchmark.env import EnvConfig
+
+
+@pytest.mark.parametrize("profile", config.PROFILES)
+def test_every_profile_composes_and_records_its_name(profile):
+    cfg = config.compose(profile)
+    assert cfg.profile == profile
+    assert list(cfg.skills) == ["discoverer", "descender", "ascender", "worshipper", "merchant"]
+    assert config.section(cfg, "env", EnvConfig).max_episode_steps == 10_000
+
+
+def test_unknown_profile_is_rejected_with_the_choices():
+    with pytest.raises(config.ConfigError, match="choose one of ci, small, paper"):
+        config.compose("huge")
+
+
+def test_typo_in_a_section_names_the_key():
+    @dataclass
+    class Tiny:
+        lr: float = 1e-4
+
+    cfg = config.compose("ci")
+    cfg.tiny = {"lrr": 3}
+    with pytest.raises(config.ConfigError, match="lrr"):
+        config.section(cfg, "tiny", Tiny)
+
+
+def test_params_round_trip_and_unchanged_file_is_not_rewritten(tmp_path):
+    out = tmp_path / "params.yaml"
+    cfg = config.compose("ci", ["root_seed=7"])
+    assert config.write_params(cfg, out) is True
+    assert config.write_params(cfg, out) is False
+    assert config.load_params(out).root_seed == 7
+
+
+def test_missing_params_file_says_how_to_make_it(tmp_path):
+    with pytest.raises(config.ConfigError, match="python -m benchmark.config"):
+        config.load_params(tmp_path / "nope.yaml")
