@@ -1,0 +1,287 @@
+"""The intrinsic reward that RL optimises, from one frozen reward model per skill.
+
+For a step taken by skill o, with current message m and depth change d (reference/method.md §1.5):
+
+    r_hat   = (r_phi_o(m, d) - mean_o) / sqrt(var_o)            normalised by the dataset statistics
+    r_thr   = r_hat if r_hat > eps_o else 0                      eps_o = quantile of the normalised rewards
+                                                                 (95th Discoverer, 85th the others)
+    r_int   = r_thr / N(m) ** beta                               N = episodic count of m, beta = 3,
+                                                                 counts kept in a 20-message LRU
+    r_total = extrinsic_coef * clip(reward_scale * r_env, +-reward_clip) + llm_coef * r_int
+            = 0.0 * (...) + 0.1 * r_int                          during skill training
+
+The Motif and embedding-similarity baselines use the same code with ONE model and no skills: every
+step is skill 0, and Motif sets `extrinsic_coef` > 0 for score + intrinsic.
+
+Depth change online. The reward model was trained on pairs whose depth change spans 100 steps; online,
+as in the official code (`BlstatsWrapper`, `diff_h=1000`), the change is measured against the oldest
+depth in a deque of up to `depth_window` steps that is emptied whenever a skill terminates. So it is the
+change since the current skill started (or since 1000 steps ago), not over a fixed 100 steps. We keep
+this mismatch on purpose, to reproduce the paper's behaviour.
+
+Timing. The official learner scores the observation an action was chosen from (SF1 stores the pre-step
+observation with the post-step reward). Our env wrapper scores the observation the action produced,
+with the skill that chose the action: the same rewards shifted by one step (returns differ by a factor
+gamma and the first observation's reward), with cleaner credit at skill switches.
+
+Speed. r_phi depends only on (skill, message, depth-change sign), so scores are memoised per key, and
+`precompute` scores a batch of new keys in one forward pass; a step then costs a dict lookup.
+"""
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from maestromotif.reward.model import CheckpointError, RewardCheckpoint, load_checkpoint, score
+
+log = logging.getLogger(__name__)
+
+# The official eps_threshold_quantile "[0.95, 0.85, 0.85, 0.85, 0.85]" by skill name.
+DEFAULT_THRESHOLD_QUANTILES = {
+    "discoverer": 0.95,
+    "descender": 0.85,
+    "ascender": 0.85,
+    "worshipper": 0.85,
+    "merchant": 0.85,
+}
+
+
+@dataclass
+class IntrinsicConfig:
+    """How RL turns reward-model outputs into rewards (defaults = the paper's skill training)."""
+
+    threshold_quantile: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLD_QUANTILES))
+    default_threshold_quantile: float = 0.85  # for a model whose name is not in the table (baselines)
+    count_exponent: float = 3.0  # beta
+    message_lru_size: int = 20  # msg_max_keys; <= 0 means an unbounded count dict (Motif)
+    llm_coef: float = 0.1
+    extrinsic_coef: float = 0.0
+    reward_scale: float = 0.1  # applies to the env reward only
+    reward_clip: float = 10.0  # applies to the env reward only
+    depth_window: int = 1000  # diff_h
+
+    def quantile_for(self, name: str) -> float:
+        return float(self.threshold_quantile.get(name, self.default_threshold_quantile))
+
+
+class MessageCounter:
+    """Episodic message counts in an LRU of `max_keys` messages: the 21st distinct message evicts the
+    least recently seen one, whose count restarts at 1 if it comes back (official LimitedDefaultDict)."""
+
+    def __init__(self, max_keys: int = 20):
+        self.max_keys = max_keys
+        self._counts: OrderedDict[str, int] = OrderedDict()
+
+    def reset(self) -> None:
+        self._counts.clear()
+
+    def add(self, message: str) -> int:
+        """Count one more occurrence of `message`; return its count including this one."""
+        count = self._counts.pop(message, 0) + 1
+        self._counts[message] = count  # re-inserted at the most-recent end
+        if 0 < self.max_keys < len(self._counts):
+            self._counts.popitem(last=False)
+        return count
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __contains__(self, message: str) -> bool:
+        return message in self._counts
+
+
+class DepthWindow:
+    """Sign of the depth change against the oldest of the last `maxlen` depths (official BlstatsWrapper)."""
+
+    def __init__(self, maxlen: int = 1000):
+        self._depths: deque[int] = deque(maxlen=maxlen)
+
+    def reset(self, depth: int) -> None:
+        self._depths.clear()
+        self._depths.append(int(depth))
+
+    def update(self, depth: int) -> int:
+        """Record the depth after a step; return sign(depth - oldest kept depth) in {-1, 0, 1}."""
+        self._depths.append(int(depth))
+        return int(np.sign(self._depths[-1] - self._depths[0]))
+
+
+class SkillRewardModel:
+    """One frozen reward model with its normalisation, threshold and a memo of normalised scores."""
+
+    def __init__(self, ckpt: RewardCheckpoint, threshold_quantile: float):
+        self.name = ckpt.skill
+        self.ckpt = ckpt
+        self.mean = ckpt.reward_mean
+        self.std = ckpt.reward_std
+        self.threshold_quantile = threshold_quantile
+        self.threshold = ckpt.threshold(threshold_quantile)
+        self._cache: dict[tuple[str, int], float] = {}
+        self.misses = 0  # keys that needed a model call
+
+    def precompute(self, keys: Iterable[tuple[str, int]]) -> int:
+        """Score every (message, dlvl change) key not yet memoised in one batch; return how many."""
+        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        if todo:
+            raw = score(self.ckpt.model, [m for m, _ in todo], [d for _, d in todo])
+            for key, r in zip(todo, (raw - self.mean) / self.std):
+                self._cache[key] = float(r)
+            self.misses += len(todo)
+        return len(todo)
+
+    def normalised(self, message: str, dlvl_change: int) -> float:
+        """(r_phi - mean) / std for one key (memoised)."""
+        key = (message, dlvl_change)
+        r = self._cache.get(key)
+        if r is None:
+            self.precompute([key])
+            r = self._cache[key]
+        return r
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+@dataclass
+class StepReward:
+    """Every term of one step's reward, for logging and tests."""
+
+    total: float
+    intrinsic: float  # r_int = thresholded / count**beta (before llm_coef)
+    normalised: float  # r_hat
+    count: int
+    dlvl_change: int
+    skill: int
+
+
+class IntrinsicReward:
+    """N frozen reward models indexed by skill (0..N-1), and the paper's reward formula.
+
+    Stateless across episodes except for the score memo; the per-episode state (message counts, depth
+    window) lives in `EpisodeState`, one per env, so one `IntrinsicReward` (and its memo) can be shared
+    by every env of a process.
+    """
+
+    def __init__(self, checkpoints: Sequence[RewardCheckpoint], cfg: IntrinsicConfig | None = None):
+        if not checkpoints:
+            raise ValueError("IntrinsicReward needs at least one reward model")
+        self.cfg = cfg or IntrinsicConfig()
+        self.models = [SkillRewardModel(c, self.cfg.quantile_for(c.skill)) for c in checkpoints]
+        self.names = [m.name for m in self.models]
+
+    @classmethod
+    def from_dir(cls, reward_dir: str | Path, names: Sequence[str], cfg: IntrinsicConfig | None = None,
+                 filename: str = "model.pt") -> "IntrinsicReward":
+        """Load `<reward_dir>/<name>/model.pt` for each name, in order (skill index = position)."""
+        return cls([load_checkpoint(Path(reward_dir) / n / filename, skill=n) for n in names], cfg)
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], names: Sequence[str] | None = None,
+                   cfg: IntrinsicConfig | None = None) -> "IntrinsicReward":
+        names = names or [None] * len(paths)
+        return cls([load_checkpoint(p, skill=n) for p, n in zip(paths, names)], cfg)
+
+    def model(self, skill: int) -> SkillRewardModel:
+        if not 0 <= skill < len(self.models):
+            raise IndexError(
+                f"skill index {skill} has no reward model: loaded {len(self.models)} "
+                f"({', '.join(self.names)}); "
+                "the options wrapper and the reward models must use the same skill list"
+            )
+        return self.models[skill]
+
+    def precompute(self, keys: Iterable[tuple[int, str, int]]) -> int:
+        """Score a batch of (skill, message, dlvl change) keys ahead of use; return how many were new."""
+        by_skill: dict[int, list[tuple[str, int]]] = {}
+        for skill, message, change in keys:
+            by_skill.setdefault(int(skill), []).append((message, int(change)))
+        return sum(self.model(s).precompute(k) for s, k in by_skill.items())
+
+    def normalised(self, skill: int, message: str, dlvl_change: int) -> float:
+        return self.model(skill).normalised(message, dlvl_change)
+
+    def intrinsic(self, skill: int, message: str, dlvl_change: int, count: int) -> tuple[float, float]:
+        """(r_int, r_hat): the thresholded, count-divided reward and the normalised one."""
+        model = self.model(skill)
+        r_hat = model.normalised(message, dlvl_change)
+        r_thr = r_hat if r_hat > model.threshold else 0.0
+        return r_thr / float(count) ** self.cfg.count_exponent, r_hat
+
+    def total(self, env_reward: float, r_int: float) -> float:
+        c = self.cfg
+        extrinsic = min(max(c.reward_scale * float(env_reward), -c.reward_clip), c.reward_clip)
+        return c.extrinsic_coef * extrinsic + c.llm_coef * r_int
+
+
+class EpisodeState:
+    """One env's per-episode state: message counts, depth window, per-skill sums for the curves."""
+
+    def __init__(self, reward: IntrinsicReward):
+        self.reward = reward
+        self.counter = MessageCounter(reward.cfg.message_lru_size)
+        self.depths = DepthWindow(reward.cfg.depth_window)
+        n = len(reward.models)
+        self.reward_sums = np.zeros(n)  # sum of r_hat per skill
+        self.intrinsic_sums = np.zeros(n)  # sum of r_int per skill
+        self.steps = np.zeros(n, dtype=np.int64)
+
+    def reset(self, message: str, depth: int) -> None:
+        """Start an episode from its first observation (its message counts once, as officially)."""
+        self.counter.reset()
+        self.counter.add(message)
+        self.depths.reset(depth)
+        self.reward_sums[:] = 0
+        self.intrinsic_sums[:] = 0
+        self.steps[:] = 0
+
+    def step(self, skill: int, message: str, depth: int, env_reward: float,
+             skill_switched: bool) -> StepReward:
+        """The reward of a step taken by `skill` that produced (message, depth)."""
+        self.reward.model(skill)  # fail early on a bad index, before touching state
+        change = self.depths.update(depth)
+        count = self.counter.add(message)
+        r_int, r_hat = self.reward.intrinsic(skill, message, change, count)
+        if skill_switched:  # a new skill starts with the next action: measure depth from here
+            self.depths.reset(depth)
+        self.reward_sums[skill] += r_hat
+        self.intrinsic_sums[skill] += r_int
+        self.steps[skill] += 1
+        return StepReward(self.reward.total(env_reward, r_int), r_int, r_hat, count, change, skill)
+
+    def episode_stats(self) -> dict[str, float]:
+        """Per-skill sums of this episode (sample-factory averages each key over episodes)."""
+        stats: dict[str, float] = {}
+        for i, name in enumerate(self.reward.names):
+            stats[f"skill_reward/{name}"] = float(self.reward_sums[i])
+            stats[f"skill_intrinsic/{name}"] = float(self.intrinsic_sums[i])
+            stats[f"skill_steps/{name}"] = int(self.steps[i])
+        return stats
+
+
+def intrinsic_config(params) -> IntrinsicConfig:
+    """The `reward.intrinsic` block of the pipeline params, validated."""
+    from omegaconf import OmegaConf
+
+    from maestromotif.reward.train import RewardConfig
+    from benchmark.config import section
+
+    return OmegaConf.to_object(section(params, "reward", RewardConfig)).intrinsic
+
+
+__all__ = [
+    "CheckpointError",
+    "DEFAULT_THRESHOLD_QUANTILES",
+    "DepthWindow",
+    "EpisodeState",
+    "IntrinsicConfig",
+    "IntrinsicReward",
+    "MessageCounter",
+    "SkillRewardModel",
+    "StepReward",
+    "intrinsic_config",
+]

@@ -1,0 +1,37 @@
+"""Atomic and resumable writing: what a killed writer leaves behind is never mistaken for whole data."""
+import os
+import stat
+
+import pytest
+
+from benchmark import io
+
+
+def test_atomic_path_leaves_no_file_when_the_block_fails(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    target = tmp_path / "a" / "b.json"
+    io.write_json(target, {"x": 1})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+    assert io.read_json(target) == {"x": 1}
+
+
+def test_read_jsonl_drops_a_torn_last_line_and_truncate_repairs_it(tmp_path):
+    path = tmp_path / "log.jsonl"
+    io.append_jsonl(path, [{"i": 0}, {"i": 1}])
+    with open(path, "a") as f:
+        f.write('{"i": 2')  # a writer killed mid-line
+    assert io.read_jsonl(path) == [{"i": 0}, {"i": 1}]
+    io.truncate_torn_tail(path)
+    io.append_jsonl(path, [{"i": 2}])
+    assert io.read_jsonl(path) == [{"i": 0}, {"i": 1}, {"i": 2}]
