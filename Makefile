@@ -43,7 +43,7 @@ params: setup
 	$(PY) -m benchmark.config --profile $(PROFILE)
 
 repro: params
-	$(VENV)/bin/dvc repro
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro  # dvc.yaml calls `python -m ...`: the venv's
 
 test: setup
 	$(PY) -m pytest tests --ignore=tests/benchmarks -m "not gpu" $(PYTEST_ARGS)

@@ -1,0 +1,212 @@
+"""Stage `aggregate`: every evaluation record -> per-seed scores, mean ± standard error, IQM with CIs.
+
+    python -m benchmark.aggregate
+
+Reads data/evaluate/<method>/<task>/seed<S>/ for the methods, tasks and seeds of params.yaml and writes
+results/scores_per_seed.csv  one row per (method, task, seed): the seed's score = mean task value over episodes
+results/summary.csv          one row per (method, task): mean ± standard error over seeds (the paper's numbers)
+results/aggregate.json       IQM and mean with stratified-bootstrap 95% CIs per category, P(X > Y) per pair
+results/provenance.json      this stage's provenance plus every evaluation's
+
+A task's value is what its tracker reports (1/0 success for navigation and composite tasks, a count for
+interaction tasks). For the IQM across tasks the scores are put on one scale by `report.normalise`
+(default: divided by the paper's MaestroMotif mean on that task, so 1.0 = the paper's result).
+All evaluations must come from the params' profile: tables never mix profiles.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark import provenance, stats
+from benchmark.config import REPO_ROOT, ConfigError, load_params, root, section
+from benchmark.evaluate import EPISODES_FILE, EvaluateConfig, finished_records, method_spec, output_dir
+from benchmark.io import read_json, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+CATEGORIES = ("navigation", "interaction", "composite")
+
+
+@dataclass
+class ReportConfig:
+    """The `report` section (conf/report/default.yaml), read by the aggregate and report stages."""
+
+    bootstrap_reps: int = 50000        # rliable's default; profiles shrink it
+    ci: float = 0.95
+    bootstrap_seed: int = 0            # the bootstrap's own seed, recorded in aggregate.json
+    normalise: str = "paper_maestromotif"  # paper_maestromotif | none: how task scores share a scale for IQM
+    paper_results: str = "benchmark/paper_results.csv"  # relative to the repository root
+    paper_reference_method: str = "MaestroMotif"
+    # Our task name -> the paper's task title (the join key with paper_results.csv); default: conf/task title.
+    task_titles: dict[str, str] = field(default_factory=dict)
+    # Per-skill reward curves written by the train stage (columns env_steps, skill, normalised_reward, frequency).
+    curves_glob: str = "{data_dir}/fit/maestromotif/seed*/reward_curves.csv"
+    figure_formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
+
+
+def report_config(params: DictConfig) -> ReportConfig:
+    cfg = OmegaConf.to_object(section(params, "report", ReportConfig))
+    if cfg.normalise not in ("paper_maestromotif", "none"):
+        raise ConfigError(f"report.normalise must be 'paper_maestromotif' or 'none', got {cfg.normalise!r}")
+    if cfg.bootstrap_reps < 1 or not 0 < cfg.ci < 1:
+        raise ConfigError(f"report.bootstrap_reps must be >= 1 and 0 < report.ci < 1, got {cfg}")
+    return cfg
+
+
+def task_title(task: str, cfg: ReportConfig) -> str:
+    if task in cfg.task_titles:
+        return cfg.task_titles[task]
+    from benchmark.tasks import load_task_config
+
+    return load_task_config(task).title
+
+
+def load_paper_results(path: str | Path) -> pd.DataFrame:
+    """The paper's Tables 1 and 2 (reference/paper_results.csv) with values as fractions for success rates."""
+    path = Path(path)
+    df = pd.read_csv(path if path.is_absolute() else REPO_ROOT / path)
+    scale = np.where(df["unit"] == "percent", 0.01, 1.0)
+    return df.assign(mean=df["mean"] * scale, stderr=df["stderr"] * scale)
+
+
+def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
+    """Per-seed scores of every (method, task, seed) in the params, and the evaluations' provenance."""
+    top = root(params)
+    ev = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
+    rows, provs, missing = [], [], []
+    for method, task, seed in itertools.product(top.methods, top.tasks, top.seeds):
+        out = output_dir(params, ev, method, task, seed)
+        if not (out / "provenance.json").exists():
+            missing.append(str(out))
+            continue
+        prov = read_json(out / "provenance.json")
+        records = finished_records(out, prov["run_key"])
+        if prov["profile"] != top.profile:
+            raise ConfigError(f"{out} was evaluated under profile {prov['profile']!r}, but the params say "
+                              f"{top.profile!r}; tables never mix profiles: rerun `dvc repro` (or the evaluate stage)")
+        if len(records) < ev.episodes:
+            raise ConfigError(f"{out}/{EPISODES_FILE} has {len(records)} of {ev.episodes} episodes; "
+                              f"finish it with `python -m benchmark.evaluate --method {method} --task {task} --seed {seed}`")
+        records = records[: ev.episodes]
+        successes = [r["success"] for r in records if r["success"] is not None]
+        rows.append({
+            "method": method, "task": task, "seed": seed, "profile": prov["profile"],
+            "category": records[0]["category"], "metric": records[0]["metric"],
+            "score": float(np.mean([r["value"] for r in records])),
+            "success_rate": float(np.mean(successes)) if successes else np.nan,
+            "episodes": len(records), "mean_steps": float(np.mean([r["steps"] for r in records])),
+            "mean_game_score": float(np.mean([r["score"] for r in records])),
+            "max_depth_mean": float(np.mean([r["max_depth"] for r in records])),
+        })
+        provs.append(prov)
+    if missing:
+        raise ConfigError(f"{len(missing)} evaluation(s) missing, e.g. {missing[:3]}; run `dvc repro` "
+                          "(or benchmark.evaluate for each) first")
+    return pd.DataFrame(rows), provs
+
+
+def summarise(scores: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± standard error over seeds per (method, task), as the paper reports them."""
+    rows = []
+    for (method, task), g in scores.groupby(["method", "task"], sort=False):
+        mean, se = stats.mean_stderr(g["score"])
+        rows.append({"method": method, "task": task, "category": g["category"].iloc[0],
+                     "metric": g["metric"].iloc[0], "mean": mean, "stderr": se, "n_seeds": len(g),
+                     "episodes_per_seed": int(g["episodes"].iloc[0]), "profile": g["profile"].iloc[0]})
+    return pd.DataFrame(rows)
+
+
+def normalised(scores: pd.DataFrame, cfg: ReportConfig, paper: pd.DataFrame) -> pd.DataFrame:
+    """`scores` with a column `normalised`: the score divided by the paper's reference method on that task."""
+    out = scores.copy()
+    if cfg.normalise == "none":
+        out["normalised"] = out["score"]
+        return out
+    ref = paper[paper["method"] == cfg.paper_reference_method].set_index("task")["mean"]
+    titles = out["task"].map(lambda t: task_title(t, cfg))
+    denominators = titles.map(ref)
+    unknown = sorted(set(out.loc[denominators.isna() | (denominators <= 0), "task"]))
+    if unknown:
+        raise ConfigError(f"no positive paper value of {cfg.paper_reference_method} for task(s) {unknown}: "
+                          "add them to report.task_titles / the paper results, or set report.normalise=none")
+    out["normalised"] = out["score"] / denominators.to_numpy()
+    return out
+
+
+def score_matrix(scores: pd.DataFrame, method: str, tasks: Sequence[str], column: str = "normalised") -> np.ndarray:
+    """(seeds, tasks) matrix of one method, seeds in ascending order."""
+    table = scores[scores["method"] == method].pivot(index="seed", columns="task", values=column)
+    return table.reindex(columns=list(tasks)).sort_index().to_numpy()
+
+
+def interval_summary(scores: pd.DataFrame, methods: Sequence[str], cfg: ReportConfig) -> dict:
+    """IQM and mean with bootstrap CIs, per category and over all tasks, and pairwise P(X > Y) over all tasks."""
+    groups = {c: list(scores.loc[scores["category"] == c, "task"].unique()) for c in CATEGORIES}
+    groups = {"all": list(scores["task"].unique()), **{c: t for c, t in groups.items() if t}}
+    out: dict = {"iqm": {}, "mean": {}, "probability_of_improvement": {}}
+    for name, tasks in groups.items():
+        mats = {m: score_matrix(scores, m, tasks) for m in methods}
+        for agg in ("iqm", "mean"):
+            est = stats.interval_estimates(mats, agg, reps=cfg.bootstrap_reps, seed=cfg.bootstrap_seed, ci=cfg.ci)
+            out[agg][name] = {m: {"point": p, "low": lo, "high": hi, "tasks": tasks} for m, (p, lo, hi) in est.items()}
+    all_tasks = groups["all"]
+    for x, y in itertools.permutations(methods, 2):
+        p, lo, hi = stats.probability_of_improvement_ci(
+            score_matrix(scores, x, all_tasks), score_matrix(scores, y, all_tasks),
+            reps=cfg.bootstrap_reps, seed=cfg.bootstrap_seed, ci=cfg.ci)
+        out["probability_of_improvement"][f"{x} > {y}"] = {"point": p, "low": lo, "high": hi}
+    return out
+
+
+def aggregate(params: DictConfig) -> Path:
+    top = root(params)
+    cfg = report_config(params)
+    paper = load_paper_results(cfg.paper_results)
+    scores, provs = collect_scores(params)
+    scores = normalised(scores, cfg, paper)
+    log.info("aggregating %d (method, task, seed) scores of profile %s", len(scores), top.profile)
+    results = Path(params.results_dir)
+    labels = {m: method_spec(m).label for m in top.methods}
+    scores.insert(1, "method_label", scores["method"].map(labels))
+    write_text(results / "scores_per_seed.csv", scores.to_csv(index=False, float_format="%.6g"))
+    summary = summarise(scores)
+    summary.insert(1, "method_label", summary["method"].map(labels))
+    write_text(results / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
+    intervals = interval_summary(scores, list(top.methods), cfg)
+    write_json(results / "aggregate.json", {
+        "profile": top.profile, "seeds": list(top.seeds), "methods": labels,
+        "normalisation": ("score / the paper's MaestroMotif mean on the task (1.0 = the paper's result)"
+                          if cfg.normalise == "paper_maestromotif" else "raw task value"),
+        "bootstrap": {"reps": cfg.bootstrap_reps, "ci": cfg.ci, "seed": cfg.bootstrap_seed,
+                      "kind": "stratified over runs (rliable 1.2.0)"},
+        **intervals,
+    })
+    write_json(results / "provenance.json", {
+        "aggregate": provenance.record(stage="aggregate", profile=top.profile, root_seed=top.root_seed,
+                                       methods=list(top.methods), tasks=list(top.tasks), seeds=list(top.seeds),
+                                       episodes_per_seed=int(scores["episodes"].min())),
+        "evaluations": sorted(provs, key=lambda p: (p["method"], p["task"], p["seed"])),
+    })
+    log.info("wrote %s/{scores_per_seed.csv, summary.csv, aggregate.json, provenance.json}", results)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    aggregate(load_params(args.params))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,365 @@
+"""Stage `evaluate`: play one method on one task for one seed, and record every episode.
+
+    python -m benchmark.evaluate --method random --task gnomish --seed 0
+
+Writes data/evaluate/<method>/<task>/seed<S>/ :
+  episodes.jsonl   one record per finished episode (success, value, steps, return, score, depth, end reason)
+  provenance.json  who/what/where: method, task, seed, profile, LLM model ids, NLE version, git describe, ...
+  summary.json     the seed's mean task value, success rate and throughput
+
+Repeatable: episode k of (task, seed) plays the NetHack game of seed derive_seed(root_seed, "evaluate",
+task, seed, k), whatever the method, so every method faces the same games. Resumable: records are appended
+as episodes finish; a rerun skips finished episodes, and drops records written under other settings
+(their `run_key` differs), so a changed config never pools with old numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from benchmark import provenance
+from benchmark.config import CONF_DIR, ConfigError, load_params, root, section
+from benchmark.env import EnvConfig, make
+from benchmark.io import append_jsonl, read_jsonl, truncate_torn_tail, write_json, write_text
+from benchmark.method import Method, Policy
+from benchmark.seeding import derive_seed, seed_everything
+
+log = logging.getLogger(__name__)
+
+BL_SCORE, BL_DEPTH, BL_DNUM = 9, 12, 23  # nle.nethack.NLE_BL_SCORE / _DEPTH / _DNUM
+EPISODES_FILE = "episodes.jsonl"
+
+
+@dataclass
+class EvaluateConfig:
+    """The `evaluate` section of the params (conf/evaluate/default.yaml holds the paper's values)."""
+
+    episodes: int = 1000            # per method x task x seed; the official code averages the last 1000
+    num_envs: int = 16              # envs stepped together; the policy acts on the whole batch at once
+    max_episode_steps: int = 10000  # the paper's cap; profiles shrink it
+    out_dir: str = "evaluate"       # under data_dir
+    fit_dir: str = "fit"            # under data_dir: where methods' fit() artefacts live (see method_artefact)
+
+
+@dataclass
+class MethodSpec:
+    """The optional `benchmark:` block of conf/method/<name>.yaml: how tables and figures treat the method."""
+
+    label: str = ""                 # display name (default: the file name)
+    paper_label: str | None = None  # its row in reference/paper_results.csv, if the paper reports it
+    group: str = "reference"        # zero-shot | task-specific | score | reference
+    artefact: str | None = "{data_dir}/{fit_dir}/{method}/seed{seed}"  # fit() output; per-task methods add /<task>
+    llm_models: list[str] = field(default_factory=list)  # params sections (e.g. coder_llm) whose `model` it uses
+
+
+def method_config_path(name: str) -> Path:
+    path = CONF_DIR / "method" / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
+        raise ConfigError(f"no method {name!r}: conf/method/{name}.yaml does not exist (known: {known})")
+    return path
+
+
+def method_spec(name: str) -> MethodSpec:
+    raw = OmegaConf.load(method_config_path(name)).get("benchmark", {}) or {}
+    try:
+        spec = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(MethodSpec), raw))
+    except Exception as e:  # omegaconf validation errors
+        raise ConfigError(f"bad 'benchmark:' block in conf/method/{name}.yaml: {e}") from e
+    spec.label = spec.label or name
+    return spec
+
+
+def build_method(name: str) -> Method:
+    """Instantiate conf/method/<name>.yaml (Hydra `_target_`): the method registry is the conf folder."""
+    from hydra.utils import instantiate
+
+    conf = OmegaConf.load(method_config_path(name))
+    conf.pop("benchmark", None)
+    if "_target_" not in conf:
+        raise ConfigError(f"conf/method/{name}.yaml has no `_target_` naming the Method class")
+    method = instantiate(conf)
+    if not isinstance(method, Method):
+        raise ConfigError(f"conf/method/{name}.yaml built {type(method).__name__}, not a benchmark.method.Method")
+    return method
+
+
+def method_artefact(spec: MethodSpec, method: Method, name: str, task: str, seed: int, params: DictConfig,
+                    cfg: EvaluateConfig) -> Path | None:
+    if spec.artefact is None:
+        return None
+    path = Path(spec.artefact.format(data_dir=params.data_dir, fit_dir=cfg.fit_dir, method=name, seed=seed,
+                                     task=task))
+    return path / task if method.per_task and "{task}" not in spec.artefact else path
+
+
+def episode_seed(root_seed: int, task: str, seed: int, episode: int) -> int:
+    """The NetHack game of episode `episode`: independent of the method, so all methods play the same games."""
+    return derive_seed(root_seed, "evaluate", task, seed, episode)
+
+
+def task_metadata(task: str) -> dict[str, Any]:
+    """Title, category and metric of a task from conf/task/<task>.yaml (via benchmark.tasks)."""
+    from benchmark.tasks import load_task_config
+
+    tc = load_task_config(task)
+    get = (lambda k: tc.get(k)) if isinstance(tc, dict) else (lambda k: getattr(tc, k, None))
+    return {k: get(k) for k in ("name", "title", "category", "metric")}
+
+
+def output_dir(params: DictConfig, cfg: EvaluateConfig, method: str, task: str, seed: int) -> Path:
+    return Path(params.data_dir) / cfg.out_dir / method / task / f"seed{seed}"
+
+
+class _Slot:
+    """One env of the batch and the episode it is playing."""
+
+    def __init__(self, env: gym.Env):
+        self.env = env
+        self.episode: int | None = None
+        self.obs: dict[str, np.ndarray] | None = None
+
+    def start(self, episode: int, seed: int) -> None:
+        self.episode, self.seed = episode, seed
+        self.obs, _ = self.env.reset(seed=seed)
+        self.steps, self.ret = 0, 0.0
+        self.score, self.depth, self.max_depth, self.dnum = 0, 1, 1, 0
+        self._track(self.obs)
+
+    def _track(self, obs) -> None:
+        bl = obs["blstats"]
+        if bl[BL_DEPTH] > 0:  # NLE zeroes blstats on the terminal observation; keep the last real values
+            self.score, self.depth, self.dnum = int(bl[BL_SCORE]), int(bl[BL_DEPTH]), int(bl[BL_DNUM])
+            self.max_depth = max(self.max_depth, self.depth)
+
+    def step(self, action: int) -> dict | None:
+        """Step; return the finished episode's record, or None while it runs."""
+        obs, reward, terminated, truncated, info = self.env.step(int(action))
+        self.obs, self.steps, self.ret = obs, self.steps + 1, self.ret + float(reward)
+        self._track(obs)
+        if not (terminated or truncated):
+            return None
+        task = info.get("task")
+        if task is None:
+            raise RuntimeError("the env reports no info['task']; build it with benchmark.env.make(task=...)")
+        success = task.get("success")
+        if success:
+            reason = "success"
+        elif truncated:
+            reason = "step_cap"
+        elif int(info.get("end_status", 0)) == 1:  # NLE StepStatus.DEATH
+            reason = "death"
+        else:
+            reason = "ended"
+        return {
+            "episode": self.episode, "episode_seed": self.seed, "success": None if success is None else bool(success),
+            "value": float(task.get("value", 0.0)), "metric": task.get("metric"), "category": task.get("category"),
+            "steps": self.steps, "return": self.ret, "score": self.score, "max_depth": self.max_depth,
+            "final_depth": self.depth, "dungeon": self.dnum, "end_reason": reason,
+        }
+
+
+def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
+
+
+def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[int, int]], num_envs: int,
+         on_record: Callable[[dict], None], progress: bool = True) -> int:
+    """Play `episodes` [(index, nethack seed)] with `num_envs` envs and a batched policy; return env steps."""
+    queue = list(episodes)[::-1]
+    slots = [_Slot(policy.wrap_env(make_env())) for _ in range(min(num_envs, len(queue)))]
+    if not slots:
+        return 0
+    state = policy.initial_state(len(slots))
+    seed_hook = getattr(policy, "seed_episodes", None)  # optional: per-episode seeding of the policy's own RNG
+
+    def start(ids: list[int]) -> None:
+        nonlocal state
+        started = []
+        for i in ids:
+            k, s = queue.pop()
+            slots[i].start(k, s)
+            started.append(s)
+        if seed_hook is not None:
+            state = seed_hook(state, ids, started)
+
+    start(list(range(len(slots))))
+    episode_start = np.ones(len(slots), dtype=bool)
+    running = np.ones(len(slots), dtype=bool)  # idle slots keep feeding their last obs; their actions are dropped
+    total_steps = 0
+    bar = tqdm(total=len(episodes), desc="episodes", unit="ep", disable=not progress, leave=False)
+    try:
+        while running.any():
+            actions, state = policy.act(_stack([s.obs for s in slots]), state, episode_start)
+            episode_start = np.zeros(len(slots), dtype=bool)
+            restart = []
+            for i, slot in enumerate(slots):
+                if not running[i]:
+                    continue
+                record = slot.step(actions[i])
+                total_steps += 1
+                if record is None:
+                    continue
+                on_record(record)
+                bar.update(1)
+                if queue:
+                    restart.append(i)
+                else:
+                    running[i] = False
+            if restart:
+                start(restart)
+                episode_start[restart] = True
+    finally:
+        bar.close()
+        for slot in slots:
+            slot.env.close()
+    return total_steps
+
+
+def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
+             make_env: Callable[..., gym.Env] = make, progress: bool = True) -> Path:
+    """Evaluate `method_name` on `task` for `seed` under `params`; return the output folder."""
+    top = root(params)
+    cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
+    env_cfg: EnvConfig = OmegaConf.to_object(section(params, "env", EnvConfig))
+    if task not in top.tasks:
+        raise ConfigError(f"task {task!r} is not in the params' task list {list(top.tasks)}")
+    if cfg.episodes <= 0 or cfg.num_envs <= 0 or cfg.max_episode_steps <= 0:
+        raise ConfigError(f"evaluate.episodes, num_envs and max_episode_steps must be positive, got {cfg}")
+    env_cfg.max_episode_steps = cfg.max_episode_steps
+
+    spec = method_spec(method_name)
+    method = build_method(method_name)
+    artefact = method_artefact(spec, method, method_name, task, seed, params, cfg)
+    if artefact is not None and not artefact.exists():
+        raise FileNotFoundError(
+            f"{method_name} needs its fit() artefact at {artefact}; run its training stage first "
+            f"(`dvc repro` does), or set benchmark.artefact: null in conf/method/{method_name}.yaml"
+        )
+    llm_models = {key: str(params[key].get("model")) for key in spec.llm_models if key in params}
+    method_conf = OmegaConf.to_container(OmegaConf.load(method_config_path(method_name)))
+    out = output_dir(params, cfg, method_name, task, seed)
+
+    # Settings that must match before records from two runs may sit in one file.
+    run_key = provenance.fingerprint({
+        "method": method_name, "method_conf": method_conf, "task": task, "seed": seed,
+        "root_seed": top.root_seed, "profile": top.profile, "env": asdict(env_cfg),
+        "artefact": provenance.tree_digest(artefact), "llm_models": llm_models,
+    })
+    done = _load_finished(out / EPISODES_FILE, run_key, cfg.episodes)
+    pending = [(k, episode_seed(top.root_seed, task, seed, k)) for k in range(cfg.episodes) if k not in done]
+    meta = {"method": method_name, "method_label": spec.label, "task": task, "seed": seed}
+    try:
+        meta.update({f"task_{k}": v for k, v in task_metadata(task).items() if k != "name"})
+    except (ImportError, FileNotFoundError, KeyError) as e:
+        log.warning("no task metadata for %s (%s); records still carry category and metric", task, e)
+    prov = provenance.record(
+        stage="evaluate", profile=top.profile, root_seed=top.root_seed, **meta, run_key=run_key,
+        llm_models=llm_models, artefact=str(artefact) if artefact else None,
+        artefact_digest=provenance.tree_digest(artefact), episodes_requested=cfg.episodes,
+        num_envs=cfg.num_envs, max_episode_steps=cfg.max_episode_steps,
+        episode_seeds={"derivation": "derive_seed(root_seed, 'evaluate', task, seed, episode)",
+                       "first": episode_seed(top.root_seed, task, seed, 0)},
+    )
+    log.info("evaluate %s on %s, seed %d (%s profile): %d episodes to play, %d already done in %s",
+             method_name, task, seed, top.profile, len(pending), len(done), out)
+
+    policy = method.policy(artefact, task, params)
+    # Policies with global RNG (torch sampling) repeat too; seeded by where this run starts, so a resume is seeded.
+    _seed_process(derive_seed(top.root_seed, "evaluate-policy", method_name, task, seed,
+                              pending[0][0] if pending else -1))
+
+    def on_record(record: dict) -> None:
+        append_jsonl(out / EPISODES_FILE, [{**meta, **record, "profile": top.profile, "run_key": run_key}])
+
+    t0 = time.perf_counter()
+    steps = play(policy, lambda: make_env(task=task, cfg=env_cfg), pending, cfg.num_envs, on_record, progress)
+    elapsed = time.perf_counter() - t0
+    if pending:
+        log.info("played %d episodes, %d env steps in %.1f s: %.0f steps/s, %.2f s/episode",
+                 len(pending), steps, elapsed, steps / max(elapsed, 1e-9), elapsed / len(pending))
+
+    records = finished_records(out, run_key)
+    write_json(out / "provenance.json", {**prov, "episodes": len(records)})
+    write_json(out / "summary.json", summarise(records, {**meta, "profile": top.profile},
+                                               steps=steps, seconds=elapsed))
+    return out
+
+
+def _seed_process(seed: int) -> None:
+    """seed_everything, without paying torch's import for methods that never imported it (random)."""
+    if "torch" in sys.modules:
+        seed_everything(seed)
+    else:
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+
+
+def _load_finished(path: Path, run_key: str, episodes: int) -> set[int]:
+    """Episodes already recorded under `run_key`; rewrite the file when it holds anything else."""
+    truncate_torn_tail(path)
+    records = read_jsonl(path)
+    keep = {r["episode"]: r for r in records if r.get("run_key") == run_key and r["episode"] < episodes}
+    if len(keep) != len(records):
+        log.warning("%s: dropping %d record(s) from other settings or beyond %d episodes",
+                    path, len(records) - len(keep), episodes)
+        text = "".join(_json_line(keep[k]) for k in sorted(keep))
+        write_text(path, text)
+    return set(keep)
+
+
+def _json_line(record: dict) -> str:
+    return json.dumps(record, sort_keys=True, default=str) + "\n"
+
+
+def finished_records(out: Path, run_key: str | None = None) -> list[dict]:
+    """The episode records of one evaluation folder, in episode order (one per episode)."""
+    by_episode = {}
+    for r in read_jsonl(Path(out) / EPISODES_FILE):
+        if run_key is None or r.get("run_key") == run_key:
+            by_episode[r["episode"]] = r
+    return [by_episode[k] for k in sorted(by_episode)]
+
+
+def summarise(records: list[dict], meta: dict, steps: int = 0, seconds: float = 0.0) -> dict:
+    values = np.array([r["value"] for r in records], dtype=float)
+    successes = [r["success"] for r in records if r["success"] is not None]
+    return {
+        **meta,
+        "episodes": len(records),
+        "value_mean": float(values.mean()) if len(values) else None,
+        "success_rate": float(np.mean(successes)) if successes else None,
+        "mean_steps": float(np.mean([r["steps"] for r in records])) if records else None,
+        "end_reasons": {k: sum(r["end_reason"] == k for r in records) for k in sorted({r["end_reason"] for r in records})},
+        "this_run": {"env_steps": steps, "seconds": round(seconds, 3),
+                     "steps_per_s": round(steps / seconds, 1) if seconds > 0 else None},
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--method", required=True, help="a conf/method/<name>.yaml name, e.g. random")
+    parser.add_argument("--task", required=True, help="a task name from params.yaml `tasks`")
+    parser.add_argument("--seed", required=True, type=int, help="training/evaluation seed from params.yaml `seeds`")
+    parser.add_argument("--params", default=None, help="params file (default: $MM_PARAMS or params.yaml)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    out = evaluate(args.method, args.task, args.seed, load_params(args.params), progress=not args.no_progress)
+    log.info("wrote %s", out)
+
+
+if __name__ == "__main__":
+    main()

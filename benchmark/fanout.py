@@ -1,0 +1,73 @@
+"""Fan the stage x method x task x seed grid out over a cluster (Hydra launchers), beyond one machine.
+
+    python -m benchmark.fanout -m launcher=slurm profile=paper job.method=maestromotif,random \
+        job.task=gnomish,delphi,minetown job.seed=0,1,2,3,4,5,6,7,8 hydra.launcher.partition=gpu
+
+`launcher` switches the backend: local (in-process, default), submitit_local (one process per job),
+slurm (Hydra's submitit launcher) or ray (a local Ray instance, or a cluster given by
+hydra.launcher.ray.init.address). Each job composes the same config tree as params.yaml (conf/config.yaml
+plus the profile and overrides) and calls the stage's own function, so it writes exactly the outputs
+`dvc repro` would (data/evaluate/<method>/<task>/seed<S>/), resumably. Afterwards, `python -m
+benchmark.aggregate` and `python -m benchmark.report` (or `dvc commit` + `dvc repro`) pick them up.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from benchmark.config import REPO_ROOT, root
+
+log = logging.getLogger(__name__)
+
+JOB_KEYS = ("job", "launcher")
+STAGES = ("fit", "evaluate")
+
+
+def job_params(cfg: DictConfig) -> DictConfig:
+    """The job's params: what params.yaml would hold, with data/results anchored at the repository root
+    (Slurm and Ray workers may start in another directory)."""
+    params = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with open_dict(params):
+        for key in JOB_KEYS:
+            params.pop(key, None)
+        for key in ("data_dir", "results_dir"):
+            if not Path(params[key]).is_absolute():
+                params[key] = str(REPO_ROOT / params[key])
+    root(params)
+    return params
+
+
+def run_job(cfg: DictConfig) -> str:
+    """Run one (stage, method, task, seed) job; return the folder it wrote."""
+    from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_spec
+    from benchmark.evaluate import evaluate
+    from benchmark.config import section
+    from benchmark.fit import fit
+
+    job = cfg.job
+    if job.stage not in STAGES:
+        raise ValueError(f"job.stage must be one of {STAGES}, got {job.stage!r}")
+    params = job_params(cfg)
+    method, task, seed = str(job.method), str(job.task), int(job.seed)
+    if job.stage == "fit":
+        return str(fit(method, seed, params))
+    ev = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
+    artefact = method_artefact(method_spec(method), build_method(method), method, task, seed, params, ev)
+    if artefact is not None and not artefact.exists():
+        log.info("no artefact at %s: running %s's fit() first", artefact, method)
+        fit(method, seed, params)
+    return str(evaluate(method, task, seed, params, progress=False))
+
+
+@hydra.main(config_path="../conf", config_name="fanout", version_base="1.3")
+def main(cfg: DictConfig) -> str:
+    out = run_job(cfg)
+    log.info("%s %s/%s/seed%s -> %s", cfg.job.stage, cfg.job.method, cfg.job.task, cfg.job.seed, out)
+    return out
+
+
+if __name__ == "__main__":
+    main()

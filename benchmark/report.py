@@ -1,0 +1,198 @@
+"""Stage `report`: the paper's tables with our numbers beside them, and the figures.
+
+    python -m benchmark.report
+
+Reads results/{summary.csv, scores_per_seed.csv, aggregate.json, provenance.json} (the aggregate stage)
+and the paper's numbers (benchmark/paper_results.csv), and writes
+results/table1.{md,csv}   navigation + interaction, the layout of the paper's Table 1
+results/table2.{md,csv}   composite tasks, the layout of the paper's Table 2
+results/figures/          category bars (Fig. 1), per-task bars vs the paper (Fig. 5), IQM intervals,
+                          per-skill reward curves (Fig. 8b/c) when the train stage wrote them
+results/report.md         all of the above with the provenance that produced it
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+from omegaconf import DictConfig
+
+from benchmark import plots
+from benchmark.aggregate import ReportConfig, load_paper_results, report_config, task_title
+from benchmark.config import ConfigError, load_params, root
+from benchmark.evaluate import method_spec
+from benchmark.io import read_json, write_text
+
+log = logging.getLogger(__name__)
+
+TABLES = {  # table number -> (categories, caption)
+    1: (("navigation", "interaction"), "Navigation (success rate) and interaction (items per episode) tasks"),
+    2: (("composite",), "Composite tasks (success rate)"),
+}
+
+
+def format_value(mean: float, stderr: float, metric: str) -> str:
+    """The paper's cell style: '46.0% ± 1.7%' for success rates, '0.66 ± 0.01' for counts."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    se_missing = stderr is None or (isinstance(stderr, float) and math.isnan(stderr))
+    if metric in ("success", "success_rate"):
+        return f"{100 * mean:.1f}%" + ("" if se_missing else f" ± {100 * stderr:.2f}%")
+    return f"{mean:.2f}" + ("" if se_missing else f" ± {stderr:.2f}")
+
+
+def build_table(summary: pd.DataFrame, paper: pd.DataFrame, table: int, methods: Sequence[str],
+                cfg: ReportConfig, profile: str) -> pd.DataFrame:
+    """Long table: one row per (task, column), columns in order: each of our methods, then its paper row,
+    then the paper's other methods. `source` says which: ours (with the profile) or paper."""
+    categories, _ = TABLES[table]
+    ours = summary[summary["category"].isin(categories)]
+    tasks = list(dict.fromkeys(ours["task"]))
+    paper_t = paper[paper["table"] == table]
+    specs = {m: method_spec(m) for m in methods}
+    columns: list[tuple[str, str, str | None]] = []  # (header, source, method or paper label)
+    for m in methods:
+        columns.append((f"{specs[m].label} (ours, {profile})", "ours", m))
+        if specs[m].paper_label:
+            columns.append((f"{specs[m].paper_label} (paper)", "paper", specs[m].paper_label))
+    shown = {c[2] for c in columns if c[1] == "paper"}
+    for label in dict.fromkeys(paper_t["method"]):
+        if label not in shown:
+            columns.append((f"{label} (paper)", "paper", label))
+    rows = []
+    for task in tasks:
+        title = task_title(task, cfg)
+        t_ours = ours[ours["task"] == task]
+        metric = t_ours["metric"].iloc[0]
+        for header, source, key in columns:
+            if source == "ours":
+                r = t_ours[t_ours["method"] == key]
+                mean, se = (float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
+                n, eps = (int(r["n_seeds"].iloc[0]), int(r["episodes_per_seed"].iloc[0])) if len(r) else (0, 0)
+            else:
+                r = paper_t[(paper_t["task"] == title) & (paper_t["method"] == key)]
+                mean, se = (float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
+                n, eps = 9, None  # "All results are averaged across nine seeds"
+            rows.append({"table": table, "task": task, "title": title, "category": t_ours["category"].iloc[0],
+                         "metric": metric, "column": header, "source": source,
+                         "profile": profile if source == "ours" else "paper", "mean": mean, "stderr": se,
+                         "n_seeds": n, "episodes_per_seed": eps, "cell": format_value(mean, se, metric)})
+    return pd.DataFrame(rows)
+
+
+def table_markdown(long: pd.DataFrame, table: int, header_note: str) -> str:
+    wide = long.pivot(index="title", columns="column", values="cell")
+    wide = wide.reindex(index=list(dict.fromkeys(long["title"])), columns=list(dict.fromkeys(long["column"])))
+    lines = [f"| Task | {' | '.join(wide.columns)} |", "|---" * (len(wide.columns) + 1) + "|"]
+    lines += [f"| {t} | {' | '.join(str(c) for c in row)} |" for t, row in zip(wide.index, wide.to_numpy())]
+    return f"**Table {table}. {TABLES[table][1]}.** {header_note}\n\n" + "\n".join(lines) + "\n"
+
+
+def load_curves(pattern: str) -> pd.DataFrame | None:
+    files = sorted(glob.glob(pattern))
+    if not files:
+        return None
+    frames = []
+    for i, f in enumerate(files):
+        df = pd.read_csv(f)
+        frames.append(df if "seed" in df.columns else df.assign(seed=i))
+    return pd.concat(frames, ignore_index=True)
+
+
+def report(params: DictConfig) -> Path:
+    top = root(params)
+    cfg = report_config(params)
+    results = Path(params.results_dir)
+    needed = [results / n for n in ("summary.csv", "scores_per_seed.csv", "aggregate.json", "provenance.json")]
+    if not all(p.exists() for p in needed):
+        raise ConfigError(f"missing {[str(p) for p in needed if not p.exists()]}: run `python -m benchmark.aggregate` first")
+    summary, scores = pd.read_csv(needed[0]), pd.read_csv(needed[1])
+    agg, prov = read_json(needed[2]), read_json(needed[3])
+    profiles = set(summary["profile"]) | set(scores["profile"]) | {agg["profile"]}
+    if profiles != {top.profile}:
+        raise ConfigError(f"results/ holds profile(s) {sorted(profiles)} but the params say {top.profile!r}; "
+                          "rerun the aggregate stage: tables never mix profiles")
+    paper = load_paper_results(cfg.paper_results)
+    methods, seeds = list(top.methods), list(top.seeds)
+    labels = {m: method_spec(m).label for m in methods}
+    episodes = int(summary["episodes_per_seed"].min())
+    aprov = prov["aggregate"]
+    note = (f"Ours: profile **{top.profile}**, seeds {seeds} (n={len(seeds)}), {episodes} episodes per seed, "
+            f"episode cap {params.evaluate.max_episode_steps} steps, NLE {aprov.get('nle_version')}, "
+            f"code {aprov.get('git_describe')}; mean ± standard error over seeds. Paper: 9 seeds, full budget.")
+
+    sections, written = [], []
+    for table in TABLES:
+        long = build_table(summary, paper, table, methods, cfg, top.profile)
+        if long.empty:
+            continue
+        md = table_markdown(long, table, note)
+        write_text(results / f"table{table}.md", md)
+        write_text(results / f"table{table}.csv", long.to_csv(index=False, float_format="%.6g"))
+        sections.append(md)
+        written += [results / f"table{table}.md", results / f"table{table}.csv"]
+
+    figures = results / "figures"
+    fmt = cfg.figure_formats
+    summary = summary.assign(title=summary["task"].map(lambda t: task_title(t, cfg)))
+    figs = plots.category_bars(scores, figures / "categories", top.profile, seeds, fmt)
+    if summary["category"].isin(["navigation", "interaction"]).any():
+        figs += plots.task_bars(summary, paper, figures / "tasks_vs_paper", top.profile, seeds,
+                                (cfg.paper_reference_method,), fmt)
+    iqm = {g: {labels[m]: e for m, e in by_m.items()} for g, by_m in agg["iqm"].items()}
+    figs += plots.interval_plot(iqm, figures / "iqm_intervals", top.profile, seeds, "IQM", fmt)
+    curves_glob = cfg.curves_glob.format(data_dir=params.data_dir)
+    curves = load_curves(curves_glob)
+    if curves is None:
+        curve_note = (f"No per-skill reward curves found at `{curves_glob}` (the train stage writes them); "
+                      "the Fig. 8b/c plot is skipped.")
+        log.warning(curve_note)
+    else:
+        figs += plots.skill_curves(curves, figures / "skill_reward_curves", top.profile, seeds, fmt)
+        curve_note = f"Per-skill reward curves from {curves['seed'].nunique()} training run(s) at `{curves_glob}`."
+
+    poi = agg.get("probability_of_improvement", {})
+    poi_lines = [f"- P({k}) = {v['point']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for k, v in poi.items()]
+    iqm_lines = [f"- {g}: " + "; ".join(f"{lbl} {e['point']:.3f} [{e['low']:.3f}, {e['high']:.3f}]"
+                                       for lbl, e in by_l.items()) for g, by_l in iqm.items()]
+    pngs = [f for f in figs if f.suffix == ".png"]
+    text = "\n".join([
+        f"# Results (profile: {top.profile})", "",
+        "Generated by `python -m benchmark.report` from the evaluation records; do not edit by hand.", "",
+        *sections, "",
+        "## Aggregate statistics", "",
+        f"Normalisation: {agg['normalisation']}. IQM with {int(cfg.ci * 100)}% stratified-bootstrap CIs "
+        f"({agg['bootstrap']['reps']} replications, bootstrap seed {agg['bootstrap']['seed']}):", "",
+        *iqm_lines, "",
+        *(["Probability of improvement over all tasks:", "", *poi_lines, ""] if poi_lines else []),
+        "## Figures", "",
+        *[f"![{p.stem}](figures/{p.name})" for p in pngs], "",
+        curve_note, "",
+        "## Provenance", "",
+        f"Per-seed scores: `scores_per_seed.csv`; per-evaluation provenance (method, task, seed, profile, LLM model "
+        f"ids, NLE version, git describe, episode count, episode seeds): `provenance.json`.", "",
+        f"- methods: {', '.join(f'{m} ({labels[m]})' for m in methods)}",
+        f"- tasks: {', '.join(top.tasks)}",
+        f"- root seed {top.root_seed}; seeds {seeds}; {episodes} episodes per (method, task, seed)",
+        f"- NLE {aprov.get('nle_version')}; code {aprov.get('git_describe')}; packages {aprov.get('packages')}", "",
+    ])
+    write_text(results / "report.md", text)
+    log.info("wrote %d table files, %d figure files and %s", len(written), len(figs), results / "report.md")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--params", default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    report(load_params(args.params))
+
+
+if __name__ == "__main__":
+    main()

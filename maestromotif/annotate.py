@@ -1,0 +1,406 @@
+"""Stage `annotate`: preference labels for one skill's pairs (or one task's Motif pairs), resumably.
+
+    python -m maestromotif.annotate --skill descender               # MaestroMotif, one skill
+    python -m maestromotif.annotate --variant motif --task gnomish  # the Motif baseline's labels for a task
+
+Annotators (`annotate.annotator`):
+  - "llm": the `annotator_llm` engine with the paper's prompts (maestromotif.prompts), in one of two modes
+      chain_of_thought  the paper's protocol: a free answer (up to `max_tokens`), parsed with the paper's
+                        regex; if that fails, one retry turn in the same conversation;
+      direct            (CPU budget, DESIGN.md §5) the assistant answer is prefilled up to
+                        '("best_description": ' and the label is the argmax of the next-token log-probs of
+                        "1" / "2" / "None" (one generated token per pair; raw top log-probs are stored);
+  - "oracle": the deterministic rule annotator of maestromotif.oracle (ablation, sanity check).
+Labels: 0 first, 1 second, 2 tie ("None"), 3 unknown. Pairs whose two captions are identical are
+labelled tie without asking (Motif's rule) unless `tie_identical` is false.
+
+Output, under <data_dir>/labels/<skill>/ (Motif: <data_dir>/labels/motif/<task>/):
+  chunks/chunk_<k>.jsonl  one file per chunk of pairs, written atomically once the chunk is finished
+                          (kill the process at any time: a rerun redoes only the missing chunks, with
+                          the same per-chunk seed, so the result equals an uninterrupted run's);
+  labels.parquet          every label with its pair's messages and depth changes (read it with
+                          `labelled_pairs`), written when all chunks are done;
+  metrics.json            label histogram, parse rate, retries, pairs/s, tokens per pair, provenance.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from benchmark.config import load_params, root, section
+from benchmark.io import atomic_path, read_jsonl, write_json
+from benchmark.seeding import derive_seed
+from maestromotif import prompts as P
+from maestromotif.data.captions import caption, motif_caption
+from maestromotif.data.pairs import MOTIF_SET
+from maestromotif.data.pairs import OUT_NAME as PAIRS_DIR_NAME
+from maestromotif.data.pairs import load_pairs
+from maestromotif.data.schema import file_metadata
+
+log = logging.getLogger(__name__)
+OUT_NAME = "labels"
+ANNOTATORS = ("llm", "oracle")
+MODES = ("chain_of_thought", "direct")
+VARIANTS = ("maestromotif", "motif")
+IDENTICAL = "<identical captions: tie without asking>"
+
+
+@dataclass
+class AnnotateConfig:
+    """The `annotate` section of the params (conf/annotate/default.yaml)."""
+
+    annotator: str = "llm"             # llm | oracle
+    mode: str = "chain_of_thought"     # chain_of_thought (paper) | direct (next-token log-probs)
+    max_tokens: int = 4096             # chain of thought: answer budget (paper: 4096)
+    retry_max_tokens: int = 4096       # chain of thought: budget of the retry turn
+    logprobs: int = 20                 # direct: top-N next-token log-probs read per pair
+    chunk_size: int = 2000             # pairs per chunk (paper: batches of 2000); unit of resumption
+    tie_identical: bool = True         # identical captions -> tie without calling the annotator
+
+
+# ---- one chunk ------------------------------------------------------------------------------------
+def pair_captions(pairs: pd.DataFrame, variant: str) -> tuple[list[str], list[str]]:
+    render = caption if variant == "maestromotif" else motif_caption
+    rows = pairs.to_dict("records")
+    return [render(r, "_1") for r in rows], [render(r, "_2") for r in rows]
+
+
+def conversation(variant: str, key: str, d1: str, d2: str) -> list[dict]:
+    if variant == "maestromotif":
+        return P.maestromotif_messages(key, d1, d2)
+    return P.motif_messages(P.motif_goal(key), d1, d2)
+
+
+def direct_label(top: dict[str, float] | None) -> tuple[int, dict[str, float]]:
+    """Argmax over "1" / "2" / "None" among the next-token log-probs (variants like " 1" count too)."""
+    best: dict[str, float] = {}
+    for token, logprob in (top or {}).items():
+        word = token.strip().lower()
+        if word in P.ANSWER_TO_LABEL and logprob > best.get(word, -math.inf):
+            best[word] = logprob
+    if not best:
+        return P.UNKNOWN, best
+    word = max(best, key=best.get)
+    return P.ANSWER_TO_LABEL[word], best
+
+
+def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, seed: int) -> list[dict]:
+    """Label the conversations of one chunk with the LLM; one result dict per conversation."""
+    from maestromotif.llm import Sampling
+
+    base = engine.default_sampling()
+    if cfg.mode == "direct":
+        # Greedy: the label comes from the log-probs, not from a sample. (It also avoids a vLLM-CPU crash,
+        # "CPU Generator does not use offset", that seeded sampling hits when a prefill is chunked.)
+        sampling = Sampling(temperature=0.0, top_k=base.top_k, top_p=1.0, max_tokens=1, seed=seed,
+                            logprobs=cfg.logprobs)
+        outs = engine.generate([c + [{"role": "assistant", "content": P.DIRECT_PREFILL}] for c in convs], sampling)
+        results = []
+        for out in outs:
+            label, label_logprobs = direct_label(out.top_logprobs[0] if out.top_logprobs else None)
+            results.append({"label": label, "answer": out.text, "retry_answer": None, "retried": False,
+                            "label_logprobs": label_logprobs,
+                            "top_logprobs": out.top_logprobs[0] if out.top_logprobs else None,
+                            "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
+                            "model_id": out.model_id})
+        return results
+    sampling = Sampling(temperature=base.temperature, top_k=base.top_k, top_p=base.top_p,
+                        max_tokens=cfg.max_tokens, seed=seed)
+    outs = engine.generate(convs, sampling)
+    results = [{"label": P.parse_answer(o.text), "answer": o.text, "retry_answer": None, "retried": False,
+                "prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "model_id": o.model_id}
+               for o in outs]
+    retry = [i for i, r in enumerate(results) if r["label"] == P.UNKNOWN]
+    if retry:  # the paper's one retry turn, in the same conversation
+        retry_sampling = Sampling(**{**sampling.__dict__, "max_tokens": cfg.retry_max_tokens})
+        retry_convs = [convs[i] + [{"role": "assistant", "content": results[i]["answer"]},
+                                   {"role": "user", "content": P.RETRY_PROMPT}] for i in retry]
+        for i, out in zip(retry, engine.generate(retry_convs, retry_sampling)):
+            r = results[i]
+            r.update(label=P.parse_answer(out.text), retry_answer=out.text, retried=True,
+                     prompt_tokens=r["prompt_tokens"] + out.prompt_tokens,
+                     completion_tokens=r["completion_tokens"] + out.completion_tokens)
+    return results
+
+
+def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateConfig, seed: int,
+                   get_engine: Callable[[], Any], prompt_hash: str) -> list[dict]:
+    """Label records for one chunk of pairs (every pair gets exactly one record)."""
+    d1, d2 = pair_captions(pairs, variant)
+    rows = pairs.to_dict("records")
+    results: list[dict | None] = [None] * len(rows)
+    ask = []
+    for i, row in enumerate(rows):
+        if cfg.tie_identical and d1[i] == d2[i]:
+            results[i] = {"label": P.TIE, "answer": IDENTICAL, "retry_answer": None, "retried": False,
+                          "prompt_tokens": 0, "completion_tokens": 0, "model_id": None, "asked": False}
+        elif cfg.annotator == "oracle":
+            skill = key if variant == "maestromotif" else None
+            if skill is None:
+                raise ValueError("the rule oracle has rules per skill only; use annotator=llm for --variant motif")
+            from maestromotif.oracle import oracle_label
+
+            label, why = oracle_label(skill, row)
+            results[i] = {"label": label, "answer": why, "retry_answer": None, "retried": False,
+                          "prompt_tokens": 0, "completion_tokens": 0, "model_id": "rule-oracle", "asked": True}
+        else:
+            ask.append(i)
+    if ask:
+        engine = get_engine()
+        convs = [conversation(variant, key, d1[i], d2[i]) for i in ask]
+        for i, r in zip(ask, annotate_chunk_llm(engine, convs, cfg, seed)):
+            results[i] = {**r, "asked": True}
+    mode = "rule" if cfg.annotator == "oracle" else cfg.mode
+    records = []
+    for row, r in zip(rows, results):
+        records.append({
+            "pair_id": int(row["pair_id"]), **r, "mode": mode if r["asked"] else "identical",
+            "annotator": cfg.annotator, "variant": variant, "key": key, "seed": seed, "prompt_hash": prompt_hash,
+            "message_1": str(row["message_1"]), "message_2": str(row["message_2"]),
+            "dlvl_change_1": int(np.sign(row["dlvl_1"] - row["dlvl_prev_1"])),
+            "dlvl_change_2": int(np.sign(row["dlvl_2"] - row["dlvl_prev_2"])),
+        })
+    return records
+
+
+# ---- the stage --------------------------------------------------------------------------------------
+def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, pairs_meta: dict) -> str:
+    """What a finished chunk must have been made with to be reused (prompts, settings, model, pairs)."""
+    from omegaconf import OmegaConf
+
+    llm = OmegaConf.to_container(llm_cfg, resolve=True) if llm_cfg is not None and cfg.annotator == "llm" else None
+    settings = {"variant": variant, "key": key, "prompt_hash": P.prompt_hash(variant, key, cfg.mode),
+                "annotate": OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict) else cfg,
+                "llm": llm, "pairs": pairs_meta}
+    settings["annotate"].pop("chunk_size", None)  # chunk boundaries are checked through the pair ids
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def chunk_done(path: Path, pair_ids: list[int], fingerprint: str) -> bool:
+    if not path.exists():
+        return False
+    records = read_jsonl(path)
+    return [r["pair_id"] for r in records] == pair_ids and all(r.get("run") == fingerprint for r in records)
+
+
+def label_dir(data_dir: str | Path, variant: str, key: str) -> Path:
+    return Path(data_dir) / OUT_NAME / (key if variant == "maestromotif" else f"motif/{key}")
+
+
+def annotate(params, skill: str | None = None, variant: str = "maestromotif", task: str | None = None,
+             pairs_path: str | Path | None = None, out_dir: str | Path | None = None, engine=None) -> Path:
+    """Run the stage; `engine` lets a caller (tests, a multi-skill driver) share one loaded LLM."""
+    from tqdm import tqdm
+
+    top = root(params)
+    cfg: AnnotateConfig = section(params, "annotate", AnnotateConfig)
+    if cfg.annotator not in ANNOTATORS:
+        raise ValueError(f"annotate.annotator={cfg.annotator!r}: choose one of {', '.join(ANNOTATORS)}")
+    if cfg.mode not in MODES:
+        raise ValueError(f"annotate.mode={cfg.mode!r}: choose one of {', '.join(MODES)}")
+    if cfg.chunk_size < 1:
+        raise ValueError(f"annotate.chunk_size must be >= 1, got {cfg.chunk_size}")
+    if variant == "maestromotif":
+        if skill not in P.SKILL_MODIFIERS:
+            raise ValueError(f"--skill {skill!r}: choose one of {', '.join(P.SKILLS)}")
+        key, set_name = skill, skill
+    elif variant == "motif":
+        P.motif_goal(task)  # validates the task name
+        key, set_name = task, MOTIF_SET
+    else:
+        raise ValueError(f"--variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+    pairs_path = Path(pairs_path or Path(top.data_dir) / PAIRS_DIR_NAME / f"{set_name}.parquet")
+    out_dir = Path(out_dir or label_dir(top.data_dir, variant, key))
+    pairs = load_pairs(pairs_path)
+    llm_cfg = params.get("annotator_llm") if cfg.annotator == "llm" else None
+    if cfg.annotator == "llm" and llm_cfg is None and engine is None:
+        raise ValueError("annotate.annotator=llm needs an `annotator_llm` section in the params (conf/llm/)")
+    fingerprint = run_fingerprint(variant, key, cfg, llm_cfg, file_metadata(pairs_path))
+    prompt_hash = P.prompt_hash(variant, key, cfg.mode)
+
+    state = {"engine": engine, "owned": False}
+
+    def get_engine():
+        if state["engine"] is None:
+            from maestromotif.llm import make_engine
+
+            log.info("annotate: starting the annotator LLM")
+            state["engine"], state["owned"] = make_engine(llm_cfg), True
+        return state["engine"]
+
+    for stale in (out_dir / "chunks").glob(".chunk_*.tmp"):  # temp files of a killed run: never complete chunks
+        stale.unlink(missing_ok=True)
+    chunks = [pairs.iloc[i: i + cfg.chunk_size] for i in range(0, len(pairs), cfg.chunk_size)]
+    paths = [out_dir / "chunks" / f"chunk_{k:05d}.jsonl" for k in range(len(chunks))]
+    todo = [k for k, c in enumerate(chunks) if not chunk_done(paths[k], c["pair_id"].tolist(), fingerprint)]
+    log.info("annotate[%s/%s]: %d pairs in %d chunks, %d to do (%s, %s) -> %s", variant, key, len(pairs),
+             len(chunks), len(todo), cfg.annotator, cfg.mode, out_dir)
+    t0, done_pairs = time.perf_counter(), 0
+    try:
+        with tqdm(total=len(pairs), initial=len(pairs) - sum(len(chunks[k]) for k in todo),
+                  desc=f"annotate {key}", unit="pair") as bar:
+            for k in todo:
+                seed = derive_seed(top.root_seed, "annotate", variant, key, k)
+                records = annotate_chunk(chunks[k], variant, key, cfg, seed, get_engine, prompt_hash)
+                for r in records:
+                    r["run"] = fingerprint
+                    r["chunk"] = k
+                _write_chunk(paths[k], records)
+                done_pairs += len(records)
+                bar.update(len(records))
+                bar.set_postfix(pairs_per_s=f"{done_pairs / (time.perf_counter() - t0):.2f}")
+    finally:
+        if state["owned"]:
+            state["engine"].close()
+    elapsed = time.perf_counter() - t0
+    records = [r for p in paths for r in read_jsonl(p)]
+    labels = pd.DataFrame(records).sort_values("pair_id", kind="stable").reset_index(drop=True)
+    if labels["pair_id"].duplicated().any() or len(labels) != len(pairs):
+        raise RuntimeError(f"annotate[{key}]: {len(labels)} labels for {len(pairs)} pairs; delete {out_dir} and rerun")
+    metrics = label_metrics(labels)
+    metrics.update({
+        "variant": variant, "key": key, "annotator": cfg.annotator,
+        "mode": "rule" if cfg.annotator == "oracle" else cfg.mode, "prompt_hash": prompt_hash,
+        "profile": top.profile, "root_seed": top.root_seed, "pairs_file": str(pairs_path),
+        "model_id": next((m for m in labels["model_id"] if m), None),
+        "this_run": {"pairs": done_pairs, "seconds": elapsed,
+                     "pairs_per_s": done_pairs / elapsed if done_pairs and elapsed > 0 else None},
+    })
+    _write_labels(out_dir / "labels.parquet", labels)
+    write_json(out_dir / "metrics.json", metrics)
+    log.info("annotate[%s/%s]: histogram %s, parse rate %.3f, %d retries, %s pairs/s, %.1f tokens per asked pair",
+             variant, key, metrics["histogram"], metrics["parse_rate"], metrics["retries"],
+             "%.2f" % metrics["this_run"]["pairs_per_s"] if metrics["this_run"]["pairs_per_s"] else "-",
+             metrics["tokens_per_asked_pair"])
+    return out_dir
+
+
+def _write_chunk(path: Path, records: list[dict]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records))
+
+
+def _json_default(x):
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return str(x)
+
+
+def _write_labels(path: Path, labels: pd.DataFrame) -> None:
+    df = labels.copy()
+    for col in ("label_logprobs", "top_logprobs"):  # nested dicts: keep them as JSON text in parquet
+        if col in df:
+            df[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else json.dumps(v) for v in df[col]]
+    with atomic_path(path) as tmp:
+        df.to_parquet(tmp, index=False)
+
+
+def label_metrics(labels: pd.DataFrame) -> dict:
+    """Label histogram, parse rate, retries and token counts of a label table."""
+    names = P.LABEL_NAMES
+    hist = Counter(int(v) for v in labels["label"])
+    asked = labels[labels["asked"]]
+    return {
+        "pairs": int(len(labels)),
+        "histogram": {names[k]: int(hist.get(k, 0)) for k in names},
+        "identical_ties": int((~labels["asked"]).sum()),
+        "asked": int(len(asked)),
+        "parse_rate": float((asked["label"] != P.UNKNOWN).mean()) if len(asked) else 1.0,
+        "retries": int(asked["retried"].sum()) if len(asked) else 0,
+        "tokens_per_asked_pair": float((asked["prompt_tokens"] + asked["completion_tokens"]).mean()) if len(asked) else 0.0,
+        "completion_tokens_per_asked_pair": float(asked["completion_tokens"].mean()) if len(asked) else 0.0,
+    }
+
+
+def labelled_pairs(labels: str | Path) -> pd.DataFrame:
+    """The reward model's training data from a labels directory (or its labels.parquet / a chunk .jsonl).
+
+    Columns: pair_id, message_1, message_2 (current message of each side), dlvl_change_1, dlvl_change_2
+    (sign of the depth change within the sample, +1 = deeper), label (0 first, 1 second, 2 tie).
+    Unknown labels are dropped.
+    """
+    path = Path(labels)
+    if path.is_dir():
+        if (path / "labels.parquet").exists():
+            df = pd.read_parquet(path / "labels.parquet")
+        else:
+            chunk_files = sorted((path / "chunks").glob("chunk_*.jsonl"))
+            if not chunk_files:
+                raise FileNotFoundError(f"{path} holds no labels: run `python -m maestromotif.annotate` first")
+            df = pd.DataFrame([r for p in chunk_files for r in read_jsonl(p)])
+    elif path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+    elif path.suffix == ".jsonl":
+        df = pd.DataFrame(read_jsonl(path))
+    else:
+        raise FileNotFoundError(f"{path}: expected a labels directory, labels.parquet or a chunk .jsonl")
+    cols = ["pair_id", "message_1", "message_2", "dlvl_change_1", "dlvl_change_2", "label"]
+    missing = [c for c in cols if c not in df]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}: it was not written by maestromotif.annotate")
+    df = df[df["label"] != P.UNKNOWN][cols].drop_duplicates("pair_id").sort_values("pair_id")
+    df = df.astype({"pair_id": "int64", "dlvl_change_1": "int64", "dlvl_change_2": "int64", "label": "int64",
+                    "message_1": str, "message_2": str})
+    return df.reset_index(drop=True)
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--skill", nargs="+", choices=[*P.SKILLS, "all"],
+                        help="MaestroMotif skill(s) to annotate ('all': every skill, sharing one LLM)")
+    parser.add_argument("--variant", choices=VARIANTS, default="maestromotif")
+    parser.add_argument("--task", help="Motif variant: the benchmark task whose goal string is used")
+    parser.add_argument("--params", default=None)
+    parser.add_argument("--pairs", default=None, help="pair file (default: <data_dir>/pairs/<skill|motif>.parquet)")
+    parser.add_argument("--out", default=None, help="labels dir (default: <data_dir>/labels/<skill> or motif/<task>)")
+    args = parser.parse_args(argv)
+    if args.variant == "maestromotif" and not args.skill:
+        parser.error("--skill is required (or --variant motif --task TASK)")
+    if args.variant == "motif" and not args.task:
+        parser.error("--variant motif needs --task")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    params = load_params(args.params)
+    if args.variant == "motif":
+        annotate(params, variant="motif", task=args.task, pairs_path=args.pairs, out_dir=args.out)
+        return
+    skills = list(P.SKILLS) if "all" in args.skill else list(dict.fromkeys(args.skill))
+    if len(skills) > 1 and (args.pairs or args.out):
+        parser.error("--pairs/--out name one skill's files: give a single --skill with them")
+    engine = None
+    try:
+        for skill in skills:  # one LLM for every skill: loading it costs ~40 s on CPU
+            if engine is None and len(skills) > 1 and needs_llm(params, skill):
+                from maestromotif.llm import make_engine
+
+                engine = make_engine(params["annotator_llm"])
+            annotate(params, skill=skill, pairs_path=args.pairs, out_dir=args.out, engine=engine)
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def needs_llm(params, skill: str) -> bool:
+    """Whether annotating `skill` would call the LLM (some chunk still to do, annotator llm)."""
+    cfg: AnnotateConfig = section(params, "annotate", AnnotateConfig)
+    if cfg.annotator != "llm":
+        return False
+    out = label_dir(root(params).data_dir, "maestromotif", skill)
+    return not (out / "labels.parquet").exists() or not (out / "metrics.json").exists()
+
+
+if __name__ == "__main__":
+    main()

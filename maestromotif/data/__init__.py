@@ -1,0 +1,1 @@
+"""Observation datasets (collect, human NLD import), preference pairs and their captions."""

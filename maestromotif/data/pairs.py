@@ -1,0 +1,141 @@
+"""Stage `pairs`: per skill, seeded pairs of diff-history samples drawn from the observation records.
+
+    python -m maestromotif.data.pairs
+
+A sample is an observation at step t together with the observation at step t - gap (gap = 100) of
+the same episode, so the caption can say how the state changed over the last 100 steps (the paper's
+"diff history", method.md §1.3). Samples 2i and 2i+1 form pair i, as in the official code. Each skill
+draws its own pairs with the seed derive_seed(root_seed, "pairs", skill); the Motif baseline gets its
+own set ("motif", message-only captions at annotation time).
+
+Writes `<data_dir>/pairs/<name>.parquet` (schema PAIR_SCHEMA) and `meta.json`. A pair file is
+reused when its recorded settings (seed, size, gap, input fingerprint) match the current ones.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.config import load_params, root, section
+from benchmark.io import read_json, write_json
+from benchmark.seeding import derive_seed
+from maestromotif.data.collect import META_FILE as OBS_META_FILE
+from maestromotif.data.collect import OUT_NAME as OBS_DIR_NAME
+from maestromotif.data.collect import load_observations
+from maestromotif.data.schema import PAIR_SCHEMA, SIDE_FIELDS, STATS, file_metadata, read_table, write_table
+from maestromotif.prompts import SKILLS
+
+log = logging.getLogger(__name__)
+OUT_NAME = "pairs"
+MOTIF_SET = "motif"
+
+PAPER_SIZES = {"discoverer": 180_000, "descender": 80_000, "ascender": 80_000, "merchant": 121_000,
+               "worshipper": 200_000}
+
+
+@dataclass
+class PairsConfig:
+    """The `pairs` section of the params (conf/pairs/default.yaml)."""
+
+    gap: int = 100                                  # steps between the two observations of a sample
+    sizes: dict[str, int] = field(default_factory=lambda: dict(PAPER_SIZES))  # pairs per skill
+    motif: int = 100_000                            # pairs for the Motif baseline (0: none)
+    sources: list[str] | None = None                # keep only records of these sources (None: all)
+
+
+def eligible_samples(obs: pd.DataFrame, gap: int) -> pd.DataFrame:
+    """Every (observation, observation gap steps earlier) of the same episode, as one row per sample."""
+    cur = obs.drop(columns=["prev_message"])
+    earlier = obs[["episode_id", "step", "message", *STATS]].copy()
+    earlier["step"] = earlier["step"] + gap  # align the earlier row with the step it precedes
+    earlier = earlier.rename(columns={"message": "prev_message_gap", **{s: f"{s}_prev" for s in STATS}})
+    samples = cur.merge(earlier, on=["episode_id", "step"], how="inner")
+    samples["prev_step"] = samples["step"] - gap
+    # The caption's "previously seen" message is the one of the earlier observation.
+    samples["prev_message"] = samples.pop("prev_message_gap")
+    return samples.sort_values(["episode_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def draw_pairs(samples: pd.DataFrame, n_pairs: int, seed: int, name: str) -> pd.DataFrame:
+    """n_pairs pairs of samples (2i, 2i+1), drawn without replacement when there are enough samples."""
+    if len(samples) == 0:
+        raise ValueError(f"pairs[{name}]: no sample has an observation `gap` steps earlier in its episode; "
+                         "collect longer episodes (collect.max_steps_per_episode) or lower pairs.gap")
+    rng = np.random.default_rng(seed)
+    need = 2 * n_pairs
+    replace = need > len(samples)
+    if replace:
+        log.warning("pairs[%s]: %d samples for %d pairs: drawing with replacement (collect more episodes)",
+                    name, len(samples), n_pairs)
+    idx = rng.choice(len(samples), size=need, replace=replace)
+    first, second = samples.iloc[idx[0::2]].reset_index(drop=True), samples.iloc[idx[1::2]].reset_index(drop=True)
+    out = {"pair_id": np.arange(n_pairs, dtype=np.int64), "skill": [name] * n_pairs}
+    for k, side in ((1, first), (2, second)):
+        for f in SIDE_FIELDS:
+            out[f"{f}_{k}"] = side[f].to_numpy()
+    return pd.DataFrame(out, columns=PAIR_SCHEMA.names)
+
+
+def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None) -> Path:
+    top = root(params)
+    cfg: PairsConfig = section(params, "pairs", PairsConfig)
+    unknown = set(cfg.sizes) - set(SKILLS)
+    if unknown:
+        raise ValueError(f"pairs.sizes has unknown skill(s) {sorted(unknown)}; skills are {', '.join(SKILLS)}")
+    if cfg.gap <= 0 or any(v < 0 for v in cfg.sizes.values()) or cfg.motif < 0:
+        raise ValueError(f"pairs: gap must be > 0 and sizes >= 0, got gap={cfg.gap}, sizes={dict(cfg.sizes)}")
+    obs_dir = Path(obs_dir or Path(top.data_dir) / OBS_DIR_NAME)
+    out_dir = Path(out_dir or Path(top.data_dir) / OUT_NAME)
+    obs = load_observations(obs_dir)
+    obs_meta = read_json(obs_dir / OBS_META_FILE)
+    if cfg.sources is not None:
+        obs = obs[obs["source"].isin(list(cfg.sources))]
+    samples = eligible_samples(obs, cfg.gap)
+    log.info("pairs: %d records, %d samples with an observation %d steps earlier", len(obs), len(samples), cfg.gap)
+    fingerprint = {"rows": obs_meta["rows"], "files": obs_meta["files"], "root_seed": obs_meta["root_seed"],
+                   "sources": None if cfg.sources is None else list(cfg.sources)}
+    sets = {s: int(cfg.sizes.get(s, 0)) for s in SKILLS}
+    sets[MOTIF_SET] = int(cfg.motif)
+    written = {}
+    for name, n in sets.items():
+        if n == 0:
+            continue
+        seed = derive_seed(top.root_seed, "pairs", name)
+        meta = {"name": name, "pairs": n, "seed": seed, "gap": cfg.gap, "observations": fingerprint,
+                "profile": top.profile, "root_seed": top.root_seed}
+        path = out_dir / f"{name}.parquet"
+        if not (path.exists() and file_metadata(path) == meta):
+            df = draw_pairs(samples, n, seed, name)
+            write_table(df, path, PAIR_SCHEMA, metadata=meta)
+            log.info("pairs[%s]: %d pairs, %.0f%% of samples with a message, %.1f%% with a depth change",
+                     name, n, 100 * (pd.concat([df.message_1, df.message_2]).str.strip() != "").mean(),
+                     100 * pd.concat([df.dlvl_1 != df.dlvl_prev_1, df.dlvl_2 != df.dlvl_prev_2]).mean())
+        written[name] = {"file": path.name, "pairs": n, "seed": seed}
+    write_json(out_dir / "meta.json", {"sets": written, "gap": cfg.gap, "samples": len(samples),
+                                       "profile": top.profile, "root_seed": top.root_seed})
+    return out_dir
+
+
+def load_pairs(path: str | Path) -> pd.DataFrame:
+    """One pair set, schema-checked."""
+    return read_table(path, PAIR_SCHEMA, "pair set")
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--params", default=None)
+    parser.add_argument("--observations", default=None, help="default: <data_dir>/observations")
+    parser.add_argument("--out", default=None, help="default: <data_dir>/pairs")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    make_pairs(load_params(args.params), args.observations, args.out)
+
+
+if __name__ == "__main__":
+    main()

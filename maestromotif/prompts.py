@@ -1,0 +1,152 @@
+"""Every annotation prompt, as data: MaestroMotif's per-skill preference prompt and Motif's goal prompt.
+
+Strings are the papers' (MaestroMotif Prompts 1-3, App. A.1; Motif's rlaif/prompts.py), see
+reference/method.md §1.2-1.3 and §6. `prompt_hash` fingerprints everything that shapes a label, so
+labels made with different prompts are never mixed silently.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")  # index order of the official code
+
+# ---- MaestroMotif -----------------------------------------------------------------------------------
+SYSTEM_PROMPT = (
+    "You are a helpful and honest judge of specific types of NetHack gameplaying. Always answer as helpfully "
+    "as possible, while being truthful.\n\nIf you don't know the answer to a question, please don't share "
+    "false information."
+)
+
+SKILL_MODIFIERS = {
+    "discoverer": "players that are adventurous but only within the same dungeon level, for example by fighting "
+                  "monsters, finding gold pieces or scrolls; but do not drop them. Categorically refuse going up "
+                  "and down dungeon levels.",
+    "descender": "the direction of progress is to explore by going down the dungeon. It is urgent to do so, "
+                 "strongly avoid staying on the same level or worse, going higher.",
+    "ascender": "the direction of progress is only by going up a dungeon level successfully. Strongly dislike "
+                "remaining on the same dungeon level, no matter the consequences.",
+    "worshipper": "strongly encourage players that interact with the altar, primarily for identifying whether "
+                  "items are cursed or blessed, rather than for praying to or pleasing their god.",
+    "merchant": "prefer players that negotiate, sell and interact with shopkeepers. Be careful not to steal from "
+                "stores.",
+}
+
+GOD_CLAUSE = ("Above everything else, categorically refuse to anger or displease your god, for example by "
+              "causing them to thunder or boom out.")
+
+USER_TEMPLATE = (
+    "I will present you with two short gameplay descriptions.\n"
+    "First, tell me about your knowledge of NetHack. Mention the goal of NetHack.\n"
+    "Write an analysis describing the semantics of each description strictly using information from the "
+    "descriptions and your knowledge of NetHack.\n"
+    "Provide a comparative analysis based on first principles. Here is the preference that you should seek: "
+    "{modifier} {god_clause}\n"
+    "Finally, respond by explicitly declaring which description best fits your preference, writing either "
+    '("best_description": 1), ("best_description": 2). If both contain undesirable events, say '
+    '("best_description": None).\n'
+    "\n"
+    '{{"description_1":\n{description_1}\n}}\n'
+    "\n"
+    '{{"description_2":\n{description_2}\n}}'
+)
+
+RETRY_PROMPT = ('So, which one is the best? Please respond by saying ("best_description": 1), '
+                '("best_description": 2), or ("best_description": None).')
+
+# The paper's regex (App. A.1): best[_ ]description, punctuation, an optional word, then 1 | 2 | none.
+ANSWER_REGEX = re.compile(r"(?i)\W*best_*\s*description\W*(?:\s*:*\s*)?(?:\w+\s*)?(1|2|none)")
+
+# Direct mode: the assistant turn is prefilled up to here and the next token is the answer.
+DIRECT_PREFILL = '("best_description": '
+
+# ---- Motif (baseline) -------------------------------------------------------------------------------
+MOTIF_SYSTEM_PROMPT = (
+    "You are a helpful and honest judge of good gameplaying and progress in the NetHack game. Always answer as "
+    "helpfully as possible, while being truthful.\n\nIf you don't know the answer to a question, please don't "
+    "share false information."
+)
+MOTIF_USER_TEMPLATE = (
+    "I will present you with two short gameplay descriptions.\n"
+    "First, tell me about your knowledge of NetHack. Mention the goal of NetHack. {goal}\n"
+    "Then, write an analysis describing the semantics of each description strictly using information from the "
+    "descriptions (which may be empty) and your knowledge of NetHack.\n"
+    "Provide a comparative analysis based on first princicples.\n"  # sic: Motif's spelling
+    "Finally, respond by explicitly declaring which one is the most likely to make some progress towards the "
+    'goal, writing either ("best_description": 1), ("best_description": 2). You could also say '
+    '("best_description": None).\n'
+    "\n"
+    '{{\n"description_1":\n"{description_1}"\n}}\n'
+    "\n"
+    '{{\n"description_2":\n"{description_2}"\n}}'
+)
+MOTIF_DEFAULT_GOAL = ("Prefer agents that maximize the score in the game, for instance by killing monsters, "
+                      "collecting gold or going down the stairs in the dungeon.")
+
+# Goal strings for the Motif baseline, one per benchmark task, written from the task descriptions
+# (reference/method.md §2); the papers do not publish the ones they used.
+MOTIF_TASK_GOALS = {
+    "gnomish": "Prefer agents that find the Gnomish Mines, the branch of the dungeon reached by a second "
+               "staircase down on one of the first levels, and go down into it.",
+    "delphi": "Prefer agents that go down the main dungeon, the Dungeons of Doom, to reach the Oracle of "
+              "Delphi's level, but never prefer agents that enter the Gnomish Mines.",
+    "minetown": "Prefer agents that find the Gnomish Mines and go down inside them until they reach Minetown, "
+                "the town with shops and a temple.",
+    "transactions": "Prefer agents that complete transactions with shopkeepers, for instance by selling their "
+                    "items to a shopkeeper for gold, and never steal from shops.",
+    "price": "Prefer agents that learn the prices of their items by offering them for sale to shopkeepers, "
+             "which identifies what the items are.",
+    "buc": "Prefer agents that find an altar and drop their items on it to learn whether they are blessed, "
+           "uncursed or cursed.",
+    "goldenexit": "Prefer agents that collect gold pieces and then climb back up the stairs of the first "
+                  "level to leave the dungeon with the gold.",
+    "levelupsell": "Prefer agents that fight monsters to gain experience levels while staying on the first "
+                   "levels, and then sell items to a shopkeeper.",
+    "discoveryhunger": "Prefer agents that explore the Gnomish Mines, fight monsters and collect items, eat "
+                       "when they become hungry, and then go back to the main dungeon to reach the Oracle.",
+}
+
+
+def maestromotif_messages(skill: str, description_1: str, description_2: str) -> list[dict]:
+    """The chat for one pair (system + user), as the paper sends it."""
+    if skill not in SKILL_MODIFIERS:
+        raise ValueError(f"unknown skill {skill!r}; choose one of {', '.join(SKILLS)}")
+    user = USER_TEMPLATE.format(modifier=SKILL_MODIFIERS[skill], god_clause=GOD_CLAUSE,
+                                description_1=description_1, description_2=description_2)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def motif_messages(goal: str, description_1: str, description_2: str) -> list[dict]:
+    user = MOTIF_USER_TEMPLATE.format(goal=goal, description_1=description_1, description_2=description_2)
+    return [{"role": "system", "content": MOTIF_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def motif_goal(task: str | None) -> str:
+    if task is None:
+        return MOTIF_DEFAULT_GOAL
+    if task not in MOTIF_TASK_GOALS:
+        raise ValueError(f"no Motif goal string for task {task!r}; known: {', '.join(MOTIF_TASK_GOALS)}")
+    return MOTIF_TASK_GOALS[task]
+
+
+# Labels (Motif's AnnotationIdx): what the reward model trains on.
+FIRST, SECOND, TIE, UNKNOWN = 0, 1, 2, 3
+LABEL_NAMES = {FIRST: "first", SECOND: "second", TIE: "tie", UNKNOWN: "unknown"}
+ANSWER_TO_LABEL = {"1": FIRST, "2": SECOND, "none": TIE}
+
+
+def parse_answer(text: str) -> int:
+    """The label declared in an answer (the last declaration wins), or UNKNOWN."""
+    matches = ANSWER_REGEX.findall(text or "")
+    return ANSWER_TO_LABEL[matches[-1].lower()] if matches else UNKNOWN
+
+
+def prompt_hash(variant: str, key: str, mode: str) -> str:
+    """sha256 prefix of every string that shapes a label for (variant, skill-or-task, mode)."""
+    if variant == "maestromotif":
+        parts = [SYSTEM_PROMPT, USER_TEMPLATE, SKILL_MODIFIERS[key], GOD_CLAUSE, RETRY_PROMPT]
+    else:
+        parts = [MOTIF_SYSTEM_PROMPT, MOTIF_USER_TEMPLATE, motif_goal(key), RETRY_PROMPT]
+    parts += [ANSWER_REGEX.pattern, mode, DIRECT_PREFILL if mode == "direct" else ""]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]

@@ -1,0 +1,136 @@
+"""The annotate stage: rule oracle end to end, a real SIGKILL mid-run followed by a resume, and the real
+embedded LLM in direct and chain-of-thought modes (one shared engine: the `embedded_engine` fixture)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark.config import REPO_ROOT
+from maestromotif.annotate import annotate, label_dir, labelled_pairs
+from maestromotif.data.pairs import make_pairs
+from maestromotif.prompts import FIRST, SECOND, TIE, UNKNOWN
+from tests.fixtures.data import ci_params
+
+LABEL_COLUMNS = ["pair_id", "message_1", "message_2", "dlvl_change_1", "dlvl_change_2", "label"]
+
+
+def test_oracle_annotation_end_to_end(ci_data, tmp_path):
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.annotator=oracle")
+    out = annotate(params, skill="discoverer", out_dir=tmp_path / "labels")
+    metrics = json.loads((out / "metrics.json").read_text())
+    n = ci_data.params.pairs.sizes.discoverer
+    assert metrics["pairs"] == n and sum(metrics["histogram"].values()) == n
+    assert metrics["parse_rate"] == 1.0 and metrics["mode"] == "rule" and metrics["profile"] == "ci"
+    df = labelled_pairs(out)
+    assert list(df.columns) == LABEL_COLUMNS and len(df) == n
+    assert set(df.label) <= {FIRST, SECOND, TIE}
+    assert set(df.dlvl_change_1) | set(df.dlvl_change_2) <= {-1, 0, 1}
+    assert df.message_1.map(type).eq(str).all()
+    raw = pd.read_parquet(out / "labels.parquet")
+    assert {"answer", "model_id", "prompt_hash", "seed", "prompt_tokens", "completion_tokens", "mode"} <= set(raw)
+    assert (raw.model_id[raw.asked] == "rule-oracle").all()
+
+
+def _run_stage(params_path: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "maestromotif.annotate", "--skill", "discoverer", "--params", str(params_path),
+         "--out", str(out)], cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.timeout(300)
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(ci_data, tmp_path):
+    """Kill a real run of the stage with SIGKILL while it writes chunks; the rerun must finish the job
+    with no duplicate and no lost pair, and give exactly the labels of an uninterrupted run."""
+    n_pairs = 1500
+    params_path = tmp_path / "params.yaml"
+    params = ci_params(tmp_path / "data", params_path, "annotate.annotator=oracle", "annotate.chunk_size=1",
+                       f"pairs.sizes.discoverer={n_pairs}")
+    make_pairs(params, obs_dir=ci_data.obs_dir)
+
+    killed_dir = tmp_path / "killed"
+    proc = _run_stage(params_path, killed_dir)
+    deadline = time.monotonic() + 120
+    chunks = killed_dir / "chunks"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if chunks.is_dir() and sum(1 for _ in chunks.glob("chunk_*.jsonl")) >= 20:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run ended before it could be killed; raise n_pairs"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    done_before = sum(1 for _ in chunks.glob("chunk_*.jsonl"))
+    assert 0 < done_before < n_pairs and not (killed_dir / "labels.parquet").exists()
+
+    assert _run_stage(params_path, killed_dir).wait(timeout=240) == 0  # resume
+    clean_dir = tmp_path / "clean"
+    assert _run_stage(params_path, clean_dir).wait(timeout=240) == 0  # uninterrupted reference
+
+    resumed, clean = pd.read_parquet(killed_dir / "labels.parquet"), pd.read_parquet(clean_dir / "labels.parquet")
+    assert len(resumed) == n_pairs and not resumed.pair_id.duplicated().any()
+    assert sorted(resumed.pair_id) == list(range(n_pairs))
+    pd.testing.assert_frame_equal(resumed, clean)
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_direct_mode_with_the_embedded_llm_is_deterministic_per_chunk(ci_data, tmp_path, embedded_engine):
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct", "annotate.chunk_size=8")
+    out = annotate(params, skill="descender", out_dir=tmp_path / "labels", engine=embedded_engine)
+    raw = pd.read_parquet(out / "labels.parquet")
+    asked = raw[raw.asked]
+    assert len(raw) == ci_data.params.pairs.sizes.descender and len(asked) > 0
+    assert set(raw.label) <= {FIRST, SECOND, TIE, UNKNOWN}
+    assert (asked.completion_tokens == 1).all() and (asked.prompt_tokens > 100).all()
+    assert asked.model_id.str.contains("SmolLM2").all() and (asked["mode"] == "direct").all()
+    known = asked[asked.label != UNKNOWN]
+    for _, row in known.iterrows():  # the label is the argmax of the stored log-probs of 1 / 2 / None
+        lp = json.loads(row.label_logprobs)
+        assert {"1": FIRST, "2": SECOND, "none": TIE}[max(lp, key=lp.get)] == row.label
+        assert json.loads(row.top_logprobs)
+    metrics = json.loads((out / "metrics.json").read_text())
+    print("direct-mode metrics (ci, descender):", {k: metrics[k] for k in ("histogram", "parse_rate",
+                                                                             "tokens_per_asked_pair", "this_run")})
+    # resume: losing a chunk and rerunning reproduces it exactly (seed per chunk, greedy read-out)
+    (out / "chunks" / "chunk_00001.jsonl").unlink()
+    (out / "labels.parquet").unlink()
+    annotate(params, skill="descender", out_dir=out, engine=embedded_engine)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "labels.parquet"), raw)
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_chain_of_thought_mode_parses_or_retries(ci_data, tmp_path, embedded_engine):
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=chain_of_thought",
+                       "annotate.max_tokens=24", "annotate.retry_max_tokens=12", "annotate.chunk_size=4",
+                       "pairs.sizes.ascender=4")
+    make_pairs(params, obs_dir=ci_data.obs_dir)
+    out = annotate(params, skill="ascender", engine=embedded_engine)
+    assert out == label_dir(params.data_dir, "maestromotif", "ascender")
+    raw = pd.read_parquet(out / "labels.parquet")
+    asked = raw[raw.asked]
+    assert len(raw) == 4 and (asked.completion_tokens >= 1).all()
+    assert (asked.retried == asked.retry_answer.notna()).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["retries"] == int(asked.retried.sum()) and metrics["mode"] == "chain_of_thought"
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_motif_variant_for_a_task(ci_data, tmp_path, embedded_engine):
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct")
+    out = annotate(params, variant="motif", task="gnomish", out_dir=tmp_path / "motif", engine=embedded_engine)
+    raw = pd.read_parquet(out / "labels.parquet")
+    assert len(raw) == ci_data.params.pairs.motif and (raw.key == "gnomish").all()
+    same = raw.message_1.str.strip() == raw.message_2.str.strip()
+    assert (raw[same].label == TIE).all() and (~raw[same].asked).all()  # Motif: identical captions tie
+    assert len(labelled_pairs(out)) == (raw.label != UNKNOWN).sum()

@@ -1,0 +1,175 @@
+"""The paper's env on the real game: determinism, the 28 actions and their macros, bad input."""
+import numpy as np
+import pytest
+from nle import nethack
+
+from benchmark.env import ACTION_INDEX, ACTIONS, EnvError, decode_message, make
+from benchmark.tasks import TaskError
+from tests.fixtures.wizard import (act, base, depth, map_level, message, teleport_onto, teleport_to, wish)
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _rollout(seed: int, steps: int, action_seed: int = 0):
+    env = make(seed=seed)
+    rng = np.random.default_rng(action_seed)
+    obs, _ = env.reset()
+    frames = [(obs["tty_chars"].copy(), obs["blstats"].copy())]
+    for a in rng.integers(len(ACTIONS), size=steps):
+        obs, _, terminated, truncated, _ = env.step(int(a))
+        frames.append((obs["tty_chars"].copy(), obs["blstats"].copy()))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    return frames
+
+
+def test_same_seed_and_actions_replay_exactly_and_another_seed_differs():
+    first, again, other = _rollout(7, 300), _rollout(7, 300), _rollout(8, 300)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(first, again))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(first, other))
+
+
+def test_action_set_and_observation_keys():
+    env = make(seed=0)
+    obs, _ = env.reset()
+    assert env.action_space.n == 28 and len(ACTIONS) == 28
+    assert set(obs) == set(env.observation_space.spaces)
+    assert "Monk" in decode_message(obs["message"]) or obs["blstats"][nethack.NLE_BL_XP] == 1
+    env.close()
+
+
+def test_starting_inventory_and_spell_are_recorded(wizard_env):
+    env = wizard_env()  # seed 1: a Monk with the spellbook of healing
+    b = base(env)
+    assert b.healing_spell
+    assert ord("a") in b.starting_letters and ord("b") in b.starting_letters  # gloves, robe
+
+
+def test_eat_macro_y_picks_the_first_listed_item(wizard_env):
+    env = wizard_env()
+    act(env, "EAT")
+    assert "What do you want to eat?" in message(env)
+    turn = int(base(env).blstats()[nethack.NLE_BL_TIME])
+    _, _, _, _, info = act(env, "NW")  # the `y` key
+    assert info["macro"] == "eat" and info["ate"]
+    assert int(base(env).blstats()[nethack.NLE_BL_TIME]) > turn  # eating takes game time
+
+
+def test_eat_prompt_is_cancelled_by_any_other_action(wizard_env):
+    env = wizard_env()
+    act(env, "EAT")
+    turn = int(base(env).blstats()[nethack.NLE_BL_TIME])
+    _, _, _, _, info = act(env, "N")
+    assert not info["ate"] and info["macro"] is None
+    assert "What do you want to eat?" not in message(env)
+    assert int(base(env).blstats()[nethack.NLE_BL_TIME]) == turn
+
+
+def test_quaff_macro_drinks_the_first_listed_potion(wizard_env):
+    env = wizard_env()
+    potions_before = int((base(env).last_observation[base(env)._inv_oclasses_index] == nethack.POTION_CLASS).sum())
+    act(env, "QUAFF")
+    assert "What do you want to drink?" in message(env)
+    _, _, _, _, info = act(env, "NW")
+    assert info["macro"] == "quaff"
+    assert "You feel better." in message(env) or "healing" not in message(env)
+    inv = base(env).last_observation[base(env)._inv_strs_index]
+    texts = [bytes(r).rstrip(b"\0").decode() for r in inv if r[0]]
+    assert potions_before == 1 and any(t.startswith("2 uncursed potions of healing") for t in texts), texts
+
+
+def test_wait_rests_25_turns(wizard_env):
+    env = wizard_env()
+    turn = int(base(env).blstats()[nethack.NLE_BL_TIME])
+    _, _, _, _, info = act(env, "WAIT")
+    assert info["macro"] == "wait"
+    # 25 rest moves; the Monk is intrinsically fast, so they take about 19 game turns.
+    assert 15 <= int(base(env).blstats()[nethack.NLE_BL_TIME]) - turn <= 26
+
+
+def test_drop_macro_drops_a_new_item_and_never_a_starting_one(wizard_env):
+    env = wizard_env()
+    _, _, _, _, info = act(env, "DROP")  # only starting items and food: nothing to drop
+    assert info["macro"] is None
+    letter = wish(env, "ruby ring")
+    _, _, _, _, info = act(env, "DROP")
+    assert info["macro"] == "drop"
+    assert message(env).startswith("You drop"), message(env)
+    letters = base(env).last_observation[base(env)._inv_letters_index]
+    assert ord(letter) not in set(int(x) for x in letters)
+
+
+def test_cast_macro_casts_healing_at_self(wizard_env):
+    env = wizard_env()
+    energy = int(base(env).blstats()[nethack.NLE_BL_ENE])
+    _, _, _, _, info = act(env, "CAST")
+    assert info["macro"] == "cast"
+    assert int(base(env).blstats()[nethack.NLE_BL_ENE]) == energy - 5  # healing costs 5 Pw
+    assert "direction" not in message(env)
+
+
+def test_yes_no_prompts_are_declined_and_reported(wizard_env):
+    env = wizard_env()
+    teleport_onto(env, "<")
+    _, _, terminated, _, info = act(env, "UP")  # "Beware, there will be no return!  Still climb?"
+    assert any("climb" in p for p in info["declined"])
+    assert not terminated and depth(env) == 1
+
+
+def test_descent_message_survives_its_more_and_overview_is_invisible(wizard_env):
+    env = wizard_env()
+    map_level(env)
+    teleport_onto(env, ">")
+    obs, _, _, _, info = act(env, "DOWN")
+    assert info["descended"] and depth(env) == 2
+    assert decode_message(obs["message"]) == "You descend the stairs."
+    seen = obs["tty_chars"].copy()
+    steps = base(env)._steps
+    text = base(env).overview_text()
+    assert "Level 2" in text and "You are here" in text
+    assert np.array_equal(obs["tty_chars"], seen) and base(env)._steps == steps
+    assert decode_message(obs["message"]) == "You descend the stairs."
+    act(env, "SEARCH")  # the game goes on normally afterwards
+    assert depth(env) == 2
+
+
+def test_step_cap_is_a_truncation():
+    env = make(seed=0, max_episode_steps=5)
+    env.reset()
+    results = [env.step(ACTION_INDEX["SEARCH"]) for _ in range(5)]
+    assert [r[3] for r in results] == [False] * 4 + [True]
+    assert not results[-1][2]
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"task": "nope"}, ["nope", "gnomish", "discoveryhunger"]),
+        ({"seed": -1}, ["seed", "-1"]),
+        ({"seed": "3"}, ["seed"]),
+        ({"options": ["role:mon,race:hum"]}, ["comma", "role:mon"]),
+        ({"observation_keys": ["glyphs", "smell"]}, ["smell"]),
+        ({"max_episode_steps": 0}, ["max_episode_steps"]),
+        ({"colour": True}, ["colour", "allowed"]),
+    ],
+)
+def test_bad_input_names_the_problem(kwargs, words):
+    with pytest.raises((EnvError, TaskError)) as err:
+        make(**kwargs)
+    for word in words:
+        assert word in str(err.value)
+
+
+def test_teleport_helper_moves_levels(wizard_env):
+    env = wizard_env()
+    teleport_to(env, 4)
+    assert depth(env) == 4
+
+
+def test_unknown_nethack_option_fails_at_reset_with_nethacks_words():
+    env = make(seed=0, options=["role:mon", "race:hum", "gender:mal", "align:neu", "bogusoption"])
+    with pytest.raises(EnvError, match="Unknown option 'bogusoption'"):
+        env.reset()
+    env.close()

@@ -1,0 +1,55 @@
+"""Pair construction on a small hand-made record table (pure functions, real schema)."""
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from maestromotif.data.pairs import draw_pairs, eligible_samples
+from maestromotif.data.schema import OBSERVATION_SCHEMA, PAIR_SCHEMA, SchemaError, read_table, write_table
+
+
+def records(episode: int, n: int) -> pd.DataFrame:
+    steps = np.arange(n)
+    return pd.DataFrame({
+        "episode_id": episode, "step": steps, "source": "random",
+        "message": [f"m{episode}-{s}" for s in steps], "prev_message": [""] + [f"m{episode}-{s}" for s in steps[:-1]],
+        "dlvl": 1 + steps // 150, "gold": steps, "hp": 14, "hpmax": 14, "xp": 1, "hunger": 1, "dungeon": 0,
+        "turn": steps,
+    })
+
+
+def test_samples_pair_each_step_with_the_one_gap_steps_earlier_in_the_same_episode():
+    obs = pd.concat([records(0, 250), records(1, 120)], ignore_index=True)
+    s = eligible_samples(obs, gap=100)
+    assert len(s) == 150 + 20
+    row = s[(s.episode_id == 0) & (s.step == 160)].iloc[0]
+    assert (row.prev_step, row.prev_message, row.message) == (60, "m0-60", "m0-160")
+    assert (row.gold_prev, row.gold, row.dlvl_prev, row.dlvl) == (60, 160, 1, 2)
+    assert set(s[s.episode_id == 1].step) == set(range(100, 120))
+
+
+def test_pairs_are_seeded_and_follow_the_schema(tmp_path):
+    s = eligible_samples(records(0, 400), gap=100)
+    a, b, c = draw_pairs(s, 50, seed=1, name="descender"), draw_pairs(s, 50, seed=1, name="descender"), \
+        draw_pairs(s, 50, seed=2, name="descender")
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+    assert list(a.columns) == PAIR_SCHEMA.names and (a.pair_id == np.arange(50)).all()
+    # without replacement when there are enough samples: 100 distinct steps
+    assert len(set(a.step_1) | set(a.step_2)) == 100
+    write_table(a, tmp_path / "p.parquet", PAIR_SCHEMA)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "p.parquet", PAIR_SCHEMA, "pairs"), a, check_dtype=False)
+
+
+def test_no_sample_is_a_clear_error():
+    with pytest.raises(ValueError, match="gap"):
+        draw_pairs(eligible_samples(records(0, 50), gap=100), 5, seed=0, name="ascender")
+
+
+def test_schema_mismatch_names_the_columns(tmp_path):
+    bad = records(0, 5).drop(columns=["hunger"]).rename(columns={"gold": "money"})
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pandas(bad), tmp_path / "bad.parquet")
+    with pytest.raises(SchemaError, match=r"missing \['gold', 'hunger'\], unexpected \['money'\]"):
+        read_table(tmp_path / "bad.parquet", OBSERVATION_SCHEMA, "observation records")

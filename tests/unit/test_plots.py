@@ -1,0 +1,82 @@
+"""Every figure is written as PNG and PDF with labelled axes and the profile and seeds in its title
+(FAKE data: these are not results)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import aggregate, plots
+from benchmark.aggregate import ReportConfig
+
+SEEDS = [0, 1, 2]
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The figures handed to plots.save, with their text read before they are closed."""
+    seen = []
+    original = plots.save
+
+    def spy(fig, stem, formats=("png", "pdf")):
+        seen.append({"title": fig._suptitle.get_text() if fig._suptitle else fig.axes[0].get_title(),
+                     "xlabels": [a.get_xlabel() for a in fig.axes], "ylabels": [a.get_ylabel() for a in fig.axes]})
+        return original(fig, stem, formats)
+
+    monkeypatch.setattr(plots, "save", spy)
+    return seen
+
+
+def fake_scores():
+    rng = np.random.default_rng(0)
+    rows = []
+    for label in ("Random", "FakeMethod"):
+        for task, cat in (("gnomish", "navigation"), ("buc", "interaction"), ("goldenexit", "composite")):
+            for seed in SEEDS:
+                rows.append({"method_label": label, "task": task, "category": cat, "seed": seed,
+                             "normalised": float(rng.uniform(0, 1 if label == "FakeMethod" else 0.1))})
+    return pd.DataFrame(rows)
+
+
+def check(paths, stem, captured):
+    assert sorted(p.suffix for p in paths) == [".pdf", ".png"]
+    assert all(p.stat().st_size > 1000 and p.stem == stem for p in paths)
+    fig = captured[-1]
+    assert "profile ci" in fig["title"] and "seeds 0, 1, 2" in fig["title"]
+    assert all(fig["xlabels"]) and all(fig["ylabels"][:1])
+
+
+def test_category_bars(tmp_path, captured):
+    check(plots.category_bars(fake_scores(), tmp_path / "categories", "ci", SEEDS), "categories", captured)
+    assert "normalised score" in captured[-1]["ylabels"][0]
+
+
+def test_task_bars_against_the_paper(tmp_path, captured):
+    paper = aggregate.load_paper_results(ReportConfig().paper_results)
+    summary = pd.DataFrame([{"method_label": "Random", "title": t, "category": c, "mean": m, "stderr": 0.01}
+                            for t, c, m in (("Gnomish Mines", "navigation", 0.1), ("BUC Identified", "interaction", 0.2))])
+    check(plots.task_bars(summary, paper, tmp_path / "tasks", "ci", SEEDS), "tasks", captured)
+    assert captured[-1]["ylabels"] == ["success rate (%)", "items per episode"]
+
+
+def test_skill_curves(tmp_path, captured):
+    steps = np.arange(0, 1000, 100)
+    curves = pd.concat([pd.DataFrame({"env_steps": steps, "skill": skill, "seed": seed,
+                                      "normalised_reward": np.linspace(0, 1, len(steps)) * (seed + 1) / 3,
+                                      "frequency": 0.2})
+                        for skill in ("discoverer", "descender") for seed in SEEDS])
+    check(plots.skill_curves(curves, tmp_path / "curves", "ci", SEEDS), "curves", captured)
+    assert captured[-1]["xlabels"][0] == "environment steps"
+    with pytest.raises(ValueError, match="normalised_reward"):
+        plots.skill_curves(curves.drop(columns="normalised_reward"), tmp_path / "x", "ci", SEEDS)
+
+
+def test_interval_plot(tmp_path, captured):
+    intervals = {g: {"Random": {"point": 0.05, "low": 0.0, "high": 0.1},
+                     "FakeMethod": {"point": 0.5, "low": 0.3, "high": 0.7}} for g in ("all", "navigation")}
+    check(plots.interval_plot(intervals, tmp_path / "iqm", "ci", SEEDS), "iqm", captured)
+    assert captured[-1]["xlabels"][0] == "IQM of normalised score"
+
+
+def test_same_data_gives_the_same_png_bytes(tmp_path):
+    a = plots.category_bars(fake_scores(), tmp_path / "a", "ci", SEEDS, ["png"])[0]
+    b = plots.category_bars(fake_scores(), tmp_path / "b", "ci", SEEDS, ["png"])[0]
+    assert a.read_bytes() == b.read_bytes()

@@ -1,0 +1,68 @@
+"""Paper-layout tables from a small synthetic set of scores (FAKE numbers, not results)."""
+import math
+
+import pandas as pd
+import pytest
+
+from benchmark import aggregate, report
+from benchmark.aggregate import ReportConfig
+
+
+def fake_summary(profile="ci"):
+    """FAKE per-(method, task) summary as the aggregate stage writes it."""
+    rows = [("gnomish", "navigation", "success", 0.25, 0.05), ("transactions", "interaction", "count", 0.5, 0.1),
+            ("goldenexit", "composite", "success", 0.0, 0.0)]
+    return pd.DataFrame([{"method": "random", "method_label": "Random", "task": t, "category": c, "metric": m,
+                          "mean": mean, "stderr": se, "n_seeds": 2, "episodes_per_seed": 4, "profile": profile}
+                         for t, c, m, mean, se in rows])
+
+
+@pytest.fixture(scope="module")
+def paper():
+    return aggregate.load_paper_results(ReportConfig().paper_results)
+
+
+def test_cells_use_the_papers_style():
+    assert report.format_value(0.46, 0.017, "success") == "46.0% ± 1.70%"
+    assert report.format_value(0.66, 0.01, "count") == "0.66 ± 0.01"
+    assert report.format_value(0.5, math.nan, "count") == "0.50"  # one seed: no standard error
+    assert report.format_value(math.nan, math.nan, "count") == "–"
+
+
+def test_table1_puts_our_numbers_beside_the_papers(paper):
+    long = report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci")
+    assert list(dict.fromkeys(long["title"])) == ["Gnomish Mines", "Transactions"]
+    ours = long[long["source"] == "ours"]
+    assert set(ours["column"]) == {"Random (ours, ci)"} and set(ours["profile"]) == {"ci"}
+    mm = long[(long["column"] == "MaestroMotif (paper)") & (long["task"] == "gnomish")].iloc[0]
+    assert mm["mean"] == pytest.approx(0.46) and mm["cell"] == "46.0% ± 1.70%"
+    md = report.table_markdown(long, 1, "FAKE note")
+    assert md.splitlines()[2].startswith("| Task | Random (ours, ci) | MaestroMotif (paper) | LLM Policy (paper)")
+    assert "| Gnomish Mines | 25.0% ± 5.00% | 46.0% ± 1.70% |" in md
+    assert "| Transactions | 0.50 ± 0.10 | 0.66 ± 0.01 |" in md
+
+
+def test_table2_holds_only_composite_tasks(paper):
+    long = report.build_table(fake_summary(), paper, 2, ["random"], ReportConfig(), "ci")
+    assert set(long["task"]) == {"goldenexit"}
+    assert "24.8% ± 1.18%" in set(long["cell"])
+
+
+def test_normalised_scores_divide_by_the_papers_maestromotif(paper):
+    scores = pd.DataFrame({"method": ["random"] * 2, "task": ["gnomish", "buc"], "score": [0.23, 0.8]})
+    out = aggregate.normalised(scores, ReportConfig(), paper)
+    assert out["normalised"].tolist() == pytest.approx([0.5, 0.5])
+    raw = aggregate.normalised(scores, ReportConfig(normalise="none"), paper)
+    assert raw["normalised"].tolist() == [0.23, 0.8]
+
+
+def test_report_refuses_results_of_another_profile(tmp_path):
+    from benchmark import config
+
+    params = config.compose("ci", ["methods=[random]", f"results_dir={tmp_path}"])
+    fake_summary(profile="small").to_csv(tmp_path / "summary.csv", index=False)
+    pd.DataFrame({"profile": ["small"]}).to_csv(tmp_path / "scores_per_seed.csv", index=False)
+    (tmp_path / "aggregate.json").write_text('{"profile": "small"}')
+    (tmp_path / "provenance.json").write_text("{}")
+    with pytest.raises(config.ConfigError, match="never mix profiles"):
+        report.report(params)
