@@ -183,7 +183,6 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
     if not slots:
         return 0
     state = policy.initial_state(len(slots))
-    seed_hook = getattr(policy, "seed_episodes", None)  # optional: per-episode seeding of the policy's own RNG
 
     def start(ids: list[int]) -> None:
         nonlocal state
@@ -192,8 +191,7 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
             k, s = queue.pop()
             slots[i].start(k, s)
             started.append(s)
-        if seed_hook is not None:
-            state = seed_hook(state, ids, started)
+        state = policy.seed_episodes(state, ids, started)
 
     start(list(range(len(slots))))
     episode_start = np.ones(len(slots), dtype=bool)
@@ -212,7 +210,7 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
                 total_steps += 1
                 if record is None:
                     continue
-                on_record(record)
+                on_record({**record, **policy.episode_stats(i)})
                 bar.update(1)
                 if queue:
                     restart.append(i)

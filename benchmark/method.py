@@ -24,6 +24,15 @@ class Policy(ABC):
     def initial_state(self, num_envs: int) -> Any:
         """The state before the first step of `num_envs` fresh episodes."""
 
+    def seed_episodes(self, state: Any, env_ids: list[int], episode_seeds: list[int]) -> Any:
+        """Called when envs `env_ids` start episodes with these seeds: seed the policy's own randomness so
+        episode k acts the same however many envs run and after a resume. Default: nothing to seed."""
+        return state
+
+    def episode_stats(self, env_id: int) -> dict[str, Any]:
+        """Extra numbers for the record of the episode env `env_id` just finished (e.g. LLM tokens)."""
+        return {}
+
     @abstractmethod
     def act(self, obs: dict[str, np.ndarray], state: Any, episode_start: np.ndarray) -> tuple[np.ndarray, Any]:
         """Actions (int array, one per env) for a batch of observations stacked along axis 0.

