@@ -1,0 +1,1 @@
+"""Baselines: one module per method, each named by conf/method/<name>.yaml."""
