@@ -5,14 +5,14 @@ altar, ...) score about 0 for every method, so a regression cannot move any numb
 keeps its task's tracker (benchmark.tasks), metric, character, options, 28 actions and macros; it only
 changes the first dungeon levels, so that a competent agent succeeds within a few hundred steps:
 
-    variant             family        levels (benchmark/levels/*.des)        success check
-    gnomish_small       navigation    DL1 nav1, DL2 mines_fork               GnomishMines, unchanged
-    delphi_small        navigation    DL1 nav1, DL2 nav2                     Delphi's check, target "Level 3"
-    transactions_small  interaction   DL1 shop                               Transactions, unchanged
-    price_small         interaction   DL1 shop                               PriceIdentified, unchanged
-    buc_small           interaction   DL1 altar                              BUCIdentified, unchanged
-    goldenexit_small    composite     DL1 gold                               GoldenExit: 3 kills, 10 gold, DL1
-    levelupsell_small   composite     DL1 shop                               LevelUpSell: 100 steps after a sale
+    variant             family        levels (benchmark/levels/*.des)   success check
+    gnomish_small       navigation    DL1 nav1, DL2 mines_fork          GnomishMines, unchanged
+    delphi_small        navigation    DL1 nav1, DL2 nav2                Delphi's check, target "Level 3"
+    transactions_small  interaction   DL1 shop                          Transactions, unchanged
+    price_small         interaction   DL1 shop                          PriceIdentified, unchanged
+    buc_small           interaction   DL1 altar                         BUCIdentified, unchanged
+    goldenexit_small    composite     DL1 gold                          GoldenExit: 3 kills, 10 gold, DL1
+    levelupsell_small   composite     DL1 shop                          LevelUpSell: 100 steps after a sale
 
 How the levels reach the game: NetHack reads its levels and the dungeon layout from the `nhdat` archive
 of the env's private copy of HACKDIR (NLE links it there). For a variant we unpack NLE's own nhdat,
@@ -57,7 +57,7 @@ class VariantError(RuntimeError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One small task variant: which levels replace the first dungeon levels, and where the Mines branch goes."""
+    """One small task variant: the levels that replace the first dungeon levels, and where the Mines start."""
 
     name: str                    # the task name, e.g. "gnomish_small"
     base_task: str               # the paper task whose tracker (or criterion) it keeps
@@ -70,7 +70,8 @@ class Variant:
         if _MINES_BRANCH not in original:
             raise VariantError(f"NLE {nle.__version__}'s dungeon.def has no line {_MINES_BRANCH!r}; "
                                "benchmark/variants.py must be updated for this NLE version")
-        pinned = "".join(f'LEVEL:\t\t"{self.level_name(i)}" "none" @ ({i + 1}, 0)\n' for i in range(len(self.levels)))
+        pinned = "".join(f'LEVEL:\t\t"{self.level_name(i)}" "none" @ ({i + 1}, 0)\n'
+                         for i in range(len(self.levels)))
         branch = f'BRANCH:\t\t"The Gnomish Mines" @ {self.mines_branch}'
         return original.replace(_MINES_BRANCH, branch + "\n" + pinned.rstrip("\n"), 1)
 
@@ -86,18 +87,20 @@ def _level_name(stem: str) -> str:
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("gnomish_small", "gnomish", ("nav1", "mines_fork"), mines_branch="(2, 0)",
             summary="DL1: a room with the down stairs a few steps away; DL2: the Mines staircase near the "
-                    "arrival, the main one farther. Success: #overview shows the Gnomish Mines after a descent."),
+                    "arrival, the main one farther. Success: #overview shows the Gnomish Mines after a "
+                    "descent."),
     Variant("delphi_small", "delphi", ("nav1", "nav2"), mines_branch="(3, 2)",
-            summary="DL1 and DL2: small rooms with the down stairs a few steps away. Success: #overview shows "
-                    "'Level 3' after a descent (the Delphi check with a nearer depth)."),
+            summary="DL1 and DL2: small rooms with the down stairs a few steps away. Success: #overview "
+                    "shows 'Level 3' after a descent (the Delphi check with a nearer depth)."),
     Variant("transactions_small", "transactions", ("shop",),
             summary="DL1: a room with 3-4 unidentified scrolls and potions and a general store with its "
                     "shopkeeper behind one door. Metric: number of 'sold' messages."),
     Variant("price_small", "price", ("shop",),
-            summary="The shop level of transactions_small. Metric: sales whose offer identifies the item's price."),
+            summary="The shop level of transactions_small. Metric: sales whose offer identifies the "
+                    "item's price."),
     Variant("buc_small", "buc", ("altar",),
-            summary="DL1: a room with 3-4 unidentified scrolls and potions and an altar. Metric: drops on the "
-                    "altar that reveal the item's B/U/C status."),
+            summary="DL1: a room with 3-4 unidentified scrolls and potions and an altar. Metric: drops on "
+                    "the altar that reveal the item's B/U/C status."),
     Variant("goldenexit_small", "goldenexit", ("gold",),
             summary="DL1: a room with gold piles and weak monsters. Success: 3 kills and 10 gold, then the "
                     "'Still climb?' prompt on the up stairs of DL1."),
@@ -122,9 +125,10 @@ def _tool(name: str) -> Path:
 
 def _run(cmd: list, cwd: Path, what: str) -> None:
     result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True)
-    # lev_comp reports syntax errors on stdout with exit status 1; NetHack would then silently make a random level.
+    # lev_comp reports syntax errors on stdout (exit 1); NetHack would silently make a random level instead.
     if result.returncode != 0 or "error" in (result.stdout + result.stderr).lower():
-        raise VariantError(f"{what} failed (exit {result.returncode}): {(result.stdout + result.stderr).strip()}")
+        output = (result.stdout + result.stderr).strip()
+        raise VariantError(f"{what} failed (exit {result.returncode}): {output}")
 
 
 def _sources(variant: Variant) -> dict[str, str]:
@@ -160,7 +164,8 @@ def build_nhdat(variant: Variant, out: Path) -> Path:
             _run([_tool("lev_comp"), des.name], work, f"lev_comp on benchmark/levels/{stem}.des")
             des.unlink()
             if not (work / f"{_level_name(stem)}.lev").exists():
-                raise VariantError(f"lev_comp wrote no {_level_name(stem)}.lev for benchmark/levels/{stem}.des")
+                raise VariantError(f"lev_comp wrote no {_level_name(stem)}.lev "
+                                   f"for benchmark/levels/{stem}.des")
         members = sorted(p.name for p in work.iterdir())
         _run([_tool("dlb"), "cf", "nhdat", *members], work, "packing nhdat")
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,162 @@
+"""The small task variants on the real game: they build through make(task=...), keep the paper's Monk and
+28 actions, their success check fires for the scripted reference and never for a do-nothing policy, and the
+calibration stage repeats itself exactly."""
+import numpy as np
+import pandas as pd
+import pytest
+from nle import nethack
+from omegaconf import OmegaConf
+
+from benchmark import variants
+from benchmark.calibrate import CalibrateConfig, ScriptedPolicy, calibrate, episode_seed
+from benchmark.config import compose
+from benchmark.env import ACTION_INDEX, ACTIONS, make
+from benchmark.evaluate import play
+from benchmark.method import Policy
+from benchmark.tasks import TASKS, load_task_config, wrap_task
+
+pytestmark = pytest.mark.timeout(300)
+
+VARIANTS = list(variants.VARIANTS)
+CAP = 600  # steps per test episode: the scripted reference needs < 150 on every variant
+
+
+def _play(task: str, policy, seeds: list[int], cap: int = CAP) -> list[dict]:
+    records = []
+    play(policy, lambda: make(task=task, max_episode_steps=cap), list(enumerate(seeds)), 1, records.append,
+         progress=False)
+    return records
+
+
+class SearchForever(Policy):
+    """Fake policy for the negative check: never moves, only searches."""
+
+    def initial_state(self, num_envs):
+        return None
+
+    def act(self, obs, state, episode_start):
+        return np.full(len(episode_start), ACTION_INDEX["SEARCH"]), state
+
+
+def test_every_variant_is_registered_with_its_config():
+    for name in VARIANTS:
+        cfg = load_task_config(name)
+        base = load_task_config(variants.VARIANTS[name].base_task)
+        assert cfg.variant == "small" and base.variant == "full"
+        assert (cfg.category, cfg.metric) == (base.category, base.metric)
+        assert TASKS[name].category == TASKS[variants.VARIANTS[name].base_task].category
+        assert variants.small_variant(variants.VARIANTS[name].base_task) is not None
+
+
+@pytest.mark.parametrize("task", VARIANTS)
+def test_variant_keeps_the_paper_character_and_actions(task):
+    env = make(task=task, seed=7)
+    obs, info = env.reset()
+    try:
+        assert env.action_space.n == len(ACTIONS) == 28
+        assert "neutral male human Monk" in bytes(obs["message"]).decode("latin-1")
+        assert env.unwrapped.variant == task
+        assert int(obs["blstats"][nethack.NLE_BL_DEPTH]) == 1 and info["task"]["name"] == task
+        # Our DL1 is a small hand-built room in the middle of the map, not a random level.
+        rows = [r for r in env.unwrapped.screen_text().split("\n")[1:22] if r.strip()]
+        assert 4 <= len(rows) <= 8, env.unwrapped.screen_text()
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("task", VARIANTS)
+def test_scripted_reference_succeeds_and_doing_nothing_does_not(task):
+    seeds = [episode_seed(0, task, k) for k in range(2)]
+    scripted = _play(task, ScriptedPolicy(task), seeds)
+    assert any(r["value"] > 0 for r in scripted), scripted
+    assert all(r["steps"] < 150 or r["metric"] == "count" for r in scripted if r["value"] > 0)
+    idle = _play(task, SearchForever(), seeds[:1], cap=300)
+    assert idle[0]["value"] == 0 and not idle[0]["success"], idle
+
+
+def test_gnomish_small_main_staircase_is_not_the_mines():
+    """Taking DL2's far staircase (the main dungeon) must not count: the tracker is the unchanged one."""
+    from benchmark.calibrate import _STEPS, _bfs
+
+    env = make(task="gnomish_small", seed=3, max_episode_steps=300)
+    obs, info = env.reset()
+    policy = ScriptedPolicy("gnomish_small")
+    state = policy.initial_state(1)
+    start = np.ones(1, dtype=bool)
+    far = None
+    for _ in range(300):
+        bl = obs["blstats"]
+        hero = (int(bl[nethack.NLE_BL_X]), int(bl[nethack.NLE_BL_Y]))
+        if int(bl[nethack.NLE_BL_DEPTH]) == 2:  # on the fork level: walk to the farthest down staircase
+            if far is None:
+                stairs = np.argwhere(obs["glyphs"] == nethack.GLYPH_CMAP_OFF + 24)
+                assert len(stairs) == 2, env.unwrapped.screen_text()
+                far = max(((int(x), int(y)) for y, x in stairs), key=lambda p: abs(p[0] - hero[0]))
+            action = ACTION_INDEX["DOWN" if hero == far else _STEPS[_bfs(obs["glyphs"], hero, {far})]]
+        else:
+            actions, state = policy.act({k: v[None] for k, v in obs.items()}, state, start)
+            start[:] = False
+            action = int(actions[0])
+        obs, _, terminated, truncated, info = env.step(action)
+        if int(obs["blstats"][nethack.NLE_BL_DEPTH]) == 3 or terminated or truncated:
+            break
+    env.close()
+    assert int(obs["blstats"][nethack.NLE_BL_DNUM]) == 0 and int(obs["blstats"][nethack.NLE_BL_DEPTH]) == 3
+    assert not info["task"]["success"] and not terminated
+
+
+def test_wrap_task_on_a_plain_env_is_refused():
+    env = wrap_task(make(seed=0), "buc_small")
+    env.reset()
+    with pytest.raises(variants.VariantError, match="make\\(task='buc_small'\\)"):
+        env.step(ACTION_INDEX["SEARCH"])
+    env.close()
+
+
+def test_a_broken_des_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "broken.des").write_text('MAZE: "mmbroken", \' \'\nOBJECT: (\'?\', random), (1,2,3,4)\n')
+    monkeypatch.setattr(variants, "LEVELS_DIR", tmp_path)
+    broken = variants.Variant("broken_small", "buc", ("broken",))
+    with pytest.raises(variants.VariantError, match="lev_comp on benchmark/levels/broken.des failed"):
+        variants.build_nhdat(broken, tmp_path / "nhdat")
+
+
+def _params(tmp_path):
+    cfg = compose("ci", [f"data_dir={tmp_path}/data", f"results_dir={tmp_path}/results"])
+    return cfg
+
+
+def test_calibration_stage_is_repeatable(tmp_path):
+    tasks = ["delphi_small", "buc_small"]
+    cfg = CalibrateConfig(tasks=tasks, methods=["random", "scripted"], episodes=3, max_episode_steps=200)
+    first = calibrate(_params(tmp_path / "a"), cfg, progress=False)
+    second = calibrate(_params(tmp_path / "b"), cfg, progress=False)
+    columns = ["task", "method", "n", "mean", "se", "mean_steps", "first_episode_seed"]
+    pd.testing.assert_frame_equal(first[columns], second[columns])
+    assert (first["n"] == 3).all()
+    scripted = first.set_index(["task", "method"])["mean"]
+    assert scripted[("delphi_small", "scripted")] == 1.0 and scripted[("buc_small", "scripted")] >= 3
+    csv = pd.read_csv(tmp_path / "a" / "results" / "calibration.csv")
+    assert set(csv["task"]) == set(tasks)
+    table = (tmp_path / "a" / "results" / "calibration.md").read_text()
+    assert "| delphi_small" in table and "± " in table
+    # A rerun resumes: nothing is played again, the numbers stay, the throughput of the first run is kept.
+    episodes = tmp_path / "a" / "data" / "calibrate" / "random" / "buc_small" / "episodes.jsonl"
+    lines = episodes.read_text()
+    again = calibrate(_params(tmp_path / "a"), cfg, progress=False)
+    pd.testing.assert_frame_equal(first[columns + ["steps_per_s"]], again[columns + ["steps_per_s"]])
+    assert episodes.read_text() == lines
+
+
+def test_calibration_rejects_a_full_task(tmp_path):
+    from benchmark.config import ConfigError
+
+    with pytest.raises(ConfigError, match="not small variants"):
+        calibrate(_params(tmp_path), CalibrateConfig(tasks=["gnomish"], episodes=1), progress=False)
+    with pytest.raises(ConfigError, match="scripted reference plays only"):
+        ScriptedPolicy("gnomish")
+
+
+def test_ci_profile_has_a_calibrate_section():
+    cfg = OmegaConf.to_object(compose("ci").calibrate)
+    assert cfg["tasks"] == VARIANTS and cfg["episodes"] <= 10
