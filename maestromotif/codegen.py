@@ -1,0 +1,478 @@
+"""`codegen` stage: the LLM coder writes the policies over skills, with self-refinement (method.md §1.7, §2).
+
+    python -m maestromotif.codegen            # reads params.yaml (codegen, coder_llm, root_seed, profile)
+
+For each code seed k and each program (the training policy, then the 9 task policies):
+
+1. send the paper's prompt (maestromotif.options.coder_prompts) and extract the ```python block;
+2. run it, with its unit test, in the sandbox (a task's code is layered on the training policy it was
+   shown, as the official combine.py glued them); a task program must also pass our interface check;
+3. show the trace to the model with the code_check prompt; on anything but "yes", send the rewrite
+   prompt and go back to 2, at most `max_refinements` times (paper: 3);
+4. write data/codegen/<program>/seed<k>/program.py + log.jsonl (every prompt, answer, trace, verdict)
+   + summary.json. Code that never passes is replaced by our reference program, visibly:
+   summary "source": "reference-fallback" with the reason.
+
+The training policy is written in three steps like the official one (select_skill, then
+reach_gnomish_mines and reach_dungeons_of_doom, both shown the select_skill code). Requests of all
+programs of one phase are batched into one engine call per code seed and prompt kind. A finished
+program (summary.json present, same settings) is not redone.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from benchmark.config import load_params, root, section
+from benchmark.io import append_jsonl, read_json, write_json, write_text
+from benchmark.seeding import derive_seed
+from maestromotif.options import coder_prompts as P
+from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, TRAINING, Program, class_with_methods,
+                                          compose, interface_check, layer, method_source, reference_layers,
+                                          reference_program, stack_layers, top_level_defs)
+from maestromotif.options.sandbox import Sandbox, SandboxError
+
+log = logging.getLogger(__name__)
+
+TRAINING_STEPS = ("training/select_skill", "training/reach_gnomish_mines", "training/reach_dungeons_of_doom")
+# The released select_skill unit test leaves max_depth "to be defined"; we fill it when the model did not.
+DEFAULT_UNIT_TEST_MAX_DEPTH = 4
+
+
+@dataclass
+class CodegenConfig:
+    """The `codegen` section of the params (conf/codegen/default.yaml = the paper's values)."""
+
+    programs: list[str] = field(default_factory=lambda: list(PROGRAM_NAMES))
+    code_seeds: int = 3  # paper: 3 code-generation seeds per program
+    max_refinements: int = 3  # paper: at most 3 (the released script allows 4)
+    max_tokens: int = 5000  # per code answer (paper: 5000)
+    check_max_tokens: int = 5000  # per code_check answer
+    temperature: float = 0.2
+    top_p: float = 1.0
+    top_k: int = -1  # -1: no top-k cut (the paper's HF Inference API call set only the temperature)
+    # Cap on the estimated prompt tokens of one engine call (0 = no cap): vLLM's CPU build crashes on
+    # seeded requests whose prefill is chunked ("CPU Generator does not use offset"), i.e. when a batch's
+    # prompts exceed its max_num_batched_tokens (4096). Estimated as characters / 3.
+    max_batch_prompt_tokens: int = 0
+    unit_test_timeout_s: float = 10.0
+    sandbox_memory_mb: int = 512
+    out_dir: str = "codegen"  # under data_dir
+
+    def validate(self) -> "CodegenConfig":
+        unknown = sorted(set(self.programs) - set(PROGRAM_NAMES))
+        if unknown:
+            raise ValueError(f"codegen.programs has unknown program(s) {unknown}; choose from {list(PROGRAM_NAMES)}")
+        tasks = [p for p in self.programs if p != TRAINING]
+        if tasks and TRAINING not in self.programs:
+            raise ValueError("codegen.programs must include 'training': task prompts show the training policy")
+        if self.code_seeds < 1 or self.max_refinements < 0 or self.max_tokens < 1 or self.check_max_tokens < 1:
+            raise ValueError("codegen: code_seeds >= 1, max_refinements >= 0, max_tokens and check_max_tokens >= 1")
+        return self
+
+
+# ---------------------------------------------------------------- parsing answers
+_BLOCK = re.compile(r"```[ \t]*(?:python|py|Python)[ \t]*\n(.*?)(?:```|\Z)", re.S)
+
+
+def extract_code(answer: str) -> Optional[str]:
+    """The ```python block of an answer (the first one defining NetHackPlayer, else the first); None if none."""
+    blocks = [b for b in _BLOCK.findall(answer) if b.strip()]
+    if not blocks:
+        return None
+    for block in blocks:
+        if "class NetHackPlayer" in block:
+            return block
+    return blocks[0]
+
+
+def parse_verdict(answer: str) -> str:
+    """'yes' | 'no' | 'unclear': the first yes/no word of the code_check answer.
+
+    (The released script looked for 'yes' anywhere, so "No, ... yes" passed and "eyes" counted.)
+    """
+    m = re.search(r"\b(yes|no)\b", answer.lower())
+    return m.group(1) if m else "unclear"
+
+
+def fill_unit_test(code: str, max_depth: int) -> str:
+    """Make a block runnable: a left-over `max_depth = # to be defined` gets a number."""
+    return re.sub(r"^(\s*max_depth\s*=\s*)#.*$", rf"\g<1>{max_depth}", code, flags=re.M)
+
+
+# ---------------------------------------------------------------- one conversation
+@dataclass
+class Step:
+    """One coder conversation: a training sub-step or a task program, for one code seed."""
+
+    program: str
+    step: str  # key of coder_prompts.INITIAL
+    seed: int
+    base_layers: list[str]  # policy layers the answer is layered on (what the model was shown)
+    messages: list[dict]
+    max_refinements: int
+    log_path: Path
+    attempt: int = 0
+    waiting_for: str = "code"  # "code" | "check" | "done"
+    code: Optional[str] = None
+    run_ok: bool = False
+    passed: bool = False
+    reason: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model_id: str = ""
+    seconds: float = 0.0
+
+    def log(self, event: str, **data: Any) -> None:
+        append_jsonl(self.log_path, [{"event": event, "program": self.program, "step": self.step,
+                                      "seed": self.seed, "attempt": self.attempt, "time": time.time(), **data}])
+
+    def ask(self, content: str, kind: str) -> None:
+        self.messages.append({"role": "user", "content": content})
+        self.waiting_for = kind
+        self.log("prompt", kind=kind, text=content)
+
+
+class Coder:
+    """Drives many Steps through the prompt → run → check → rewrite loop, batching engine calls."""
+
+    def __init__(self, engine, cfg: CodegenConfig, root_seed: int, sandbox: Sandbox):
+        self.engine, self.cfg, self.root_seed, self.sandbox = engine, cfg, root_seed, sandbox
+
+    def run(self, steps: list[Step]) -> None:
+        for round_ in range(1, 10**6):
+            pending = [s for s in steps if s.waiting_for in ("code", "check")]
+            if not pending:
+                return
+            done = sum(s.waiting_for == "done" for s in steps)
+            log.info("codegen round %d: %d request(s) pending, %d/%d conversation(s) finished (%d passed)", round_,
+                     len(pending), done, len(steps), sum(s.passed for s in steps))
+            groups: dict[tuple[int, str], list[Step]] = {}
+            for s in pending:
+                groups.setdefault((s.seed, s.waiting_for), []).append(s)
+            for (seed, kind), group in groups.items():
+                for batch in self._batches(group):
+                    self._generate(batch, seed, kind)
+
+    def _batches(self, group: list[Step]) -> list[list[Step]]:
+        """Split a group so that each engine call's prompts stay under max_batch_prompt_tokens (estimated)."""
+        cap = self.cfg.max_batch_prompt_tokens
+        if cap <= 0:
+            return [group]
+        batches, current, size = [], [], 0
+        for s in group:
+            tokens = sum(len(m["content"]) for m in s.messages) // 3 + 1
+            if current and size + tokens > cap:
+                batches.append(current)
+                current, size = [], 0
+            current.append(s)
+            size += tokens
+        return batches + ([current] if current else [])
+
+    def _generate(self, group: list[Step], seed: int, kind: str) -> None:
+        from maestromotif.llm import LLMError, Sampling
+
+        sampling = Sampling(temperature=self.cfg.temperature, top_p=self.cfg.top_p, top_k=self.cfg.top_k,
+                            max_tokens=self.cfg.max_tokens if kind == "code" else self.cfg.check_max_tokens,
+                            seed=derive_seed(self.root_seed, "codegen", seed))
+        start = time.perf_counter()
+        try:
+            completions = self.engine.generate([s.messages for s in group], sampling)
+        except LLMError as e:  # find which conversation(s) the engine refused
+            if len(group) == 1:
+                self._fail(group[0], f"the coder model refused the request: {e}")
+                return
+            for s in group:
+                self._generate([s], seed, kind)
+            return
+        per_request = (time.perf_counter() - start) / len(group)
+        for s, c in zip(group, completions):
+            s.prompt_tokens += c.prompt_tokens
+            s.completion_tokens += c.completion_tokens
+            s.model_id = c.model_id
+            s.seconds += per_request
+            s.messages.append({"role": "assistant", "content": c.text})
+            s.log("answer", kind=kind, text=c.text, prompt_tokens=c.prompt_tokens,
+                  completion_tokens=c.completion_tokens, finish_reason=c.finish_reason, model_id=c.model_id)
+            if kind == "code":
+                self._on_code(s, c.text)
+            else:
+                self._on_check(s, c.text)
+
+    def _fail(self, s: Step, reason: str) -> None:
+        s.passed, s.reason, s.waiting_for = False, reason, "done"
+        s.log("result", passed=False, reason=reason)
+
+    def _on_code(self, s: Step, answer: str) -> None:
+        code = extract_code(answer)
+        if code is None:
+            trace, s.run_ok = "[no ```python block in the answer]", False
+            s.code = None
+        else:
+            s.code = fill_unit_test(code, SETTINGS[s.program].max_depth[1] if s.program != TRAINING
+                                    else DEFAULT_UNIT_TEST_MAX_DEPTH)
+            trace, s.run_ok = self._execute(s)
+        s.log("run", ok=s.run_ok, code=s.code, trace=trace)
+        s.ask(P.CODE_CHECK[s.step].format(trace), "check")
+
+    def _execute(self, s: Step) -> tuple[str, bool]:
+        """Run the block (class + unit test) layered on the code the model was shown; task programs
+        must also pass the interface check. Returns (trace shown to the model, ok)."""
+        try:
+            base = stack_layers(s.base_layers)
+            script = "import random\n\n" + base + "\n\n\n" + (layer(s.code) if base else s.code)
+            out = self.sandbox.run_script(script, name=f"{s.program}-{s.step}", seed=s.seed,
+                                          timeout_s=self.cfg.unit_test_timeout_s)
+        except SyntaxError as e:
+            return f"[the code does not parse: {e}]", False
+        except SandboxError as e:
+            return f"[running the code failed: {e}]\n{e.traceback}".strip(), False
+        if not out.strip():
+            return "[the code printed nothing]", False
+        if s.program != TRAINING:
+            try:
+                program = Program(s.program, compose(s.program, s.base_layers + [s.code], SETTINGS[s.program], "llm"),
+                                  "llm")
+                interface_check(program, self.sandbox, seed=s.seed)
+            except (SandboxError, ValueError, SyntaxError) as e:
+                return out + f"\n[interface check of the program failed: {e}]", False
+        return out, True
+
+    def _on_check(self, s: Step, answer: str) -> None:
+        verdict = parse_verdict(answer)
+        s.passed = s.run_ok and verdict == "yes"
+        s.log("verdict", verdict=verdict, run_ok=s.run_ok, passed=s.passed)
+        if s.passed:
+            s.reason, s.waiting_for = "passed", "done"
+            s.log("result", passed=True, reason="passed")
+        elif s.attempt >= s.max_refinements:
+            why = "the code did not run" if not s.run_ok else f"the model's verdict was {verdict!r}"
+            self._fail(s, f"not passed after {s.attempt} refinement(s): {why}")
+        else:
+            s.attempt += 1
+            s.ask(P.REWRITE, "code")
+
+
+# ---------------------------------------------------------------- the stage
+def config_fingerprint(cfg: CodegenConfig, coder_llm: Any, root_seed: int) -> str:
+    # batching caps change how requests are grouped, not what is generated
+    settings = {k: v for k, v in asdict(cfg).items() if k != "max_batch_prompt_tokens"}
+    data = json.dumps({"codegen": settings, "coder_llm": coder_llm, "root_seed": root_seed}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+def previous_code_for_tasks(policy_layers: list[str]) -> str:
+    """What the task prompts show as 'previous code': the training policy cut before perform_task
+    plus its signature line, as the released hf_llama.py did."""
+    head = stack_layers(policy_layers).split("def perform_task")[0]
+    return head + ("def perform_task(self, current_skill, dungeon_depth, branch_number, merchant_precondition, "
+                   "worshipper_precondition):")
+
+
+def training_layers(select_code: str, mines_code: str, dungeons_code: str) -> list[str]:
+    """select_skill class, the mines class on top, the dungeons method, the official perform_task dispatch."""
+    dungeons = method_source(dungeons_code, "reach_dungeons_of_doom")
+    if dungeons is None:
+        raise ValueError("the reach_dungeons_of_doom answer defines no NetHackPlayer.reach_dungeons_of_doom")
+    dispatch = method_source(reference_layers(TRAINING)[0], "perform_task")
+    return [select_code, mines_code, class_with_methods([dungeons]), class_with_methods([dispatch])]
+
+
+class CodegenStage:
+    def __init__(self, params: Any, engine=None):
+        self.params = params
+        top = root(params)
+        self.cfg: CodegenConfig = section(params, "codegen", CodegenConfig)
+        self.cfg = CodegenConfig(**{k: getattr(self.cfg, k) for k in CodegenConfig.__dataclass_fields__}).validate()
+        self.cfg.programs = list(self.cfg.programs)
+        self.profile, self.root_seed = top.profile, top.root_seed
+        self.out = Path(top.data_dir) / self.cfg.out_dir
+        self.coder_llm = _plain(params.get("coder_llm"))
+        self.fingerprint = config_fingerprint(self.cfg, self.coder_llm, self.root_seed)
+        self._engine = engine
+        self._own_engine = engine is None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from maestromotif.llm import make_engine
+
+            if self.coder_llm is None:
+                raise ValueError("params have no 'coder_llm' section; regenerate params.yaml from conf/")
+            self._engine = make_engine(self.coder_llm)
+        return self._engine
+
+    def program_dir(self, program: str, seed: int) -> Path:
+        return self.out / program / f"seed{seed}"
+
+    def done(self, program: str, seed: int) -> Optional[dict]:
+        path = self.program_dir(program, seed) / "summary.json"
+        if path.is_file():
+            summary = read_json(path)
+            if summary.get("fingerprint") == self.fingerprint and (path.parent / "program.py").is_file():
+                return summary
+        return None
+
+    def run(self) -> dict:
+        start = time.perf_counter()
+        seeds = list(range(self.cfg.code_seeds))
+        with Sandbox(timeout_s=self.cfg.unit_test_timeout_s, memory_mb=self.cfg.sandbox_memory_mb) as sandbox:
+            self.sandbox = sandbox
+            todo_training = [k for k in seeds if TRAINING in self.cfg.programs and not self.done(TRAINING, k)]
+            if todo_training:
+                self._training(todo_training)
+            tasks = [t for t in self.cfg.programs if t in TASKS]
+            todo = [(t, k) for k in seeds for t in tasks if not self.done(t, k)]
+            if todo:
+                self._tasks(todo)
+        summaries = [self.done(p, k) for p in self.cfg.programs for k in seeds]
+        overall = self._overall([s for s in summaries if s], time.perf_counter() - start)
+        write_json(self.out / "summary.json", overall)
+        log.info("codegen: %d/%d programs written by the LLM, %d reference fallbacks; %d prompt + %d generated "
+                 "tokens", overall["llm_programs"], overall["programs"], overall["fallbacks"],
+                 overall["prompt_tokens"], overall["completion_tokens"])
+        if self._own_engine and self._engine is not None:
+            self._engine.close()
+        return overall
+
+    # -- training policy: three steps
+    def _new_step(self, program: str, step: str, seed: int, base_layers: list[str], shown: Optional[str]) -> Step:
+        folder = self.program_dir(program, seed)
+        prompt = P.INITIAL[step] if shown is None else P.INITIAL[step].format(shown)
+        s = Step(program=program, step=step, seed=seed, base_layers=base_layers,
+                 messages=[{"role": "system", "content": P.SYSTEM_PROMPT}], max_refinements=self.cfg.max_refinements,
+                 log_path=folder / "log.jsonl")
+        s.ask(prompt, "code")
+        return s
+
+    def _fresh(self, program: str, seed: int) -> None:
+        folder = self.program_dir(program, seed)
+        if folder.exists():
+            shutil.rmtree(folder)  # an interrupted earlier try: start this program over
+        folder.mkdir(parents=True)
+
+    def _training(self, seeds: list[int]) -> None:
+        from tqdm import tqdm
+
+        coder = Coder(self.engine, self.cfg, self.root_seed, self.sandbox)
+        for k in seeds:
+            self._fresh(TRAINING, k)
+        log.info("codegen: training policy, step 1/3 (select_skill) for code seeds %s", seeds)
+        select = {k: self._new_step(TRAINING, TRAINING_STEPS[0], k, [], None) for k in seeds}
+        coder.run(list(select.values()))
+        later: dict[int, list[Step]] = {}
+        for k, s in select.items():
+            if s.passed:
+                shown = top_level_defs(s.code)
+                later[k] = [self._new_step(TRAINING, step, k, [s.code], shown) for step in TRAINING_STEPS[1:]]
+        log.info("codegen: training policy, steps 2-3/3 for code seeds %s", sorted(later))
+        coder.run([s for steps in later.values() for s in steps])
+        for k in tqdm(seeds, desc="codegen training", disable=None):
+            steps = [select[k], *later.get(k, [])]
+            failed = [s for s in steps if not s.passed]
+            layers, reason = None, ""
+            if not failed:
+                try:
+                    layers = training_layers(steps[0].code, steps[1].code, steps[2].code)
+                except (ValueError, SyntaxError) as e:
+                    reason = str(e)
+            else:
+                reason = f"{failed[0].step}: {failed[0].reason}"
+            self._finish(TRAINING, k, steps, layers, reason)
+
+    def _tasks(self, todo: list[tuple[str, int]]) -> None:
+        coder = Coder(self.engine, self.cfg, self.root_seed, self.sandbox)
+        steps = []
+        for task, k in todo:
+            training = self.done(TRAINING, k)
+            if training is None:
+                raise RuntimeError(f"the training policy of code seed {k} is missing; run with 'training' in "
+                                   "codegen.programs first")
+            policy = training["policy_layers"]
+            self._fresh(task, k)
+            steps.append(self._new_step(task, task, k, policy, previous_code_for_tasks(policy)))
+        log.info("codegen: %d task programs (%s)", len(steps), ", ".join(sorted({t for t, _ in todo})))
+        coder.run(steps)
+        for s in steps:
+            self._finish(s.program, s.seed, [s], s.base_layers + [s.code] if s.passed else None,
+                         "" if s.passed else f"{s.step}: {s.reason}")
+
+    # -- outputs
+    def _finish(self, program: str, seed: int, steps: list[Step], layers: Optional[list[str]], reason: str) -> None:
+        folder = self.program_dir(program, seed)
+        source_kind = "llm"
+        checked = None
+        if layers is not None:
+            text = compose(program, layers, SETTINGS[program], "llm")
+            try:
+                interface_check(Program(program, text, "llm"), self.sandbox, seed=seed)
+                checked = True
+            except (SandboxError, ValueError) as e:
+                layers, reason, checked = None, f"interface check failed: {e}", False
+        if layers is None:
+            source_kind = "reference-fallback"
+            layers = reference_layers(program)
+            text = reference_program(program).source.replace("(reference)", "(reference-fallback)", 1)
+            log.warning("codegen: %s seed %d falls back to the reference program: %s", program, seed, reason)
+        write_text(folder / "program.py", text)
+        summary = {
+            "program": program, "seed": seed, "source": source_kind, "reason": reason if source_kind != "llm" else "",
+            "passed_steps": {s.step: s.passed for s in steps}, "refinements": {s.step: s.attempt for s in steps},
+            "step_reasons": {s.step: s.reason for s in steps}, "interface_check": checked,
+            "prompt_tokens": sum(s.prompt_tokens for s in steps), "completion_tokens": sum(s.completion_tokens for s in steps),
+            "llm_seconds": round(sum(s.seconds for s in steps), 2), "model_id": next((s.model_id for s in steps if s.model_id), ""),
+            "generation_seed": derive_seed(self.root_seed, "codegen", seed), "root_seed": self.root_seed,
+            "profile": self.profile, "settings": SETTINGS[program].as_dict(), "fingerprint": self.fingerprint,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(), "policy_layers": layers,
+            "codegen": asdict(self.cfg),
+        }
+        write_json(folder / "summary.json", summary)
+
+    def _overall(self, summaries: list[dict], seconds: float) -> dict:
+        llm = [s for s in summaries if s["source"] == "llm"]
+        return {
+            "profile": self.profile, "root_seed": self.root_seed, "fingerprint": self.fingerprint,
+            "model_id": next((s["model_id"] for s in summaries if s.get("model_id")), ""),
+            "programs": len(summaries), "llm_programs": len(llm), "fallbacks": len(summaries) - len(llm),
+            "pass_rate": round(len(llm) / len(summaries), 4) if summaries else 0.0,
+            "prompt_tokens": sum(s["prompt_tokens"] for s in summaries),
+            "completion_tokens": sum(s["completion_tokens"] for s in summaries),
+            "llm_seconds": round(sum(s["llm_seconds"] for s in summaries), 2),
+            "stage_seconds_this_run": round(seconds, 2),
+            "per_program": {f"{s['program']}/seed{s['seed']}": {"source": s["source"], "reason": s["reason"]}
+                            for s in summaries},
+        }
+
+
+def _plain(node: Any) -> Any:
+    if node is None:
+        return None
+    try:
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(node, resolve=True)
+    except ValueError:
+        return node
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="LLM coder: write the policies over skills (data/codegen/)")
+    parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    overall = CodegenStage(load_params(args.params)).run()
+    print(json.dumps({k: v for k, v in overall.items() if k != "per_program"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

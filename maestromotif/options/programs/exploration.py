@@ -1,0 +1,60 @@
+# ruff: noqa
+# Reference training-time policy over skills (method.md §1.7), written for this benchmark from the
+# paper's description: explore each level, go down to max_depth, then back up to depth 1, and repeat;
+# in half the episodes (self.mines) go through the Gnomish Mines, otherwise stay in the Dungeons of Doom.
+import random
+
+
+class NetHackPlayer:
+    def __init__(self, max_depth, branch_depth):
+        self.max_depth = max_depth
+        self.branch_depth = branch_depth  # -2 until the environment finds the Mines fork
+        self.direction = "down"
+
+    # The unit tests of the coder prompts call these two; in the game the preconditions come
+    # from skill_precondition (shared.py).
+    def merchant_precondition(self):
+        return False
+
+    def worshipper_precondition(self):
+        return False
+
+    def select_skill(self, current_skill, dungeon_depth, merchant_precondition, worshipper_precondition):
+        if merchant_precondition:
+            return "merchant"
+        if worshipper_precondition:
+            return "worshipper"
+        if current_skill != "discoverer":
+            return "discoverer"  # every new level (or finished interaction) is explored first
+        # The level is explored: move on, turning around at the ends of the range [1, max_depth].
+        if self.direction == "down" and dungeon_depth >= self.max_depth:
+            self.direction = "up"
+        elif self.direction == "up" and dungeon_depth <= 1:
+            self.direction = "down"
+        return "descender" if self.direction == "down" else "ascender"
+
+    def reach_gnomish_mines(self, current_skill, dungeon_depth, branch_number, merchant_precondition,
+                            worshipper_precondition):
+        if merchant_precondition or worshipper_precondition or self.branch_depth < 0:
+            return self.select_skill(current_skill, dungeon_depth, merchant_precondition, worshipper_precondition)
+        if branch_number == 0 and dungeon_depth > self.branch_depth:
+            return "ascender"  # the descent from the fork landed in the Dungeons of Doom: go back, retry
+        if branch_number == 0 and dungeon_depth == self.branch_depth and self.direction == "down":
+            return "descender"  # at the fork on the way down: take a down staircase (either branch)
+        return self.select_skill(current_skill, dungeon_depth, merchant_precondition, worshipper_precondition)
+
+    def reach_dungeons_of_doom(self, current_skill, dungeon_depth, branch_number, merchant_precondition,
+                               worshipper_precondition):
+        if merchant_precondition or worshipper_precondition:
+            return self.select_skill(current_skill, dungeon_depth, merchant_precondition, worshipper_precondition)
+        if branch_number == 2:
+            return "ascender"  # in the Mines: climb back to the fork, then retry the descent
+        return self.select_skill(current_skill, dungeon_depth, merchant_precondition, worshipper_precondition)
+
+    def perform_task(self, current_skill, dungeon_depth, branch_number, merchant_precondition,
+                     worshipper_precondition):
+        if self.mines:
+            return self.reach_gnomish_mines(current_skill, dungeon_depth, branch_number, merchant_precondition,
+                                            worshipper_precondition)
+        return self.reach_dungeons_of_doom(current_skill, dungeon_depth, branch_number, merchant_precondition,
+                                           worshipper_precondition)

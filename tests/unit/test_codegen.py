@@ -1,0 +1,184 @@
+"""The codegen stage: answer parsing, the refine loop (with a scripted fake engine for control flow),
+fallbacks, outputs; and one real run with the embedded coder."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark.config import compose as compose_params
+from maestromotif.codegen import CodegenStage, extract_code, fill_unit_test, parse_verdict
+from maestromotif.llm import Completion
+from maestromotif.options.program import PROGRAMS_DIR, interface_check, load_program
+from maestromotif.options.sandbox import InProcessRunner
+
+UNIT_TEST = """
+# Starting conditions
+skill = 'discoverer'
+dungeon_depth = 1
+branch_number = 0
+max_depth = # to be defined
+player = NetHackPlayer(max_depth, 2)
+player.set_initial_values = None
+for turn in range(12):
+    print(f"Turn {turn + 1}: Skill = {skill}, Dungeon depth = {dungeon_depth}")
+    skill = player.{method}(skill, dungeon_depth, {extra}False, False)
+    if skill == 'descender':
+        dungeon_depth += 1
+    elif skill == 'ascender':
+        dungeon_depth -= 1
+"""
+
+
+def good_answer(step: str) -> str:
+    if step.startswith("training/"):
+        code = (PROGRAMS_DIR / "exploration.py").read_text()
+        method, extra = ("select_skill", "") if step.endswith("select_skill") else (step.split("/")[1], "0, ")
+    else:
+        code = (PROGRAMS_DIR / f"{step}.py").read_text().replace("class NetHackPlayer(NetHackPlayer):",
+                                                                 "class NetHackPlayer:")
+        method, extra = "perform_task", "0, "
+    return ("Questions: ... Here is the code.\n```python\n" + code
+            + UNIT_TEST.replace("{method}", method).replace("{extra}", extra) + "```\nDone.")
+
+
+class FakeCoder:
+    """A scripted stand-in for an LLM engine (control flow only): `behaviour(step) -> (code, verdict)`."""
+
+    model_id = "fake-coder"
+
+    def __init__(self, behaviour):
+        self.behaviour = behaviour
+        self.calls = []
+
+    def generate(self, conversations, sampling):
+        self.calls.append((len(conversations), sampling.max_tokens))
+        out = []
+        for conv in conversations:
+            step = _step_of(conv[1]["content"])
+            code, verdict = self.behaviour(step)
+            text = verdict if conv[-1]["content"].startswith("Here is the output") else code
+            out.append(Completion(text=text, prompt_tokens=100, completion_tokens=10, finish_reason="stop",
+                                  model_id=self.model_id))
+        return out
+
+    def close(self):
+        pass
+
+
+def _step_of(first_prompt: str) -> str:
+    if 'method "select_skill"' in first_prompt:
+        return "training/select_skill"
+    if 'method "reach_gnomish_mines"' in first_prompt:
+        return "training/reach_gnomish_mines"
+    if 'method "reach_dungeons_of_doom"' in first_prompt:
+        return "training/reach_dungeons_of_doom"
+    return "buc" if "altar" in first_prompt.split("###")[-3] else "gnomish"
+
+
+def params_for(tmp_path, *overrides):
+    cfg = compose_params("ci", [f"data_dir={tmp_path}/data", "codegen.programs=[training,gnomish,buc]",
+                                "codegen.max_batch_prompt_tokens=0", *overrides])
+    return cfg
+
+
+def test_extract_code_and_verdicts():
+    assert extract_code("text\n```python\nx = 1\n```\nmore") == "x = 1\n"
+    answer = "```python\nprint(1)\n```\n```python\nclass NetHackPlayer:\n    pass\n```"
+    assert extract_code(answer).startswith("class NetHackPlayer")
+    assert extract_code("```python\nclass NetHackPlayer:\n    pass\n") is not None  # cut off at max_tokens
+    assert extract_code("no code here") is None
+    assert parse_verdict("Yes, the output matches.") == "yes"
+    assert parse_verdict("No. Looking at the eyes... yes") == "no"
+    assert parse_verdict("It looks fine.") == "unclear"
+    assert fill_unit_test("max_depth = # to be defined\n", 4) == "max_depth = 4\n"
+
+
+@pytest.mark.timeout(300)
+def test_passing_code_is_kept_and_everything_is_logged(tmp_path):
+    fake = FakeCoder(lambda step: (good_answer(step), "Yes, it explores down and back up."))
+    overall = CodegenStage(params_for(tmp_path), engine=fake).run()
+    assert overall["programs"] == 3 and overall["llm_programs"] == 3 and overall["fallbacks"] == 0
+    out = tmp_path / "data" / "codegen"
+    for program in ("training", "gnomish", "buc"):
+        summary = json.loads((out / program / "seed0" / "summary.json").read_text())
+        assert summary["source"] == "llm" and summary["interface_check"] is True
+        assert summary["profile"] == "ci" and summary["model_id"] == "fake-coder"
+        events = [json.loads(line)["event"] for line in (out / program / "seed0" / "log.jsonl").read_text().splitlines()]
+        assert {"prompt", "answer", "run", "verdict", "result"} <= set(events)
+        program_obj = load_program(out / program / "seed0")
+        assert not program_obj.trusted and program_obj.origin == "llm"
+        interface_check(program_obj, InProcessRunner())
+    runs = [json.loads(line) for line in (out / "gnomish" / "seed0" / "log.jsonl").read_text().splitlines()
+            if '"run"' in line]
+    assert runs[0]["ok"] and "Turn 1: Skill = discoverer" in runs[0]["trace"]
+    # batched: one call per phase and prompt kind (training step 1, steps 2-3, tasks), code and check
+    assert len(fake.calls) == 6 and fake.calls[0] == (1, 48) and fake.calls[1] == (1, 4)
+    # finished programs are not redone (a batching cap does not change what was generated)
+    again = FakeCoder(lambda step: (good_answer(step), "Yes"))
+    CodegenStage(params_for(tmp_path, "codegen.max_batch_prompt_tokens=100"), engine=again).run()
+    assert again.calls == []
+
+
+def test_batches_are_split_under_the_prompt_token_cap(tmp_path):
+    fake = FakeCoder(lambda step: (good_answer(step), "Yes"))
+    CodegenStage(params_for(tmp_path, "codegen.max_batch_prompt_tokens=1000"), engine=fake).run()
+    assert len(fake.calls) == 10 and all(n == 1 for n, _ in fake.calls)  # no two long prompts share a call
+
+
+@pytest.mark.timeout(300)
+def test_code_that_never_passes_falls_back_visibly(tmp_path):
+    def behaviour(step):
+        if step == "gnomish":
+            return good_answer(step), "No, this is wrong."
+        if step == "buc":
+            return "I cannot write code.", "Yes"
+        return good_answer(step), "Yes"
+
+    fake = FakeCoder(behaviour)
+    overall = CodegenStage(params_for(tmp_path, "codegen.max_refinements=2"), engine=fake).run()
+    assert overall["llm_programs"] == 1 and overall["fallbacks"] == 2
+    out = tmp_path / "data" / "codegen"
+    gnomish = json.loads((out / "gnomish" / "seed0" / "summary.json").read_text())
+    assert gnomish["source"] == "reference-fallback" and "verdict was 'no'" in gnomish["reason"]
+    assert gnomish["refinements"] == {"gnomish": 2}
+    buc = json.loads((out / "buc" / "seed0" / "summary.json").read_text())
+    assert buc["source"] == "reference-fallback" and "did not run" in buc["reason"]
+    log = (out / "buc" / "seed0" / "log.jsonl").read_text()
+    assert "no ```python block" in log and "Go through your code, line by line" in log
+    program = load_program(out / "gnomish" / "seed0")
+    assert program.trusted and "(reference-fallback)" in program.source.splitlines()[0] or program.origin == "reference-fallback"
+    assert overall["per_program"]["gnomish/seed0"]["source"] == "reference-fallback"
+
+
+@pytest.mark.timeout(300)
+def test_code_that_crashes_in_the_game_loop_falls_back(tmp_path):
+    def behaviour(step):
+        if step == "gnomish":  # runs its own unit test, but perform_task returns a non-skill
+            answer = good_answer(step).replace('return "discoverer"  # arrived', 'return "dance"  # arrived')
+            answer = answer.replace("perform_task(skill, dungeon_depth, 0, False, False)", "select_skill(skill, dungeon_depth, False, False)")
+            return answer, "Yes"
+        return good_answer(step), "Yes"
+
+    overall = CodegenStage(params_for(tmp_path), engine=FakeCoder(behaviour)).run()
+    gnomish = overall["per_program"]["gnomish/seed0"]
+    assert gnomish["source"] == "reference-fallback", gnomish
+
+
+@pytest.mark.slow
+@pytest.mark.llm
+@pytest.mark.timeout(900)
+def test_codegen_with_the_embedded_coder(tmp_path, embedded_engine):
+    """The real 135M model: it will mostly fail; whatever it does, the outputs are complete and loadable."""
+    params = params_for(tmp_path, "codegen.programs=[training,gnomish]", "codegen.max_tokens=96",
+                        "codegen.check_max_tokens=8")
+    overall = CodegenStage(params, engine=embedded_engine).run()
+    assert overall["programs"] == 2 and overall["completion_tokens"] > 0
+    assert overall["model_id"] == embedded_engine.model_id
+    for program in ("training", "gnomish"):
+        folder = tmp_path / "data" / "codegen" / program / "seed0"
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["source"] in ("llm", "reference-fallback")
+        assert summary["source"] == "llm" or summary["reason"]
+        interface_check(load_program(folder), InProcessRunner())
+        assert (folder / "log.jsonl").read_text().count('"event": "answer"') >= 1
