@@ -1,0 +1,48 @@
+"""MaestroMotif as a benchmark Method: skills are trained once per seed, then deployed zero-shot per task.
+
+fit() runs the train_skills stage (maestromotif.rl.train) for the seed; policy() pairs the trained
+network with the task's program over skills: codegen's data/codegen/<task>/seed<code_seed>/program.py
+when it exists, else maestromotif.options' reference program of the task (the fallback).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmark.method import Method, Policy
+from benchmark.io import write_json
+
+
+class MaestroMotif(Method):
+    name = "maestromotif"
+    per_task = False  # one skill network for all tasks
+
+    def __init__(self, code_seed: int = 0, deterministic: bool = False, codegen_dir: str | None = None):
+        self.code_seed = int(code_seed)
+        self.deterministic = bool(deterministic)
+        self.codegen_dir = codegen_dir  # default: <data_dir>/codegen
+
+    def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
+        from maestromotif.rl.train import train
+
+        run = train(params, seed)
+        write_json(Path(out_dir) / "run.json", {"run_dir": str(run.resolve()), "seed": seed})
+        return Path(out_dir)
+
+    def policy(self, artefact: Path, task: str, params: Any) -> Policy:
+        from maestromotif.rl.policy import SkillPolicy
+        from maestromotif.rl.sf_env import resolve_program
+
+        run = self.run_dir(Path(artefact))
+        codegen = self.codegen_dir or str(Path(params.get("data_dir", "data")) / "codegen")
+        program = resolve_program(task, codegen, self.code_seed)
+        seed = json.loads((run / "summary.json").read_text()).get("seed", 0) if (run / "summary.json").exists() else 0
+        return SkillPolicy.from_run(run, program, deterministic=self.deterministic, seed=seed)
+
+    @staticmethod
+    def run_dir(artefact: Path) -> Path:
+        """The train_skills run dir: the artefact itself (data/rl/seed<k>), or the one fit() recorded."""
+        if (artefact / "run.json").exists():
+            return Path(json.loads((artefact / "run.json").read_text())["run_dir"])
+        return artefact

@@ -1,0 +1,1 @@
+"""Skill-conditioned APPO training (sample-factory 2) and its deployment policy."""

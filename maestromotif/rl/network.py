@@ -1,0 +1,115 @@
+"""The skill-conditioned network of the paper (reference/method.md §1.8) as a sample-factory Encoder.
+
+One network for all skills: the 5-dim skill one-hot is part of the stats vector, there are no
+per-skill heads. sample-factory adds the GRU 512 core and the shared actor/critic linear heads.
+
+    crop (12x12 chars around the agent) ─► convnet_simple ─► 512 ┐
+    stats (27 blstats + 3 extras + 5 one-hot) × scale ─► MLP 3x128 ─► 128 ├─► concat (803) ─► GRU 512
+    the same scaled stats, raw ─► 35                                      │
+    message (256 bytes) ─► char-CNN ─► 128                                ┘
+
+Two crop encodings share the rest of the network:
+  "rgb"   (faithful): the crop rendered as a 3x72x72 image, 6x6 px per character, divided by 255;
+  "embed" (cheap): character and colour embeddings of the 12x12 crop, a small convnet, 512 out.
+The observations themselves are made by `maestromotif.rl.obs.PolicyObservation`.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from sample_factory.model.encoder import Encoder
+
+from maestromotif.reward.model import MessageEncoder, RewardModelConfig  # the same char-CNN as r_phi
+
+CROP = 12            # characters each side of the crop square
+CELL = 6             # pixels per character in the rendered crop
+STATS_DIM = 35       # 27 blstats + 3 extras + 5 skill one-hot
+CROP_MODES = ("rgb", "embed")
+
+# Hand-chosen scales of the official code (x/79, y/21, HP/10, maxHP/10, energy/10, maxE/10, AC/10, XL/10,
+# time/1000, hunger, dungeon number, condition, the 3 extras and the one-hot ×1, everything else ×0),
+# then clipped to ±5 as Motif's VectorFeaturesWrapper does. Indices are NLE's NLE_BL_* (prior-code.md §4.4).
+STATS_SCALE = np.zeros(STATS_DIM, dtype=np.float32)
+for _index, _scale in {0: 1 / 79, 1: 1 / 21, 10: 1 / 10, 11: 1 / 10, 14: 1 / 10, 15: 1 / 10, 16: 1 / 10,
+                       18: 1 / 10, 20: 1 / 1000, 21: 1.0, 23: 1.0, 25: 1.0}.items():
+    STATS_SCALE[_index] = _scale
+STATS_CLIP = 5.0
+STATS_SCALE[27:] = 1.0
+
+
+class ConvNetSimple(nn.Module):
+    """sample-factory's "convnet_simple" on a 3x72x72 image: 3 convs, then Linear(1152 -> 512)."""
+
+    def __init__(self, in_channels: int = 3, size: int = CROP * CELL, out_dim: int = 512):
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 8, stride=4), nn.ELU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ELU(),
+            nn.Conv2d(64, 128, 3, stride=2), nn.ELU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n = self.conv(torch.zeros(1, in_channels, size, size)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n, out_dim), nn.ELU())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(image))
+
+
+class EmbeddedCrop(nn.Module):
+    """The cheap crop encoder: char (256) and colour (16) embeddings of the 12x12 crop, 2 convs, 512 out."""
+
+    def __init__(self, out_dim: int = 512, char_dim: int = 16, color_dim: int = 8):
+        super().__init__()
+        self.chars = nn.Embedding(256, char_dim)
+        self.colors = nn.Embedding(16, color_dim)
+        self.conv = nn.Sequential(
+            nn.Conv2d(char_dim + color_dim, 32, 3, padding=1), nn.ELU(),
+            nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.ELU(),
+            nn.Flatten(),
+        )
+        self.fc = nn.Sequential(nn.Linear(32 * (CROP // 2) ** 2, out_dim), nn.ELU())
+
+    def forward(self, chars: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.chars(chars.long()), self.colors(colors.long() & 15)], dim=-1)  # (B,12,12,E)
+        return self.fc(self.conv(x.permute(0, 3, 1, 2)))
+
+
+class SkillEncoder(Encoder):
+    """The encoder sample-factory puts before its GRU core; obs keys from PolicyObservation."""
+
+    def __init__(self, cfg, obs_space):
+        super().__init__(cfg)
+        self.crop_mode = "rgb" if "screen" in obs_space.keys() else "embed"
+        self.crop = ConvNetSimple() if self.crop_mode == "rgb" else EmbeddedCrop()
+        self.register_buffer("stats_scale", torch.from_numpy(STATS_SCALE.copy()), persistent=False)
+        self.stats_mlp = nn.Sequential(
+            nn.Linear(STATS_DIM, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU()
+        )
+        self.message = MessageEncoder(RewardModelConfig(message_dim=128))
+        self.out_size = 512 + 128 + STATS_DIM + 128
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.crop_mode == "rgb":
+            crop = self.crop(obs["screen"].float() * (1.0 / 255))
+        else:
+            crop = self.crop(obs["crop_chars"], obs["crop_colors"])
+        stats = (obs["stats"].float() * self.stats_scale).clamp(-STATS_CLIP, STATS_CLIP)
+        return torch.cat([crop, self.stats_mlp(stats), stats, self.encode_messages(obs["message"])], dim=1)
+
+    def encode_messages(self, message: torch.Tensor) -> torch.Tensor:
+        """The char-CNN on the distinct messages of the batch only, gathered back (exact, gradients
+        included): most steps share a handful of messages (often the empty one), and the char-CNN is
+        the costliest branch of the network."""
+        unique, inverse = torch.unique(message, dim=0, return_inverse=True)
+        return self.message(unique)[inverse]
+
+    def get_out_size(self) -> int:
+        return self.out_size
+
+
+def make_skill_encoder(cfg, obs_space) -> SkillEncoder:
+    """Module-level factory: sample-factory pickles it into its learner process."""
+    return SkillEncoder(cfg, obs_space)

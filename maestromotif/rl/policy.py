@@ -1,0 +1,88 @@
+"""Deployment: the trained skill network + a task's program over skills, evaluated zero-shot on CPU.
+
+    policy = SkillPolicy.from_run("data/rl/seed0", program="gnomish")
+    env = policy.wrap_env(benchmark.env.make(task="gnomish"))   # + OptionsWrapper + network inputs
+    actions, state = policy.act(stacked_obs, policy.initial_state(n), episode_start)
+
+The network is rebuilt from the run's sample-factory configuration (sf/config.json) through the same
+registration as training, and its weights are read from the latest checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from benchmark.env import ACTIONS
+from benchmark.method import Policy
+from maestromotif.rl.obs import PolicyObservation, observation_space
+from maestromotif.rl.sf_env import allow_checkpoint_globals, register, wrap_skills
+from maestromotif.rl.train import EXPERIMENT, checkpoints
+
+log = logging.getLogger(__name__)
+
+
+def load_actor_critic(run: Path, checkpoint: Path | None = None):
+    """(model in eval mode on CPU, its sample-factory cfg, the checkpoint path) of a training run."""
+    from sample_factory.model.actor_critic import create_actor_critic
+    from sample_factory.utils.attr_dict import AttrDict
+
+    cfg_path = run / EXPERIMENT / "config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{cfg_path} missing: {run} is not a finished train_skills run "
+                                "(python -m maestromotif.rl.train --seed <k>)")
+    cfg = AttrDict(json.loads(cfg_path.read_text()))
+    if checkpoint is None:
+        found = checkpoints(run)
+        if not found:
+            raise FileNotFoundError(f"no checkpoint under {run / EXPERIMENT / 'checkpoint_p0'}; train first")
+        checkpoint = found[-1]
+    register()
+    model = create_actor_critic(cfg, observation_space(cfg.mm_crop_mode), gym.spaces.Discrete(len(ACTIONS)))
+    allow_checkpoint_globals()  # only tensors, builtins and numpy scalars are unpickled (weights_only)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    model.eval()
+    return model, cfg, checkpoint
+
+
+class SkillPolicy(Policy):
+    """Acts in a batch of envs with the skill network; the skill comes from the task program's wrapper."""
+
+    def __init__(self, model, cfg, program: str, deterministic: bool = False, seed: int = 0):
+        self.model, self.cfg = model, cfg
+        self.program, self.deterministic, self.seed = program, deterministic, seed
+        self.keys = tuple(observation_space(cfg.mm_crop_mode).spaces)
+        self._envs = 0
+
+    @classmethod
+    def from_run(cls, run: str | Path, program: str, deterministic: bool = False, seed: int = 0,
+                 checkpoint: str | Path | None = None) -> "SkillPolicy":
+        model, cfg, ckpt = load_actor_critic(Path(run), Path(checkpoint) if checkpoint else None)
+        log.info("skill policy from %s with program %s", ckpt, program)
+        return cls(model, cfg, program, deterministic, seed)
+
+    def wrap_env(self, env: gym.Env) -> gym.Env:
+        self._envs += 1  # each env's program gets its own random stream
+        env = wrap_skills(env, self.program, seed=self.seed * 1000 + self._envs)
+        return PolicyObservation(env, self.cfg.mm_crop_mode, keep_raw=True)
+
+    def initial_state(self, num_envs: int) -> torch.Tensor:
+        return torch.zeros(num_envs, self.cfg.rnn_size)
+
+    @torch.inference_mode()
+    def act(self, obs: dict[str, np.ndarray], state: Any, episode_start: np.ndarray):
+        state = state.clone()
+        state[torch.from_numpy(np.asarray(episode_start, dtype=bool))] = 0.0  # new episode: fresh GRU state
+        inputs = {k: torch.from_numpy(np.ascontiguousarray(obs[k])) for k in self.keys}
+        out = self.model(self.model.normalize_obs(inputs), state)
+        if self.deterministic:
+            actions = out["action_logits"].argmax(dim=-1)
+        else:
+            actions = out["actions"]
+        return actions.reshape(-1).numpy().astype(np.int64), out["new_rnn_states"]

@@ -1,0 +1,245 @@
+"""The training env and the model, registered with sample-factory 2.1.1 through its public API.
+
+    env = benchmark.env.make(seed)                     the paper's Monk, 28 actions, 10k-step cap
+        + skills      OptionsWrapper(program)          call-and-return over the 5 skills ("skill_onehot")
+                      (or IsolatedSkill: the paper's "learned in isolation" ablation, one skill per episode)
+        + reward      IntrinsicRewardWrapper           0.1 * thresholded, count-normalised r_phi of the
+                                                       active skill; the game reward is multiplied by 0
+        + CrashReport                                  an exception in the env is written to the run's
+                                                       error file before it propagates (watchdog.py)
+        + PolicyObservation(crop_mode)                 network inputs (maestromotif.rl.obs)
+
+The reward is computed inside the env, so sample-factory runs unmodified with reward_scale=1 and a
+large reward_clip. Factories are module-level functions: sample-factory pickles them into its spawned
+worker and learner processes, and importing this module there also installs the error reporter and the
+checkpoint-loading fix.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from benchmark.env import EnvConfig, make
+from benchmark.seeding import derive_seed
+from maestromotif.rl.network import make_skill_encoder
+from maestromotif.rl.obs import NUM_SKILLS, PolicyObservation
+
+log = logging.getLogger(__name__)
+
+ENV_NAME = "mm_skills"
+TEST_CRASH_ENV_NAME = "mm_skills_test_crash"  # test-only: the same env, raising after cfg.mm_crash_after steps
+ERROR_FILE_ENV = "MM_SF_ERROR_FILE"  # set by the supervisor; inherited by every sample-factory process
+
+
+# --- torch >= 2.6 checkpoint loading -----------------------------------------------------------------
+# sample-factory 2.1.1 calls torch.load(path) without weights_only, which torch >= 2.6 treats as
+# weights_only=True. Our checkpoints hold only tensors and builtins except the numpy scalar types that
+# numpy-typed counters pickle into; allow exactly those (not arbitrary code) so SF's own resume works.
+def allow_checkpoint_globals() -> None:
+    safe = [np.dtype, np.core.multiarray.scalar] if hasattr(np, "core") else [np.dtype]
+    safe += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
+    torch.serialization.add_safe_globals(safe)
+
+
+allow_checkpoint_globals()
+
+
+# --- sample-factory 2.1.1 V-trace summaries ----------------------------------------------------------
+# With with_vtrace=True, Learner._record_summaries reads mb.advantages, which only the GAE path fills, and
+# the learner dies at its first summary (AttributeError: 'AttrDict' object has no attribute 'advantages').
+# The V-trace advantages are in the same locals under `adv`; hand them over. Summaries only: the
+# training math is untouched. No-op for versions whose minibatch already has advantages.
+def fix_vtrace_summaries() -> None:
+    from sample_factory.algo.learning.learner import Learner
+
+    original = Learner._record_summaries
+    if getattr(original, "_mm_fixed", False):
+        return
+
+    def record_summaries(self, train_loop_vars):
+        mb = train_loop_vars.mb
+        if "advantages" not in mb and "adv" in train_loop_vars:
+            mb["advantages"] = train_loop_vars.adv
+        return original(self, train_loop_vars)
+
+    record_summaries._mm_fixed = True
+    Learner._record_summaries = record_summaries
+
+
+fix_vtrace_summaries()
+
+
+# --- errors from any sample-factory process reach the supervisor -------------------------------------
+class _ErrorFileHandler(logging.Handler):
+    """Appends exceptions logged by sample-factory / signal-slot to the run's error file (one JSON line)."""
+
+    def __init__(self, path: str):
+        super().__init__(level=logging.ERROR)
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fatal = record.exc_info is not None or "heartbeat" in record.getMessage().lower()
+        if not fatal:
+            return
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + "".join(logging.Formatter().formatException(record.exc_info))
+        line = json.dumps({"time": time.time(), "pid": os.getpid(), "logger": record.name, "error": text})
+        try:
+            with open(self.path, "a") as f:
+                f.write(line + "\n")
+        except OSError:
+            pass
+
+
+def install_error_reporter() -> None:
+    path = os.environ.get(ERROR_FILE_ENV)
+    if not path:
+        return
+    for name in ("rl", "signal_slot"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, _ErrorFileHandler) for h in logger.handlers):
+            logger.addHandler(_ErrorFileHandler(path))
+
+
+install_error_reporter()
+
+
+class CrashReport(gym.Wrapper):
+    """Writes an env exception to the error file, then re-raises it (SF would only log it and stall)."""
+
+    def _guard(self, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            path = os.environ.get(ERROR_FILE_ENV)
+            if path:
+                with open(path, "a") as f:
+                    f.write(json.dumps({"time": time.time(), "pid": os.getpid(), "logger": "env",
+                                        "error": f"{type(e).__name__}: {e}"}) + "\n")
+            raise
+
+    def reset(self, **kwargs):
+        return self._guard(self.env.reset, **kwargs)
+
+    def step(self, action):
+        return self._guard(self.env.step, action)
+
+
+class CrashAfter(gym.Wrapper):
+    """Test-only: raises after `steps` env steps, to check that a dead worker ends the run with an error."""
+
+    def __init__(self, env: gym.Env, steps: int):
+        super().__init__(env)
+        self.steps, self.count = steps, 0
+
+    def step(self, action):
+        self.count += 1
+        if self.count > self.steps:
+            raise RuntimeError(f"injected env crash after {self.steps} steps (test-only env {TEST_CRASH_ENV_NAME})")
+        return self.env.step(action)
+
+
+class IsolatedSkill(gym.Wrapper):
+    """The paper's "learned in isolation" ablation (Fig. 8a-b): one skill for a whole episode, cycling
+    through the skills episode by episode, no policy over skills. Same obs/info keys as OptionsWrapper."""
+
+    def __init__(self, env: gym.Env, num_skills: int = NUM_SKILLS, first: int = 0):
+        super().__init__(env)
+        self.num_skills, self.skill = num_skills, first - 1
+        self.observation_space = gym.spaces.Dict({
+            **env.observation_space.spaces,
+            "skill": gym.spaces.Box(0, num_skills - 1, (1,), np.int64),
+            "skill_onehot": gym.spaces.Box(0.0, 1.0, (num_skills,), np.float32),
+        })
+
+    def _obs(self, obs):
+        onehot = np.zeros(self.num_skills, dtype=np.float32)
+        onehot[self.skill] = 1.0
+        return {**obs, "skill": np.array([self.skill], dtype=np.int64), "skill_onehot": onehot}
+
+    def reset(self, **kwargs):
+        self.skill = (self.skill + 1) % self.num_skills
+        obs, info = self.env.reset(**kwargs)
+        info.update(skill=self.skill, skill_switched=False)
+        return self._obs(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info.update(skill=self.skill, skill_switched=False)
+        return self._obs(obs), reward, terminated, truncated, info
+
+
+# --- the env factory ------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _intrinsic_reward(reward_dir: str, skills: tuple[str, ...], params_path: str):
+    """One IntrinsicReward (and its score memo) per process, shared by all of the process's envs."""
+    from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
+
+    cfg = IntrinsicConfig()
+    try:  # the reward section's intrinsic block, when the reward stage defines it
+        from benchmark.config import load_params
+        from maestromotif.reward.intrinsic import intrinsic_config
+
+        cfg = intrinsic_config(load_params(params_path))
+    except (ImportError, ModuleNotFoundError):
+        log.warning("maestromotif.reward.train is not available: using the paper's default intrinsic settings")
+    return IntrinsicReward.from_dir(reward_dir, list(skills), cfg)
+
+
+def resolve_program(name: str, codegen_dir: str | Path | None, code_seed: int) -> str:
+    """The program to run: codegen's output <codegen_dir>/<name>/seed<code_seed>/ when it exists, else the
+    name itself (maestromotif.options' reference program of that name, the fallback)."""
+    if name == "isolated" or codegen_dir is None:
+        return name
+    folder = Path(codegen_dir) / name / f"seed{code_seed}"
+    return str(folder) if (folder / "program.py").is_file() else name
+
+
+def wrap_skills(env: gym.Env, program: str, seed: int) -> gym.Env:
+    """Add the skill protocol: a policy over skills (name or codegen folder), or the isolated ablation."""
+    if program == "isolated":
+        return IsolatedSkill(env, first=seed % NUM_SKILLS)
+    from maestromotif.options.wrapper import OptionsWrapper
+
+    return OptionsWrapper(env, program, seed=seed)
+
+
+def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:
+    """sample-factory's env factory: (name, cfg, env_config) -> gymnasium env. Settings come from the
+    cfg's mm_* arguments (maestromotif.rl.sf_run)."""
+    worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
+    vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
+    env_seed = derive_seed(cfg.mm_root_seed, "train_skills", cfg.mm_seed, "env", worker, vector)
+    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else EnvConfig()
+    env = make(seed=env_seed, cfg=env_cfg)
+    if full_env_name == TEST_CRASH_ENV_NAME:
+        env = CrashAfter(env, cfg.mm_crash_after)
+    program = resolve_program(cfg.mm_program, cfg.mm_codegen_dir or None, cfg.mm_code_seed)
+    env = wrap_skills(env, program, env_seed)
+    from maestromotif.reward.wrapper import IntrinsicRewardWrapper
+
+    reward = _intrinsic_reward(cfg.mm_reward_dir, tuple(cfg.mm_skills.split(",")), cfg.mm_params)
+    env = IntrinsicRewardWrapper(env, reward)
+    env = CrashReport(env)
+    return PolicyObservation(env, cfg.mm_crop_mode)
+
+
+def register() -> None:
+    """Register the env names and the skill encoder (idempotent; call before parsing SF arguments)."""
+    from sample_factory.algo.utils.context import global_env_registry, global_model_factory
+    from sample_factory.envs.env_utils import register_env
+
+    registry = global_env_registry()
+    for name in (ENV_NAME, TEST_CRASH_ENV_NAME):
+        if name not in registry:
+            register_env(name, make_skill_env)
+    global_model_factory().register_encoder_factory(make_skill_encoder)

@@ -1,0 +1,286 @@
+"""Stage `train_skills`: one skill-conditioned APPO network for all five skills, per seed.
+
+    python -m maestromotif.rl.train --seed 0            (reads params.yaml; MM_PARAMS overrides the path)
+
+Reads   params `rl` (hyperparameters, sizes), `env`, `skills`, `root_seed`, `profile`;
+        data/reward/<skill>/model.pt (frozen reward models); the training program over skills.
+Writes  data/rl/seed<k>/sf/checkpoint_p0/checkpoint_*.pth   sample-factory checkpoints (latest kept)
+        data/rl/seed<k>/sf/config.json                      sample-factory's full configuration
+        data/rl/seed<k>/curve.jsonl      env_steps, skill, mean normalised reward, frequency (Fig. 8b/c)
+        data/rl/seed<k>/progress.jsonl   env steps and frames/s over time
+        data/rl/seed<k>/summary.json     written last: env steps, frames/s, checkpoint, seeds, provenance
+
+Resumable: rerunning after a kill continues from the last checkpoint (sample-factory's `resume`), with
+env steps counting on from the checkpoint's; a finished run (summary.json present for the same settings)
+returns at once. sample-factory runs in a child process under a watchdog (maestromotif.rl.watchdog), so a
+crashed worker or learner ends the stage with an error instead of a hang.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from benchmark.config import load_params, params_path, root, section
+from benchmark.io import read_jsonl, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+EXPERIMENT = "sf"  # sample-factory's experiment folder inside the run dir
+CHECKPOINT_RE = re.compile(r"checkpoint_(\d+)_(\d+)\.pth$")
+
+
+@dataclass
+class RLConfig:
+    """The `rl` section (conf/rl/default.yaml). Defaults are the paper's (reference/method.md §1.9)."""
+
+    # sizes (profile-dependent)
+    num_workers: int = 24
+    num_envs_per_worker: int = 20
+    worker_num_splits: int = 2
+    batch_size: int = 4096
+    train_for_env_steps: int = 4_000_000_000
+    # APPO
+    rollout: int = 32
+    recurrence: int = 32
+    num_epochs: int = 1
+    num_batches_per_epoch: int = 1
+    with_vtrace: bool = True
+    vtrace_rho: float = 1.0
+    vtrace_c: float = 1.0
+    learning_rate: float = 1e-4
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-6
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    ppo_clip_ratio: float = 0.1
+    ppo_clip_value: float = 1.0
+    value_loss_coeff: float = 0.5
+    exploration_loss_coeff: float = 0.003
+    max_grad_norm: float = 4.0
+    max_policy_lag: int = 10_000
+    # network
+    rnn_size: int = 512
+    crop_mode: str = "rgb"  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
+    # skills
+    program: str = "training"  # the training policy over skills; "isolated" = the ablation without one
+    codegen_dir: str = "data/codegen"  # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
+    code_seed: int = 0  # which generated training program (the reference program when codegen has none)
+    reward_dir: str = "data/reward"  # conf sets ${data_dir}/reward
+    # plumbing
+    device: str = "auto"  # auto: cuda when available, else cpu
+    save_every_sec: int = 120
+    keep_checkpoints: int = 2
+    curve_every_sec: float = 30.0
+    report_every_sec: float = 5.0
+    startup_timeout_s: float = 600.0
+    stall_timeout_s: float = 300.0
+    extra_sf_args: list[str] = field(default_factory=list)  # any other sample-factory flag, e.g. --serial_mode=True
+
+
+def run_dir(params, seed: int) -> Path:
+    return Path(params.get("data_dir", "data")) / "rl" / f"seed{seed}"
+
+
+def checkpoints(run: Path) -> list[Path]:
+    """sample-factory's 'latest' checkpoints of policy 0, oldest first."""
+    folder = run / EXPERIMENT / "checkpoint_p0"
+    return sorted(folder.glob("checkpoint_*.pth")) if folder.exists() else []
+
+
+def checkpoint_env_steps(path: Path) -> int:
+    m = CHECKPOINT_RE.search(path.name)
+    if not m:
+        raise ValueError(f"{path} is not named like a sample-factory checkpoint")
+    return int(m.group(2))
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skills") -> list[str]:
+    """The sample-factory command line for this run (everything explicit, so a resume cannot drift)."""
+    top = root(params)
+    env_cfg = OmegaConf.to_container(params["env"], resolve=True) if "env" in params else {}
+    a = {
+        "env": env_name, "experiment": EXPERIMENT, "train_dir": str(run), "restart_behavior": "resume",
+        "device": resolve_device(rl.device), "seed": seed,
+        "num_workers": rl.num_workers, "num_envs_per_worker": rl.num_envs_per_worker,
+        "worker_num_splits": rl.worker_num_splits, "batch_size": rl.batch_size,
+        "train_for_env_steps": rl.train_for_env_steps, "rollout": rl.rollout, "recurrence": rl.recurrence,
+        "num_epochs": rl.num_epochs, "num_batches_per_epoch": rl.num_batches_per_epoch,
+        "with_vtrace": rl.with_vtrace, "vtrace_rho": rl.vtrace_rho, "vtrace_c": rl.vtrace_c,
+        "learning_rate": rl.learning_rate, "adam_beta1": rl.adam_beta1, "adam_beta2": rl.adam_beta2,
+        "adam_eps": rl.adam_eps, "gamma": rl.gamma, "gae_lambda": rl.gae_lambda,
+        "ppo_clip_ratio": rl.ppo_clip_ratio, "ppo_clip_value": rl.ppo_clip_value,
+        "value_loss_coeff": rl.value_loss_coeff, "exploration_loss": "entropy",
+        "exploration_loss_coeff": rl.exploration_loss_coeff, "max_grad_norm": rl.max_grad_norm,
+        "max_policy_lag": rl.max_policy_lag,
+        # the network: our encoder, then SF's GRU core and shared linear actor/critic heads
+        "use_rnn": True, "rnn_type": "gru", "rnn_size": rl.rnn_size, "rnn_num_layers": 1,
+        "nonlinearity": "elu", "policy_initialization": "orthogonal", "policy_init_gain": 1.0,
+        "actor_critic_share_weights": True,
+        # the env wrapper already gives the paper's total reward; categorical inputs must not be normalised
+        "reward_scale": 1.0, "reward_clip": 1e6, "normalize_input": False, "normalize_returns": False,
+        "save_every_sec": rl.save_every_sec, "keep_checkpoints": rl.keep_checkpoints, "with_wandb": False,
+        # our settings, read by the env factory in every worker
+        "mm_params": str(params_path()), "mm_root_seed": top.root_seed, "mm_seed": seed,
+        "mm_program": rl.program, "mm_codegen_dir": rl.codegen_dir, "mm_code_seed": rl.code_seed,
+        "mm_reward_dir": rl.reward_dir, "mm_skills": ",".join(top.skills),
+        "mm_crop_mode": rl.crop_mode, "mm_env_config": json.dumps(env_cfg, sort_keys=True),
+        "mm_run_dir": str(run), "mm_report_every_sec": rl.report_every_sec,
+        "mm_curve_every_sec": rl.curve_every_sec,
+    }
+    return [f"--{k}={v}" for k, v in a.items()] + list(rl.extra_sf_args)
+
+
+def settings_hash(argv: list[str]) -> str:
+    """Identifies the settings of a finished run (paths excluded), so a changed param reruns the stage."""
+    keep = [x for x in argv if not x.startswith(("--mm_params=", "--train_dir=", "--mm_run_dir="))]
+    return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
+
+
+def check_resumable(run: Path) -> int:
+    """Env steps of the checkpoint a resume starts from (0: fresh start). sample-factory swallows a failed
+    checkpoint load and silently restarts from scratch, so check here that the latest one loads."""
+    ckpts = checkpoints(run)
+    if not ckpts:
+        return 0
+    import torch
+
+    from maestromotif.rl.sf_env import allow_checkpoint_globals
+
+    allow_checkpoint_globals()
+    try:
+        torch.load(ckpts[-1], map_location="cpu")  # exactly as sample-factory will (default weights_only)
+    except Exception as e:
+        raise RuntimeError(
+            f"cannot resume from {ckpts[-1]} ({type(e).__name__}: {e}); delete it to resume from an older "
+            f"checkpoint, or delete {run} to start over"
+        ) from e
+    return checkpoint_env_steps(ckpts[-1])
+
+
+def drop_rows_after(path: Path, env_steps: int) -> None:
+    """Curve/progress rows logged after the checkpoint a resume starts from are replayed: drop them."""
+    rows = read_jsonl(path)
+    kept = [r for r in rows if r.get("env_steps", 0) <= env_steps]
+    if len(kept) != len(rows) or (path.exists() and not path.read_bytes().endswith(b"\n")):
+        write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
+
+
+def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None = None) -> Path:
+    """Train (or resume, or skip if finished) the skills of `seed`; return the run dir."""
+    from tqdm import tqdm
+
+    from maestromotif.rl.sf_env import ERROR_FILE_ENV
+    from maestromotif.rl.watchdog import Limits, supervise
+
+    rl: RLConfig = section(params, "rl", RLConfig)
+    top = root(params)
+    run = run_dir(params, seed)
+    argv = sf_argv(rl, params, seed, run, env_name)
+    digest = settings_hash(argv)
+    summary_path = run / "summary.json"
+    if summary_path.exists() and json.loads(summary_path.read_text()).get("settings_hash") == digest:
+        log.info("train_skills seed %d already finished (%s); nothing to do", seed, summary_path)
+        return run
+    summary_path.unlink(missing_ok=True)
+    _check_inputs(rl, top)
+    start_steps = check_resumable(run)
+    if start_steps:
+        log.info("resuming seed %d from env step %d", seed, start_steps)
+    for name in ("curve.jsonl", "progress.jsonl"):
+        drop_rows_after(run / name, start_steps)
+
+    env = {**os.environ, ERROR_FILE_ENV: str(run / "errors.jsonl"), **(extra_env or {})}
+    cmd = [sys.executable, "-m", "maestromotif.rl.sf_run", *argv]
+    bar = tqdm(total=rl.train_for_env_steps, initial=start_steps, unit="step", desc=f"train_skills seed{seed}",
+               disable=None)
+    last: dict[str, Any] = {}
+
+    def on_progress(rec: dict) -> None:
+        last.update(rec)
+        bar.n = min(rec["env_steps"], rl.train_for_env_steps)
+        bar.set_postfix(fps=f"{rec['fps']:.0f}")
+        bar.refresh()
+        log.info("seed %d: %d env steps, %.0f frames/s", seed, rec["env_steps"], rec["fps"])
+
+    def finished() -> bool:
+        ck = checkpoints(run)
+        return bool(ck) and checkpoint_env_steps(ck[-1]) >= rl.train_for_env_steps
+
+    try:
+        supervise(cmd, log_path=run / "train.log", error_file=run / "errors.jsonl",
+                  progress_file=run / "progress.jsonl", env=env, on_progress=on_progress, finished=finished,
+                  limits=Limits(startup_timeout=rl.startup_timeout_s, stall_timeout=rl.stall_timeout_s))
+    finally:
+        bar.close()
+    final = checkpoints(run)
+    if not final:
+        raise RuntimeError(f"sample-factory finished without a checkpoint in {run / EXPERIMENT}; see {run / 'train.log'}")
+    write_json(summary_path, {
+        "seed": seed, "root_seed": top.root_seed, "profile": top.profile, "skills": list(top.skills),
+        "env_steps": checkpoint_env_steps(final[-1]), "resumed_from_env_steps": start_steps,
+        "checkpoint": str(final[-1].relative_to(run)), "fps_last_segment": last.get("fps"),
+        "crop_mode": rl.crop_mode, "program": rl.program, "settings_hash": digest,
+        "rl": OmegaConf.to_container(params["rl"], resolve=True),
+        "provenance": _provenance(top, seed, run),
+    })
+    log.info("train_skills seed %d done: %s", seed, final[-1])
+    return run
+
+
+def _check_inputs(rl: RLConfig, top) -> None:
+    missing = [s for s in top.skills if not (Path(rl.reward_dir) / s / "model.pt").exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"no reward model for skill(s) {missing} under {rl.reward_dir}/<skill>/model.pt: run the reward "
+            "stage first (python -m maestromotif.reward.train)"
+        )
+    if rl.num_envs_per_worker % rl.worker_num_splits:
+        raise ValueError(f"rl.num_envs_per_worker ({rl.num_envs_per_worker}) must be a multiple of "
+                         f"rl.worker_num_splits ({rl.worker_num_splits})")
+    if rl.batch_size % rl.recurrence:
+        raise ValueError(f"rl.batch_size ({rl.batch_size}) must be a multiple of rl.recurrence ({rl.recurrence})")
+
+
+def _provenance(top, seed: int, run: Path) -> dict:
+    try:
+        from benchmark.provenance import record
+
+        return record(stage="train_skills", profile=top.profile, root_seed=top.root_seed, seed=seed,
+                      method="maestromotif", env_steps=checkpoint_env_steps(checkpoints(run)[-1]))
+    except Exception as e:  # provenance must never fail a finished training run
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the skill-conditioned APPO network for one seed")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.params:
+        os.environ["MM_PARAMS"] = str(Path(args.params).resolve())
+    train(load_params(args.params), args.seed)
+
+
+if __name__ == "__main__":
+    main()

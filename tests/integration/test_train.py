@@ -1,0 +1,117 @@
+"""train_skills end to end: real NLE, real sample-factory, real (tiny) reward models, the real options
+wrapper with the training program. One ci-profile run is killed after its first checkpoint and resumed;
+its checkpoint is then evaluated zero-shot on a task. A crashing env must end a run with an error."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from benchmark.config import REPO_ROOT
+from maestromotif.rl.sf_env import TEST_CRASH_ENV_NAME
+from maestromotif.rl.train import checkpoint_env_steps, checkpoints, run_dir, train
+from maestromotif.rl.watchdog import TrainingError
+from tests.integration.test_train_support import ci_params, real_messages, train_tiny_reward_models
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def reward_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("reward")
+    train_tiny_reward_models(folder, real_messages(steps=400), epochs=5)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory, reward_dir):
+    """A ci run killed (SIGKILL, stage process) after its first checkpoint, then rerun to completion."""
+    tmp = tmp_path_factory.mktemp("train")
+    params, path = ci_params(tmp, f"rl.reward_dir={reward_dir}")
+    run = run_dir(params, 0)
+    env = {**os.environ, "MM_PARAMS": str(path)}
+    stage = subprocess.Popen([sys.executable, "-m", "maestromotif.rl.train", "--seed", "0"], cwd=REPO_ROOT,
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 400
+        def trained_checkpoint() -> bool:  # SF also saves one at env step 0
+            return bool(checkpoints(run)) and checkpoint_env_steps(checkpoints(run)[-1]) > 0
+
+        while not trained_checkpoint() and time.time() < deadline and stage.poll() is None:
+            time.sleep(1)
+        assert trained_checkpoint(), f"no checkpoint before the kill; see {run / 'train.log'}"
+    finally:
+        stage.send_signal(signal.SIGKILL)  # the stage process only: its sample-factory child must follow it
+        stage.wait()
+    killed_at = checkpoint_env_steps(checkpoints(run)[-1])
+    time.sleep(3)  # the child notices its parent is gone within a second and kills its process group
+    os.environ["MM_PARAMS"] = str(path)
+    try:
+        train(params, 0)
+    finally:
+        os.environ.pop("MM_PARAMS", None)
+    return params, run, killed_at
+
+
+@pytest.mark.timeout(1200)
+def test_resume_continues_from_checkpoint(resumed_run):
+    params, run, killed_at = resumed_run
+    summary = json.loads((run / "summary.json").read_text())
+    assert killed_at > 0
+    assert summary["resumed_from_env_steps"] >= killed_at  # SF may save once more while dying
+    assert summary["env_steps"] >= params.rl.train_for_env_steps
+    log = (run / "train.log").read_text()
+    assert f"self.env_steps={summary['resumed_from_env_steps']}" in log  # SF really loaded it
+    progress = [json.loads(l) for l in (run / "progress.jsonl").read_text().splitlines()]
+    steps = [p["env_steps"] for p in progress]
+    assert steps == sorted(steps), "env steps must keep counting from the checkpoint"
+
+
+@pytest.mark.timeout(1200)
+def test_curve_has_every_skill_over_env_steps(resumed_run):
+    params, run, _ = resumed_run
+    rows = [json.loads(l) for l in (run / "curve.jsonl").read_text().splitlines()]
+    assert rows
+    assert {r["skill"] for r in rows} == set(params.skills)
+    by_step: dict[int, float] = {}
+    for r in rows:
+        by_step[r["env_steps"]] = by_step.get(r["env_steps"], 0.0) + r["frequency"]
+    assert all(abs(v - 1.0) < 1e-6 for v in by_step.values())  # frequencies of one window sum to 1
+    active = [r for r in rows if r["skill_steps"]]
+    assert all(np.isfinite(r["mean_normalised_reward"]) for r in active)
+
+
+@pytest.mark.timeout(1200)
+def test_checkpoint_evaluates_zero_shot_on_a_task(resumed_run):
+    from benchmark.env import EnvConfig, make
+    from benchmark.evaluate import play
+    from maestromotif.method import MaestroMotif
+
+    params, run, _ = resumed_run
+    policy = MaestroMotif().policy(run, "gnomish", params)
+    records = []
+    steps = play(policy, lambda: make(task="gnomish", cfg=EnvConfig(max_episode_steps=150)),
+                 [(0, 11), (1, 12)], num_envs=2, on_record=records.append, progress=False)
+    assert len(records) == 2 and steps > 0
+    assert all(r["metric"] is not None for r in records)  # the task tracker scored each episode
+
+
+@pytest.mark.timeout(400)
+def test_worker_crash_ends_the_run_with_an_error(tmp_path, reward_dir):
+    params, path = ci_params(tmp_path, f"rl.reward_dir={reward_dir}", "rl.startup_timeout_s=200",
+                             "rl.stall_timeout_s=60", "rl.extra_sf_args=['--mm_crash_after=40']")
+    os.environ["MM_PARAMS"] = str(path)
+    try:
+        with pytest.raises(TrainingError, match="injected env crash|stalled|exited"):
+            train(params, 1, env_name=TEST_CRASH_ENV_NAME)
+    finally:
+        os.environ.pop("MM_PARAMS", None)
+    time.sleep(2)
+    leftovers = subprocess.run(["pgrep", "-f", f"mm_run_dir={run_dir(params, 1)}"], capture_output=True, text=True)
+    assert leftovers.stdout.strip() == "", "the crashed run's processes must all be gone"
