@@ -1,0 +1,164 @@
+"""The ci-profile regression check (benchmark.regression) against the committed reference, and planted
+regressions that it must catch. Real NLE, real reward-model training, real options wrapper; the ci data
+(collect + pairs) comes from the session fixture `ci_data`.
+
+When one of these fails after an intended change, rerun `python -m benchmark.regression --update` and
+commit results/regression/reference.json (README, "Regression check").
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from benchmark import regression as R
+from benchmark.config import section
+
+
+# ----- fixtures ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def reference():
+    cfg = R.RegressionConfig()
+    return R.load_reference(R.reference_path(cfg), cfg)
+
+
+@pytest.fixture(scope="session")
+def regression_inputs(ci_data):
+    cfg = OmegaConf.to_object(section(ci_data.params, "regression", R.RegressionConfig))
+    return R.Inputs(ci_data.params, cfg, obs_dir=ci_data.obs_dir, pairs_dir=ci_data.pairs_dir)
+
+
+@pytest.fixture(scope="session")
+def full_run(regression_inputs, reference):
+    """Every section measured once per session on the unmodified code."""
+    metrics = R.run(regression_inputs, reference)
+    rows = R.compare(metrics, reference, regression_inputs.cfg, require_all=True)
+    return {m.name: m for m in metrics}, rows
+
+
+def narrowed(inp: R.Inputs, **changes) -> R.Inputs:
+    """The same params and data with a smaller regression config (e.g. one method, one task)."""
+    return R.Inputs(inp.params, dataclasses.replace(inp.cfg, **changes), obs_dir=inp.obs_dir,
+                    pairs_dir=inp.pairs_dir)
+
+
+def failed(rows, prefix: str = "") -> set[str]:
+    return {r.metric for r in rows if not r.passed and r.metric.startswith(prefix)}
+
+
+# ----- the unmodified code passes ------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_unmodified_code_passes(full_run):
+    _, rows = full_run
+    assert all(r.passed for r in rows), "\n" + R.format_table(rows)
+    kinds = {r.kind for r in rows}
+    assert kinds == {"exact", "float", "stochastic"}
+    sections = {r.metric.split("/")[0] for r in rows}
+    assert sections == set(R.SECTIONS)
+
+
+@pytest.mark.timeout(900)
+def test_same_ci_run_gives_same_seeds_and_numbers(full_run, regression_inputs, reference):
+    """Block 0 (the check's episodes) replays the seeds and values recorded when the reference was made,
+    and a second run in this session gives the same numbers again."""
+    metrics, _ = full_run
+    for name, entry in reference["metrics"].items():
+        if entry["kind"] == "stochastic":
+            assert metrics[name].extra["seeds"] == entry["check_block"]["seeds"], name
+            assert metrics[name].extra["values"] == entry["check_block"]["values"], name
+    again = R.check_policy(narrowed(regression_inputs, tasks=["goldenexit_small", "transactions_small"]))
+    assert again, "nothing was replayed"
+    for m in again:
+        assert m.extra["seeds"] == metrics[m.name].extra["seeds"]
+        assert m.extra["values"] == metrics[m.name].extra["values"]
+    for name in ("stats", "options", "tracker"):
+        for m in R.run(regression_inputs, reference, [name]):
+            assert m.value == metrics[m.name].value, m.name
+
+
+# ----- planted regressions ---------------------------------------------------------------------------------
+@pytest.mark.timeout(600)
+def test_tracker_that_never_fires_fails_the_check(monkeypatch, regression_inputs, reference):
+    from benchmark.tasks import TASKS
+    from benchmark.variants import GnomishMinesSmall
+
+    class NeverFires(GnomishMinesSmall):  # planted bug: the success check never triggers
+        def _step(self, obs, action, next_obs, info, env) -> None:
+            pass
+
+    monkeypatch.setitem(TASKS, "gnomish_small", NeverFires)
+    inp = narrowed(regression_inputs, methods=["scripted"], tasks=["gnomish_small"])
+    metrics = R.run(inp, reference, ["tracker", "policy"])
+    rows = R.compare(metrics, reference, regression_inputs.cfg)
+    score = next(m for m in metrics if m.name == "policy/scripted/gnomish_small")
+    assert score.value == 0.0  # the scripted score collapses ...
+    assert "policy/scripted/gnomish_small" in failed(rows)  # ... and the bound catches it
+    assert "tracker/gnomish_small/value" in failed(rows)
+
+
+@pytest.mark.timeout(600)
+def test_intrinsic_reward_sign_flip_fails_the_check(monkeypatch, regression_inputs, reference):
+    from maestromotif.reward.intrinsic import IntrinsicReward
+
+    original = IntrinsicReward.intrinsic
+
+    def flipped(self, skill, message, dlvl_change, count):  # planted bug: the reward's sign
+        r_int, r_hat = original(self, skill, message, dlvl_change, count)
+        return -r_int, -r_hat
+
+    monkeypatch.setattr(IntrinsicReward, "intrinsic", flipped)
+    rows = R.compare(R.run(regression_inputs, reference, ["intrinsic"]), reference, regression_inputs.cfg)
+    bad = failed(rows, "intrinsic/")
+    assert {f"intrinsic/{s}/sum" for s in regression_inputs.top.skills} <= bad, R.format_table(rows)
+
+
+@pytest.mark.timeout(600)
+def test_zeroed_skill_onehot_fails_the_check(monkeypatch, regression_inputs, reference):
+    from maestromotif.options.wrapper import OptionsWrapper
+
+    original = OptionsWrapper._observe
+
+    def zeroed(self, obs):  # planted bug: the network never learns which skill is running
+        obs = original(self, obs)
+        obs["skill_onehot"] = np.zeros_like(obs["skill_onehot"])
+        return obs
+
+    monkeypatch.setattr(OptionsWrapper, "_observe", zeroed)
+    rows = R.compare(R.run(regression_inputs, reference, ["options"]), reference, regression_inputs.cfg)
+    bad = failed(rows, "options/")
+    assert {"options/onehot_sha", "options/onehot_valid_steps", "options/network_input_sha",
+            "options/encoder_sum"} <= bad, R.format_table(rows)
+    assert "options/skills" not in bad  # the wrapper still switches skills; only what the network sees broke
+
+
+# ----- the command line ---------------------------------------------------------------------------------
+@pytest.mark.timeout(300)
+def test_cli_prints_the_table_and_exits_nonzero_on_failure(tmp_path, reference, capsys):
+    from benchmark.io import read_json, write_json
+
+    path = tmp_path / "reference.json"
+    write_json(path, reference)
+    assert R.main(["--sections", "stats", "--reference", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "metric" in out and "bound" in out and "stats/iqm" in out and "0 failed" in out
+
+    tampered = read_json(path)
+    tampered["metrics"]["stats/iqm"]["value"][0] += 0.01
+    write_json(path, tampered)
+    assert R.main(["--sections", "stats", "--reference", str(path)]) == 1
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_reference_records_how_it_was_measured(reference):
+    measured = reference["measured"]
+    assert measured["profile"] == "ci"
+    assert measured["command"] == "python -m benchmark.regression --update"
+    assert measured["stochastic"]["blocks"] >= 10
+    assert measured["git_describe"] and measured["nle_version"]
+    for name, entry in reference["metrics"].items():
+        if entry["kind"] == "stochastic":
+            assert len(entry["block_means"]) == measured["stochastic"]["blocks"], name
+            assert entry["se_run"] > 0 and entry["se_ref"] > 0, name
