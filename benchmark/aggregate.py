@@ -48,8 +48,8 @@ class ReportConfig:
     paper_reference_method: str = "MaestroMotif"
     # Our task name -> the paper's task title (the join key with paper_results.csv); default: conf/task title.
     task_titles: dict[str, str] = field(default_factory=dict)
-    # Per-skill reward curves written by the train stage (columns env_steps, skill, normalised_reward, frequency).
-    curves_glob: str = "{data_dir}/fit/maestromotif/seed*/reward_curves.csv"
+    # Per-skill reward curves written by the train stage (maestromotif.rl.train: curve.jsonl).
+    curves_glob: str = "{data_dir}/fit/maestromotif/seed*/curve.jsonl"
     figure_formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
 
 

@@ -99,8 +99,14 @@ def load_curves(pattern: str) -> pd.DataFrame | None:
         return None
     frames = []
     for i, f in enumerate(files):
-        df = pd.read_csv(f)
+        # the train stage writes JSON lines (curve.jsonl); CSV is accepted for curves made elsewhere
+        df = pd.read_json(f, lines=True) if f.endswith(".jsonl") else pd.read_csv(f)
+        if df.empty:
+            continue
+        df = df.rename(columns={"mean_normalised_reward": "normalised_reward"})
         frames.append(df if "seed" in df.columns else df.assign(seed=i))
+    if not frames:
+        return None
     return pd.concat(frames, ignore_index=True)
 
 

@@ -42,7 +42,7 @@ class MaestroMotif(Method):
 
     @staticmethod
     def run_dir(artefact: Path) -> Path:
-        """The train_skills run dir: the artefact itself (data/rl/seed<k>), or the one fit() recorded."""
+        """The train_skills run dir: the artefact itself (data/fit/maestromotif/seed<k>), or the one fit() recorded."""
         if (artefact / "run.json").exists():
             return Path(json.loads((artefact / "run.json").read_text())["run_dir"])
         return artefact

@@ -1,6 +1,6 @@
 """Deployment: the trained skill network + a task's program over skills, evaluated zero-shot on CPU.
 
-    policy = SkillPolicy.from_run("data/rl/seed0", program="gnomish")
+    policy = SkillPolicy.from_run("data/fit/maestromotif/seed0", program="gnomish")
     env = policy.wrap_env(benchmark.env.make(task="gnomish"))   # + OptionsWrapper + network inputs
     actions, state = policy.act(stacked_obs, policy.initial_state(n), episode_start)
 

@@ -30,7 +30,7 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
     p = parser.add_argument
     p("--mm_params", default="", help="params.yaml the run was built from")
     p("--mm_root_seed", type=int, default=0)
-    p("--mm_seed", type=int, default=0, help="skill-training seed (data/rl/seed<k>)")
+    p("--mm_seed", type=int, default=0, help="skill-training seed (data/fit/maestromotif/seed<k>)")
     p("--mm_program", default="training", help="policy over skills, or 'isolated' (ablation)")
     p("--mm_codegen_dir", default="", help="codegen outputs: <dir>/<program>/seed<k>/program.py")
     p("--mm_code_seed", type=int, default=0, help="which codegen seed of the training program")
@@ -42,6 +42,9 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
     p("--mm_report_every_sec", type=float, default=5.0)
     p("--mm_curve_every_sec", type=float, default=30.0)
     p("--mm_crash_after", type=int, default=10**9, help="test-only env: raise after this many steps")
+    # env name "mm_factory" (baselines): the training env comes from this importable function instead
+    p("--mm_env_factory", default="", help="'module:function(cfg, env_config, **kwargs) -> env' for mm_factory")
+    p("--mm_factory_kwargs", default="{}", help="JSON keyword arguments of --mm_env_factory")
 
 
 def parse_cfg(argv: list[str]):

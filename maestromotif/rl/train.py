@@ -4,11 +4,11 @@
 
 Reads   params `rl` (hyperparameters, sizes), `env`, `skills`, `root_seed`, `profile`;
         data/reward/<skill>/model.pt (frozen reward models); the training program over skills.
-Writes  data/rl/seed<k>/sf/checkpoint_p0/checkpoint_*.pth   sample-factory checkpoints (latest kept)
-        data/rl/seed<k>/sf/config.json                      sample-factory's full configuration
-        data/rl/seed<k>/curve.jsonl      env_steps, skill, mean normalised reward, frequency (Fig. 8b/c)
-        data/rl/seed<k>/progress.jsonl   env steps and frames/s over time
-        data/rl/seed<k>/summary.json     written last: env steps, frames/s, checkpoint, seeds, provenance
+Writes  data/fit/maestromotif/seed<k>/sf/checkpoint_p0/checkpoint_*.pth   sample-factory checkpoints (latest kept)
+        data/fit/maestromotif/seed<k>/sf/config.json                      sample-factory's full configuration
+        data/fit/maestromotif/seed<k>/curve.jsonl      env_steps, skill, mean normalised reward, frequency (Fig. 8b/c)
+        data/fit/maestromotif/seed<k>/progress.jsonl   env steps and frames/s over time
+        data/fit/maestromotif/seed<k>/summary.json     written last: env steps, frames/s, checkpoint, seeds, provenance
 
 Resumable: rerunning after a kill continues from the last checkpoint (sample-factory's `resume`), with
 env steps counting on from the checkpoint's; a finished run (summary.json present for the same settings)
@@ -90,7 +90,8 @@ class RLConfig:
 
 
 def run_dir(params, seed: int) -> Path:
-    return Path(params.get("data_dir", "data")) / "rl" / f"seed{seed}"
+    # every method's artefact lives in data/fit/<method>/seed<S> (benchmark.evaluate reads it there)
+    return Path(params.get("data_dir", "data")) / "fit" / "maestromotif" / f"seed{seed}"
 
 
 def checkpoints(run: Path) -> list[Path]:
@@ -185,24 +186,32 @@ def drop_rows_after(path: Path, env_steps: int) -> None:
         write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
-def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None = None) -> Path:
-    """Train (or resume, or skip if finished) the skills of `seed`; return the run dir."""
+def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None = None, run: Path | None = None,
+          rl_overrides: dict | None = None, extra_args: list[str] | None = None,
+          method: str = "maestromotif") -> Path:
+    """Train (or resume, or skip if finished) the skills of `seed`; return the run dir.
+
+    The baselines reuse this trainer: `run` (default run_dir()), `rl_overrides` (fields of the `rl` section,
+    e.g. their own train_for_env_steps), `extra_args` (appended sample-factory/--mm_* flags; the last
+    value of a flag wins) and env_name "mm_factory" (maestromotif.rl.sf_env.make_factory_env)."""
     from tqdm import tqdm
 
     from maestromotif.rl.sf_env import ERROR_FILE_ENV
     from maestromotif.rl.watchdog import Limits, supervise
 
     rl: RLConfig = section(params, "rl", RLConfig)
+    if rl_overrides:
+        rl = OmegaConf.merge(rl, rl_overrides)  # validated against RLConfig like the section itself
     top = root(params)
-    run = run_dir(params, seed)
-    argv = sf_argv(rl, params, seed, run, env_name)
+    run = Path(run) if run is not None else run_dir(params, seed)
+    argv = sf_argv(rl, params, seed, run, env_name) + list(extra_args or [])
     digest = settings_hash(argv)
     summary_path = run / "summary.json"
     if summary_path.exists() and json.loads(summary_path.read_text()).get("settings_hash") == digest:
         log.info("train_skills seed %d already finished (%s); nothing to do", seed, summary_path)
         return run
     summary_path.unlink(missing_ok=True)
-    _check_inputs(rl, top)
+    _check_inputs(rl, top, skill_rewards=env_name != "mm_factory")
     start_steps = check_resumable(run)
     if start_steps:
         log.info("resuming seed %d from env step %d", seed, start_steps)
@@ -211,7 +220,7 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
 
     env = {**os.environ, ERROR_FILE_ENV: str(run / "errors.jsonl"), **(extra_env or {})}
     cmd = [sys.executable, "-m", "maestromotif.rl.sf_run", *argv]
-    bar = tqdm(total=rl.train_for_env_steps, initial=start_steps, unit="step", desc=f"train_skills seed{seed}",
+    bar = tqdm(total=rl.train_for_env_steps, initial=start_steps, unit="step", desc=f"{'train_skills' if method == 'maestromotif' else method} seed{seed}",
                disable=None)
     last: dict[str, Any] = {}
 
@@ -241,14 +250,14 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
         "checkpoint": str(final[-1].relative_to(run)), "fps_last_segment": last.get("fps"),
         "crop_mode": rl.crop_mode, "program": rl.program, "settings_hash": digest,
         "rl": OmegaConf.to_container(params["rl"], resolve=True),
-        "provenance": _provenance(top, seed, run),
+        "provenance": _provenance(top, seed, run, method),
     })
     log.info("train_skills seed %d done: %s", seed, final[-1])
     return run
 
 
-def _check_inputs(rl: RLConfig, top) -> None:
-    missing = [s for s in top.skills if not (Path(rl.reward_dir) / s / "model.pt").exists()]
+def _check_inputs(rl: RLConfig, top, skill_rewards: bool = True) -> None:
+    missing = [s for s in top.skills if skill_rewards and not (Path(rl.reward_dir) / s / "model.pt").exists()]
     if missing:
         raise FileNotFoundError(
             f"no reward model for skill(s) {missing} under {rl.reward_dir}/<skill>/model.pt: run the reward "
@@ -261,12 +270,12 @@ def _check_inputs(rl: RLConfig, top) -> None:
         raise ValueError(f"rl.batch_size ({rl.batch_size}) must be a multiple of rl.recurrence ({rl.recurrence})")
 
 
-def _provenance(top, seed: int, run: Path) -> dict:
+def _provenance(top, seed: int, run: Path, method: str = "maestromotif") -> dict:
     try:
         from benchmark.provenance import record
 
-        return record(stage="train_skills", profile=top.profile, root_seed=top.root_seed, seed=seed,
-                      method="maestromotif", env_steps=checkpoint_env_steps(checkpoints(run)[-1]))
+        return record(stage="train_skills" if method == "maestromotif" else "fit", profile=top.profile,
+                      root_seed=top.root_seed, seed=seed, method=method, env_steps=checkpoint_env_steps(checkpoints(run)[-1]))
     except Exception as e:  # provenance must never fail a finished training run
         return {"error": f"{type(e).__name__}: {e}"}
 
