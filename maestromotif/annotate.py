@@ -1,5 +1,6 @@
 """Stage `annotate`: preference labels for one skill's pairs (or one task's Motif pairs), resumably.
 
+    python -m maestromotif.annotate --skill all                     # every skill, one LLM load (recommended)
     python -m maestromotif.annotate --skill descender               # MaestroMotif, one skill
     python -m maestromotif.annotate --variant motif --task gnomish  # the Motif baseline's labels for a task
 
@@ -10,7 +11,27 @@ Annotators (`annotate.annotator`):
       direct            (CPU budget, DESIGN.md §5) the assistant answer is prefilled up to
                         '("best_description": ' and the label is the argmax of the next-token log-probs of
                         "1" / "2" / "None" (one generated token per pair; raw top log-probs are stored);
+      direct, symmetrised (`symmetrise: true`; the ci and small profiles) see below;
   - "oracle": the deterministic rule annotator of maestromotif.oracle (ablation, sanity check).
+
+Order-symmetrised direct mode -- a deviation from the paper, CPU profiles only (the paper profile keeps
+the chain of thought). SmolLM2-135M answers "1" whatever the pair: in one order, log p("1") beat
+log p("2") by 0.6-1.3 nats on 999 of 1000 small-profile pairs, a position bias that leaves the reward
+models nothing to learn. So every pair is asked in both orders, (A, B) and (B, A), in the same batch
+(they share the system prompt and the template's prefix, which vLLM's prefix cache computes once), and
+
+    margin = [log p("1") - log p("2")](A, B) - [log p("1") - log p("2")](B, A)
+
+A bias towards either position adds the same amount to both brackets and cancels; a preference for A
+counts twice. Label: first if margin > tau, second if margin < -tau, tie otherwise; tie as well when
+"None" beats "1" and "2" in both orders (both undesirable); unknown when an order has neither "1" nor
+"2" among its top `logprobs` tokens (an answer missing from the top N gets the smallest listed log-prob,
+an upper bound, and is flagged in `floored`). Both orders' raw answers and top log-probs are stored,
+with the margins, the position-bias estimate and `label_first_order` (what the one-order mode says),
+so metrics.json reports both histograms and both agreements with the rule oracle. tau: the embedded
+model runs in bf16 on CPUs with bf16 instructions, where log-probs come in steps of 1/8 nat near the
+answer; many margins are then exactly 0 up to float noise (~1e-7), and tau = 0.01 makes those ties
+instead of coin flips decided by the noise.
 Labels: 0 first, 1 second, 2 tie ("None"), 3 unknown. Pairs whose two captions are identical are
 labelled tie without asking (Motif's rule) unless `tie_identical` is false.
 
@@ -20,7 +41,8 @@ Output, under <data_dir>/labels/<skill>/ (Motif: <data_dir>/labels/motif/<task>/
                           the same per-chunk seed, so the result equals an uninterrupted run's);
   labels.parquet          every label with its pair's messages and depth changes (read it with
                           `labelled_pairs`), written when all chunks are done;
-  metrics.json            label histogram, parse rate, retries, pairs/s, tokens per pair, provenance.
+  metrics.json            label histogram, parse rate, retries, pairs/s, tokens per pair, provenance,
+                          and (MaestroMotif) agreement with the rule oracle on the pairs it does not tie.
 """
 from __future__ import annotations
 
@@ -64,6 +86,8 @@ class AnnotateConfig:
     max_tokens: int = 4096             # chain of thought: answer budget (paper: 4096)
     retry_max_tokens: int = 4096       # chain of thought: budget of the retry turn
     logprobs: int = 20                 # direct: top-N next-token log-probs read per pair
+    symmetrise: bool = False           # direct: ask (A, B) and (B, A), label by the bias-free margin (CPU profiles)
+    tau: float = 0.01                  # symmetrised: |margin| <= tau is a tie (margin in nats, see module doc)
     chunk_size: int = 2000             # pairs per chunk (paper: batches of 2000); unit of resumption
     tie_identical: bool = True         # identical captions -> tie without calling the annotator
 
@@ -81,21 +105,15 @@ def conversation(variant: str, key: str, d1: str, d2: str) -> list[dict]:
     return P.motif_messages(P.motif_goal(key), d1, d2)
 
 
-def direct_label(top: dict[str, float] | None) -> tuple[int, dict[str, float]]:
-    """Argmax over "1" / "2" / "None" among the next-token log-probs (variants like " 1" count too)."""
-    best: dict[str, float] = {}
-    for token, logprob in (top or {}).items():
-        word = token.strip().lower()
-        if word in P.ANSWER_TO_LABEL and logprob > best.get(word, -math.inf):
-            best[word] = logprob
-    if not best:
-        return P.UNKNOWN, best
-    word = max(best, key=best.get)
-    return P.ANSWER_TO_LABEL[word], best
+direct_label = P.direct_label  # kept importable from here
 
 
-def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, seed: int) -> list[dict]:
-    """Label the conversations of one chunk with the LLM; one result dict per conversation."""
+def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, seed: int,
+                       swapped: list[list[dict]] | None = None) -> list[dict]:
+    """Label the conversations of one chunk with the LLM; one result dict per conversation.
+
+    `swapped`: the same pairs with the descriptions in the other order (symmetrised direct mode).
+    """
     from maestromotif.llm import Sampling
 
     base = engine.default_sampling()
@@ -104,15 +122,26 @@ def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, see
         # "CPU Generator does not use offset", that seeded sampling hits when a prefill is chunked.)
         sampling = Sampling(temperature=0.0, top_k=base.top_k, top_p=1.0, max_tokens=1, seed=seed,
                             logprobs=cfg.logprobs)
-        outs = engine.generate([c + [{"role": "assistant", "content": P.DIRECT_PREFILL}] for c in convs], sampling)
+        prefill = [{"role": "assistant", "content": P.DIRECT_PREFILL}]
+        # Both orders go in one batch: they share the system prompt and the template's prefix (prefix cache).
+        outs = engine.generate([c + prefill for c in convs + (swapped or [])], sampling)
         results = []
-        for out in outs:
-            label, label_logprobs = direct_label(out.top_logprobs[0] if out.top_logprobs else None)
+        for out in outs[:len(convs)]:
+            top = out.top_logprobs[0] if out.top_logprobs else None
+            label, label_logprobs = P.direct_label(top)
             results.append({"label": label, "answer": out.text, "retry_answer": None, "retried": False,
-                            "label_logprobs": label_logprobs,
-                            "top_logprobs": out.top_logprobs[0] if out.top_logprobs else None,
+                            "label_logprobs": label_logprobs, "top_logprobs": top,
                             "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
                             "model_id": out.model_id})
+        if swapped is not None:
+            for r, out in zip(results, outs[len(convs):]):
+                top = out.top_logprobs[0] if out.top_logprobs else None
+                label, info = P.symmetric_label(r["top_logprobs"], top, cfg.tau)
+                _, swapped_logprobs = P.direct_label(top)
+                r.update(label_first_order=r["label"], label=label, answer_swapped=out.text,
+                         label_logprobs_swapped=swapped_logprobs, top_logprobs_swapped=top,
+                         prompt_tokens=r["prompt_tokens"] + out.prompt_tokens,
+                         completion_tokens=r["completion_tokens"] + out.completion_tokens, **info)
         return results
     sampling = Sampling(temperature=base.temperature, top_k=base.top_k, top_p=base.top_p,
                         max_tokens=cfg.max_tokens, seed=seed)
@@ -158,19 +187,25 @@ def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateCon
     if ask:
         engine = get_engine()
         convs = [conversation(variant, key, d1[i], d2[i]) for i in ask]
-        for i, r in zip(ask, annotate_chunk_llm(engine, convs, cfg, seed)):
+        swapped = [conversation(variant, key, d2[i], d1[i]) for i in ask] if symmetrised(cfg) else None
+        for i, r in zip(ask, annotate_chunk_llm(engine, convs, cfg, seed, swapped)):
             results[i] = {**r, "asked": True}
     mode = "rule" if cfg.annotator == "oracle" else cfg.mode
     records = []
     for row, r in zip(rows, results):
         records.append({
             "pair_id": int(row["pair_id"]), **r, "mode": mode if r["asked"] else "identical",
+            "symmetrised": bool(r["asked"] and symmetrised(cfg)),
             "annotator": cfg.annotator, "variant": variant, "key": key, "seed": seed, "prompt_hash": prompt_hash,
             "message_1": str(row["message_1"]), "message_2": str(row["message_2"]),
             "dlvl_change_1": int(np.sign(row["dlvl_1"] - row["dlvl_prev_1"])),
             "dlvl_change_2": int(np.sign(row["dlvl_2"] - row["dlvl_prev_2"])),
         })
     return records
+
+
+def symmetrised(cfg: AnnotateConfig) -> bool:
+    return cfg.annotator == "llm" and cfg.mode == "direct" and cfg.symmetrise
 
 
 # ---- the stage --------------------------------------------------------------------------------------
@@ -199,7 +234,8 @@ def label_dir(data_dir: str | Path, variant: str, key: str) -> Path:
 
 def annotate(params, skill: str | None = None, variant: str = "maestromotif", task: str | None = None,
              pairs_path: str | Path | None = None, out_dir: str | Path | None = None, engine=None) -> Path:
-    """Run the stage; `engine` lets a caller (tests, a multi-skill driver) share one loaded LLM."""
+    """Run the stage; `engine` lets a caller (tests, a multi-skill driver) share one loaded LLM: an engine,
+    or a zero-argument callable that returns one (called only if some chunk still needs the LLM)."""
     from tqdm import tqdm
 
     top = root(params)
@@ -210,6 +246,11 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
         raise ValueError(f"annotate.mode={cfg.mode!r}: choose one of {', '.join(MODES)}")
     if cfg.chunk_size < 1:
         raise ValueError(f"annotate.chunk_size must be >= 1, got {cfg.chunk_size}")
+    if cfg.symmetrise and cfg.annotator == "llm" and cfg.mode != "direct":
+        raise ValueError("annotate.symmetrise=true reads next-token log-probs: it needs annotate.mode=direct "
+                         "(or set annotate.symmetrise=false for the chain of thought)")
+    if cfg.tau < 0:
+        raise ValueError(f"annotate.tau is a margin in nats and must be >= 0, got {cfg.tau}")
     if variant == "maestromotif":
         if skill not in P.SKILL_MODIFIERS:
             raise ValueError(f"--skill {skill!r}: choose one of {', '.join(P.SKILLS)}")
@@ -231,6 +272,8 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     state = {"engine": engine, "owned": False}
 
     def get_engine():
+        if callable(state["engine"]):  # a shared lazy engine (main: --skill all)
+            state["engine"] = state["engine"]()
         if state["engine"] is None:
             from maestromotif.llm import make_engine
 
@@ -268,9 +311,18 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     if labels["pair_id"].duplicated().any() or len(labels) != len(pairs):
         raise RuntimeError(f"annotate[{key}]: {len(labels)} labels for {len(pairs)} pairs; delete {out_dir} and rerun")
     metrics = label_metrics(labels)
+    if variant == "maestromotif":  # a cheap check of the signal: agreement with the rule oracle
+        from maestromotif.oracle import oracle_agreement
+
+        ordered = pairs.set_index("pair_id").loc[labels["pair_id"]].reset_index()
+        metrics["oracle_agreement"] = oracle_agreement(labels["label"], ordered, key)
+        if "label_first_order" in labels:  # what one order alone (no symmetrisation) would have given
+            first_order = labels["label_first_order"].fillna(labels["label"]).astype(int)
+            metrics["oracle_agreement_first_order"] = oracle_agreement(first_order, ordered, key)
     metrics.update({
         "variant": variant, "key": key, "annotator": cfg.annotator,
-        "mode": "rule" if cfg.annotator == "oracle" else cfg.mode, "prompt_hash": prompt_hash,
+        "mode": "rule" if cfg.annotator == "oracle" else cfg.mode, "symmetrised": symmetrised(cfg),
+        "tau": cfg.tau if symmetrised(cfg) else None, "prompt_hash": prompt_hash,
         "profile": top.profile, "root_seed": top.root_seed, "pairs_file": str(pairs_path),
         "model_id": next((m for m in labels["model_id"] if m), None),
         "this_run": {"pairs": done_pairs, "seconds": elapsed,
@@ -282,6 +334,13 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
              variant, key, metrics["histogram"], metrics["parse_rate"], metrics["retries"],
              "%.2f" % metrics["this_run"]["pairs_per_s"] if metrics["this_run"]["pairs_per_s"] else "-",
              metrics["tokens_per_asked_pair"])
+    if metrics.get("oracle_agreement", {}).get("n"):
+        agree = metrics["oracle_agreement"]
+        before = metrics.get("oracle_agreement_first_order")
+        log.info("annotate[%s/%s]: agreement with the rule oracle on its %d non-tie pairs: %.3f%s (chance 0.5)",
+                 variant, key, agree["n"], agree["accuracy"],
+                 f"; one order alone: {before['accuracy']:.3f}, histogram {metrics['histogram_first_order']}"
+                 if before else "")
     return out_dir
 
 
@@ -300,7 +359,8 @@ def _json_default(x):
 
 def _write_labels(path: Path, labels: pd.DataFrame) -> None:
     df = labels.copy()
-    for col in ("label_logprobs", "top_logprobs"):  # nested dicts: keep them as JSON text in parquet
+    for col in ("label_logprobs", "top_logprobs", "label_logprobs_swapped", "top_logprobs_swapped", "none_wins",
+                "floored"):  # nested values: keep them as JSON text in parquet
         if col in df:
             df[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else json.dumps(v) for v in df[col]]
     with atomic_path(path) as tmp:
@@ -312,7 +372,7 @@ def label_metrics(labels: pd.DataFrame) -> dict:
     names = P.LABEL_NAMES
     hist = Counter(int(v) for v in labels["label"])
     asked = labels[labels["asked"]]
-    return {
+    out = {
         "pairs": int(len(labels)),
         "histogram": {names[k]: int(hist.get(k, 0)) for k in names},
         "identical_ties": int((~labels["asked"]).sum()),
@@ -322,6 +382,17 @@ def label_metrics(labels: pd.DataFrame) -> dict:
         "tokens_per_asked_pair": float((asked["prompt_tokens"] + asked["completion_tokens"]).mean()) if len(asked) else 0.0,
         "completion_tokens_per_asked_pair": float(asked["completion_tokens"].mean()) if len(asked) else 0.0,
     }
+    if "label_first_order" in labels:  # symmetrised: the histogram one order alone would have given
+        first = Counter(int(v) for v in labels["label_first_order"].fillna(labels["label"]))
+        margins = asked["margin"].dropna().to_numpy(dtype=float)
+        out["histogram_first_order"] = {names[k]: int(first.get(k, 0)) for k in names}
+        out["margin"] = ({"mean": float(margins.mean()), "mean_abs": float(np.abs(margins).mean()),
+                          "quantiles": {q: float(np.quantile(margins, float(q))) for q in ("0.1", "0.5", "0.9")}}
+                         if len(margins) else None)
+        # Position bias: the part of log p(1) - log p(2) common to both orders (the preference flips sign).
+        both = asked[["margin_ab", "margin_ba"]].dropna().to_numpy(dtype=float)
+        out["position_bias"] = float(both.mean()) if len(both) else None
+    return out
 
 
 def labelled_pairs(labels: str | Path) -> pd.DataFrame:
@@ -380,26 +451,22 @@ def main(argv=None) -> None:
     skills = list(P.SKILLS) if "all" in args.skill else list(dict.fromkeys(args.skill))
     if len(skills) > 1 and (args.pairs or args.out):
         parser.error("--pairs/--out name one skill's files: give a single --skill with them")
-    engine = None
+    shared: dict = {}
+
+    def shared_engine():  # loaded on first need, then reused by every skill (loading costs ~10-40 s on CPU)
+        if "engine" not in shared:
+            from maestromotif.llm import make_engine
+
+            log.info("annotate: starting the annotator LLM (shared by %d skills)", len(skills))
+            shared["engine"] = make_engine(params["annotator_llm"])
+        return shared["engine"]
+
     try:
-        for skill in skills:  # one LLM for every skill: loading it costs ~40 s on CPU
-            if engine is None and len(skills) > 1 and needs_llm(params, skill):
-                from maestromotif.llm import make_engine
-
-                engine = make_engine(params["annotator_llm"])
-            annotate(params, skill=skill, pairs_path=args.pairs, out_dir=args.out, engine=engine)
+        for skill in skills:
+            annotate(params, skill=skill, pairs_path=args.pairs, out_dir=args.out, engine=shared_engine)
     finally:
-        if engine is not None:
-            engine.close()
-
-
-def needs_llm(params, skill: str) -> bool:
-    """Whether annotating `skill` would call the LLM (some chunk still to do, annotator llm)."""
-    cfg: AnnotateConfig = section(params, "annotate", AnnotateConfig)
-    if cfg.annotator != "llm":
-        return False
-    out = label_dir(root(params).data_dir, "maestromotif", skill)
-    return not (out / "labels.parquet").exists() or not (out / "metrics.json").exists()
+        if "engine" in shared:
+            shared["engine"].close()
 
 
 if __name__ == "__main__":

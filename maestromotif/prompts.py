@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from typing import Mapping
 
 SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")  # index order of the official code
 
@@ -140,6 +142,69 @@ def parse_answer(text: str) -> int:
     """The label declared in an answer (the last declaration wins), or UNKNOWN."""
     matches = ANSWER_REGEX.findall(text or "")
     return ANSWER_TO_LABEL[matches[-1].lower()] if matches else UNKNOWN
+
+
+# ---- direct mode: the answer read from next-token log-probs -------------------------------------------
+def answer_logprobs(top: Mapping[str, float] | None) -> dict[str, float]:
+    """The log-probs of the answers "1" / "2" / "none" among one step's top-N next tokens.
+
+    Tokenisations of the same answer (" 1", "1", "None", " none") count as that answer; the best wins.
+    Answers outside the top N are absent.
+    """
+    best: dict[str, float] = {}
+    for token, logprob in (top or {}).items():
+        word = token.strip().lower()
+        if word in ANSWER_TO_LABEL and logprob > best.get(word, -math.inf):
+            best[word] = float(logprob)
+    return best
+
+
+def direct_label(top: Mapping[str, float] | None) -> tuple[int, dict[str, float]]:
+    """One order: the argmax over "1" / "2" / "None" (UNKNOWN when none of them is in the top N)."""
+    best = answer_logprobs(top)
+    if not best:
+        return UNKNOWN, best
+    return ANSWER_TO_LABEL[max(best, key=best.get)], best
+
+
+def one_vs_two(top: Mapping[str, float] | None) -> tuple[float | None, bool, bool]:
+    """(log p("1") - log p("2"), whether a missing answer was floored, whether "None" beats both).
+
+    An answer missing from the top N gets the smallest top-N log-prob, an upper bound of its own, so
+    the difference is conservative. None when neither "1" nor "2" is in the top N.
+    """
+    best = answer_logprobs(top)
+    if "1" not in best and "2" not in best:
+        return None, False, "none" in best
+    floor = min(top.values()) if top else -math.inf
+    lp1, lp2 = best.get("1", floor), best.get("2", floor)
+    none_wins = best.get("none", -math.inf) > max(lp1, lp2)
+    return lp1 - lp2, ("1" not in best) or ("2" not in best), none_wins
+
+
+def symmetric_label(top_ab: Mapping[str, float] | None, top_ba: Mapping[str, float] | None,
+                    tau: float) -> tuple[int, dict]:
+    """The label of a pair asked in both orders, (A, B) and (B, A), with any position bias cancelled.
+
+    margin = [log p(1) - log p(2)](A, B) - [log p(1) - log p(2)](B, A): a bias towards "1" (or "2")
+    adds the same amount to both terms and cancels; a real preference for A counts twice. FIRST (A) when
+    margin > tau, SECOND (B) when margin < -tau, TIE otherwise, and TIE when "None" beats "1" and "2"
+    in both orders (both descriptions undesirable). UNKNOWN when an order has neither "1" nor "2" in
+    its top N (the model did not answer the question).
+    """
+    d_ab, floored_ab, none_ab = one_vs_two(top_ab)
+    d_ba, floored_ba, none_ba = one_vs_two(top_ba)
+    info = {"margin": None, "margin_ab": d_ab, "margin_ba": d_ba, "none_wins": [none_ab, none_ba],
+            "floored": [floored_ab, floored_ba]}
+    if none_ab and none_ba:
+        if d_ab is not None and d_ba is not None:
+            info["margin"] = d_ab - d_ba
+        return TIE, info
+    if d_ab is None or d_ba is None:
+        return UNKNOWN, info
+    margin = d_ab - d_ba
+    info["margin"] = margin
+    return (FIRST if margin > tau else SECOND if margin < -tau else TIE), info
 
 
 def prompt_hash(variant: str, key: str, mode: str) -> str:

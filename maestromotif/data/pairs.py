@@ -8,8 +8,17 @@ the same episode, so the caption can say how the state changed over the last 100
 draws its own pairs with the seed derive_seed(root_seed, "pairs", skill); the Motif baseline gets its
 own set ("motif", message-only captions at annotation time).
 
+How samples are drawn (`pairs.sampling`; the paper does not say how its pairs were sampled,
+method.md §7.2, so this is a documented choice):
+  uniform   every sample equally likely (paper profile, and the default);
+  changed   a fraction `pairs.changed_fraction` of the samples is drawn from those whose depth, gold or
+            XP level changed over the gap, in equal shares per stat that changed anywhere (a sample
+            that changed several counts for the first of depth, gold, XP), the rest from the unchanged
+            samples, all shuffled (ci and small profiles: random play changes depth in ~1% of samples,
+            so uniform pairs of a few hundred hardly show the event the Descender prompt is about).
+
 Writes `<data_dir>/pairs/<name>.parquet` (schema PAIR_SCHEMA) and `meta.json`. A pair file is
-reused when its recorded settings (seed, size, gap, input fingerprint) match the current ones.
+reused when its recorded settings (seed, size, gap, sampling, input fingerprint) match the current ones.
 """
 from __future__ import annotations
 
@@ -35,6 +44,8 @@ MOTIF_SET = "motif"
 
 PAPER_SIZES = {"discoverer": 180_000, "descender": 80_000, "ascender": 80_000, "merchant": 121_000,
                "worshipper": 200_000}
+SAMPLINGS = ("uniform", "changed")
+CHANGE_STATS = ("dlvl", "gold", "xp")  # `changed` sampling: a sample changed if one of these did
 
 
 @dataclass
@@ -45,6 +56,8 @@ class PairsConfig:
     sizes: dict[str, int] = field(default_factory=lambda: dict(PAPER_SIZES))  # pairs per skill
     motif: int = 100_000                            # pairs for the Motif baseline (0: none)
     sources: list[str] | None = None                # keep only records of these sources (None: all)
+    sampling: str = "uniform"                       # uniform | changed (see module docstring)
+    changed_fraction: float = 0.5                   # changed: share of samples with a depth/gold/XP change
 
 
 def eligible_samples(obs: pd.DataFrame, gap: int) -> pd.DataFrame:
@@ -60,18 +73,54 @@ def eligible_samples(obs: pd.DataFrame, gap: int) -> pd.DataFrame:
     return samples.sort_values(["episode_id", "step"], kind="stable").reset_index(drop=True)
 
 
-def draw_pairs(samples: pd.DataFrame, n_pairs: int, seed: int, name: str) -> pd.DataFrame:
+def change_kind(samples: pd.DataFrame) -> np.ndarray:
+    """Per sample, the index in CHANGE_STATS of the first stat that differs from the observation `gap`
+    steps earlier, or -1 when none does."""
+    kind = np.full(len(samples), -1)
+    for i, stat in reversed(list(enumerate(CHANGE_STATS))):  # reversed: the first stat wins
+        kind[(samples[stat] != samples[f"{stat}_prev"]).to_numpy()] = i
+    return kind
+
+
+def changed_mask(samples: pd.DataFrame) -> np.ndarray:
+    """Samples whose depth, gold or XP level differs from the observation `gap` steps earlier."""
+    return change_kind(samples) >= 0
+
+
+def _choose(rng: np.random.Generator, pool: np.ndarray, size: int, name: str, what: str) -> np.ndarray:
+    replace = size > len(pool)
+    if replace:
+        log.warning("pairs[%s]: %d %s for %d draws: drawing with replacement (collect more episodes)",
+                    name, len(pool), what, size)
+    return rng.choice(pool, size=size, replace=replace)
+
+
+def draw_pairs(samples: pd.DataFrame, n_pairs: int, seed: int, name: str, sampling: str = "uniform",
+               changed_fraction: float = 0.5) -> pd.DataFrame:
     """n_pairs pairs of samples (2i, 2i+1), drawn without replacement when there are enough samples."""
     if len(samples) == 0:
         raise ValueError(f"pairs[{name}]: no sample has an observation `gap` steps earlier in its episode; "
                          "collect longer episodes (collect.max_steps_per_episode) or lower pairs.gap")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"pairs.sampling={sampling!r}: choose one of {', '.join(SAMPLINGS)}")
     rng = np.random.default_rng(seed)
     need = 2 * n_pairs
-    replace = need > len(samples)
-    if replace:
-        log.warning("pairs[%s]: %d samples for %d pairs: drawing with replacement (collect more episodes)",
-                    name, len(samples), n_pairs)
-    idx = rng.choice(len(samples), size=need, replace=replace)
+    everything = np.arange(len(samples))
+    kind = change_kind(samples)
+    changed = kind >= 0
+    if sampling == "changed" and changed.any() and (~changed).any():
+        kinds = [k for k in range(len(CHANGE_STATS)) if (kind == k).any()]
+        n_changed = int(round(changed_fraction * need))
+        shares = [n_changed // len(kinds) + (j < n_changed % len(kinds)) for j in range(len(kinds))]
+        parts = [_choose(rng, everything[kind == k], n, name, f"samples with a {CHANGE_STATS[k]} change")
+                 for k, n in zip(kinds, shares)]
+        parts.append(_choose(rng, everything[~changed], need - n_changed, name, "unchanged samples"))
+        idx = rng.permutation(np.concatenate(parts))  # mix the strata over both sides of the pairs
+    else:
+        if sampling == "changed":
+            log.warning("pairs[%s]: %d of %d samples changed depth/gold/XP: drawing uniformly instead",
+                        name, int(changed.sum()), len(samples))
+        idx = _choose(rng, everything, need, name, "samples")
     first, second = samples.iloc[idx[0::2]].reset_index(drop=True), samples.iloc[idx[1::2]].reset_index(drop=True)
     out = {"pair_id": np.arange(n_pairs, dtype=np.int64), "skill": [name] * n_pairs}
     for k, side in ((1, first), (2, second)):
@@ -88,6 +137,10 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
         raise ValueError(f"pairs.sizes has unknown skill(s) {sorted(unknown)}; skills are {', '.join(SKILLS)}")
     if cfg.gap <= 0 or any(v < 0 for v in cfg.sizes.values()) or cfg.motif < 0:
         raise ValueError(f"pairs: gap must be > 0 and sizes >= 0, got gap={cfg.gap}, sizes={dict(cfg.sizes)}")
+    if cfg.sampling not in SAMPLINGS:
+        raise ValueError(f"pairs.sampling={cfg.sampling!r}: choose one of {', '.join(SAMPLINGS)}")
+    if not 0.0 <= cfg.changed_fraction <= 1.0:
+        raise ValueError(f"pairs.changed_fraction must be within [0, 1], got {cfg.changed_fraction}")
     obs_dir = Path(obs_dir or Path(top.data_dir) / OBS_DIR_NAME)
     out_dir = Path(out_dir or Path(top.data_dir) / OUT_NAME)
     obs = load_observations(obs_dir)
@@ -95,7 +148,9 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
     if cfg.sources is not None:
         obs = obs[obs["source"].isin(list(cfg.sources))]
     samples = eligible_samples(obs, cfg.gap)
-    log.info("pairs: %d records, %d samples with an observation %d steps earlier", len(obs), len(samples), cfg.gap)
+    log.info("pairs: %d records, %d samples with an observation %d steps earlier (%d with a depth/gold/XP "
+             "change), %s sampling", len(obs), len(samples), cfg.gap, int(changed_mask(samples).sum()) if len(samples)
+             else 0, cfg.sampling)
     fingerprint = {"rows": obs_meta["rows"], "files": obs_meta["files"], "root_seed": obs_meta["root_seed"],
                    "sources": None if cfg.sources is None else list(cfg.sources)}
     sets = {s: int(cfg.sizes.get(s, 0)) for s in SKILLS}
@@ -106,16 +161,19 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
             continue
         seed = derive_seed(top.root_seed, "pairs", name)
         meta = {"name": name, "pairs": n, "seed": seed, "gap": cfg.gap, "observations": fingerprint,
-                "profile": top.profile, "root_seed": top.root_seed}
+                "profile": top.profile, "root_seed": top.root_seed, "sampling": cfg.sampling}
+        if cfg.sampling == "changed":
+            meta["changed_fraction"] = cfg.changed_fraction
         path = out_dir / f"{name}.parquet"
         if not (path.exists() and file_metadata(path) == meta):
-            df = draw_pairs(samples, n, seed, name)
+            df = draw_pairs(samples, n, seed, name, cfg.sampling, cfg.changed_fraction)
             write_table(df, path, PAIR_SCHEMA, metadata=meta)
             log.info("pairs[%s]: %d pairs, %.0f%% of samples with a message, %.1f%% with a depth change",
                      name, n, 100 * (pd.concat([df.message_1, df.message_2]).str.strip() != "").mean(),
                      100 * pd.concat([df.dlvl_1 != df.dlvl_prev_1, df.dlvl_2 != df.dlvl_prev_2]).mean())
         written[name] = {"file": path.name, "pairs": n, "seed": seed}
     write_json(out_dir / "meta.json", {"sets": written, "gap": cfg.gap, "samples": len(samples),
+                                       "sampling": cfg.sampling,
                                        "profile": top.profile, "root_seed": top.root_seed})
     return out_dir
 

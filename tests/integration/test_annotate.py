@@ -1,5 +1,6 @@
 """The annotate stage: rule oracle end to end, a real SIGKILL mid-run followed by a resume, and the real
-embedded LLM in direct and chain-of-thought modes (one shared engine: the `embedded_engine` fixture)."""
+embedded LLM in direct (one order, and order-symmetrised) and chain-of-thought modes (one shared engine:
+the `embedded_engine` fixture)."""
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import pytest
 from benchmark.config import REPO_ROOT
 from maestromotif.annotate import annotate, label_dir, labelled_pairs
 from maestromotif.data.pairs import make_pairs
-from maestromotif.prompts import FIRST, SECOND, TIE, UNKNOWN
+from maestromotif.prompts import FIRST, SECOND, TIE, UNKNOWN, direct_label, symmetric_label
 from tests.fixtures.data import ci_params
 
 LABEL_COLUMNS = ["pair_id", "message_1", "message_2", "dlvl_change_1", "dlvl_change_2", "label"]
@@ -82,7 +83,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(ci_data, tmp_pa
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_direct_mode_with_the_embedded_llm_is_deterministic_per_chunk(ci_data, tmp_path, embedded_engine):
-    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct", "annotate.chunk_size=8")
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct", "annotate.chunk_size=8",
+                       "annotate.symmetrise=false")
     out = annotate(params, skill="descender", out_dir=tmp_path / "labels", engine=embedded_engine)
     raw = pd.read_parquet(out / "labels.parquet")
     asked = raw[raw.asked]
@@ -108,8 +110,49 @@ def test_direct_mode_with_the_embedded_llm_is_deterministic_per_chunk(ci_data, t
 @pytest.mark.llm
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_chain_of_thought_mode_parses_or_retries(ci_data, tmp_path, embedded_engine):
+def test_symmetrised_direct_mode_asks_both_orders_and_labels_by_the_margin(ci_data, tmp_path, embedded_engine):
+    """The ci/small default: each pair asked as (A, B) and (B, A) in one batch; the label is the sign of the
+    bias-free margin, both raw read-outs are stored, and a lost chunk is redone exactly."""
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct", "annotate.symmetrise=true",
+                       "annotate.tau=0.01", "annotate.chunk_size=8")
+    out = annotate(params, skill="descender", out_dir=tmp_path / "sym", engine=embedded_engine)
+    raw = pd.read_parquet(out / "labels.parquet")
+    asked = raw[raw.asked]
+    assert len(asked) > 0 and asked.symmetrised.all() and (~raw[~raw.asked].symmetrised).all()
+    assert (asked.completion_tokens == 2).all() and (asked.prompt_tokens > 200).all()
+    for _, row in asked.iterrows():
+        ab, ba = json.loads(row.top_logprobs), json.loads(row.top_logprobs_swapped)
+        label, info = symmetric_label(ab, ba, 0.01)
+        assert label == row.label and info["margin"] == pytest.approx(row.margin, nan_ok=True)
+        assert direct_label(ab)[0] == row.label_first_order  # what the one-order mode would have said
+        assert row.answer_swapped is not None and json.loads(row.label_logprobs_swapped) is not None
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["symmetrised"] and metrics["tau"] == 0.01 and metrics["completion_tokens_per_asked_pair"] == 2
+    assert sum(metrics["histogram_first_order"].values()) == len(raw)
+    assert metrics["oracle_agreement"]["n"] == metrics["oracle_agreement_first_order"]["n"]
+    print("symmetrised metrics (ci, descender):", {k: metrics[k] for k in (
+        "histogram", "histogram_first_order", "position_bias", "margin", "oracle_agreement", "this_run")})
+    (out / "chunks" / "chunk_00000.jsonl").unlink()
+    (out / "labels.parquet").unlink()
+    annotate(params, skill="descender", out_dir=out, engine=embedded_engine)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "labels.parquet"), raw)
+
+
+def test_symmetrise_needs_direct_mode(ci_data, tmp_path):
     params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=chain_of_thought",
+                       "annotate.symmetrise=true")
+    with pytest.raises(ValueError, match="annotate.mode=direct"):
+        annotate(params, skill="descender", out_dir=tmp_path / "x")
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.tau=-1")
+    with pytest.raises(ValueError, match="annotate.tau"):
+        annotate(params, skill="descender", out_dir=tmp_path / "x")
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_chain_of_thought_mode_parses_or_retries(ci_data, tmp_path, embedded_engine):
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=chain_of_thought", "annotate.symmetrise=false",
                        "annotate.max_tokens=24", "annotate.retry_max_tokens=12", "annotate.chunk_size=4",
                        "pairs.sizes.ascender=4")
     make_pairs(params, obs_dir=ci_data.obs_dir)
@@ -134,3 +177,16 @@ def test_motif_variant_for_a_task(ci_data, tmp_path, embedded_engine):
     same = raw.message_1.str.strip() == raw.message_2.str.strip()
     assert (raw[same].label == TIE).all() and (~raw[same].asked).all()  # Motif: identical captions tie
     assert len(labelled_pairs(out)) == (raw.label != UNKNOWN).sum()
+
+
+def test_a_shared_lazy_engine_is_started_only_when_a_chunk_needs_the_llm(ci_data, tmp_path):
+    """`--skill all` hands every skill one lazy engine factory; finished or LLM-free work never starts it."""
+    started = []
+
+    def fake_engine_factory():  # a fake: only the control flow is under test
+        started.append(True)
+        raise AssertionError("the LLM was started although no chunk needed it")
+
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.annotator=oracle")
+    annotate(params, skill="ascender", out_dir=tmp_path / "labels", engine=fake_engine_factory)
+    assert started == []

@@ -35,3 +35,20 @@ def test_angering_the_god_loses_for_every_skill():
 def test_unknown_skill_is_an_error():
     with pytest.raises(ValueError, match="no rule"):
         sample_score("wizard", pair({}, {}), "_1")
+
+
+def test_oracle_agreement_counts_only_pairs_the_oracle_decides():
+    import pandas as pd
+
+    from maestromotif.oracle import oracle_agreement
+    from maestromotif.prompts import UNKNOWN
+
+    rows = [pair({"dlvl": 2}, {}), pair({}, {"dlvl": 2}), pair({}, {"dlvl": 2}), pair({}, {"dlvl": 3}), pair({}, {})]
+    pairs = pd.DataFrame(rows)
+    given = pd.Series([FIRST, FIRST, TIE, UNKNOWN, SECOND])  # hit, miss, tie (miss), unknown (miss), oracle tie
+    got = oracle_agreement(given, pairs, "descender")
+    assert got["n"] == 4 and got["accuracy"] == 0.25
+    assert got["decided"] == 2 and got["accuracy_decided"] == 0.5 and got["unknown"] == 1
+    assert got["oracle_histogram"] == {"first": 1, "second": 3, "tie": 1}
+    with pytest.raises(ValueError, match="labels for"):
+        oracle_agreement(given[:2], pairs, "descender")

@@ -53,3 +53,32 @@ def test_schema_mismatch_names_the_columns(tmp_path):
     pq.write_table(pa.Table.from_pandas(bad), tmp_path / "bad.parquet")
     with pytest.raises(SchemaError, match=r"missing \['gold', 'hunger'\], unexpected \['money'\]"):
         read_table(tmp_path / "bad.parquet", OBSERVATION_SCHEMA, "observation records")
+
+
+def test_uniform_sampling_is_unchanged_by_the_sampling_option():
+    s = eligible_samples(records(0, 400), gap=100)
+    rng = np.random.default_rng(7)  # what the uniform draw has always been: one rng.choice over all samples
+    idx = rng.choice(len(s), size=40, replace=False)
+    pd.testing.assert_frame_equal(draw_pairs(s, 20, seed=7, name="ascender"),
+                                  draw_pairs(s, 20, seed=7, name="ascender", sampling="uniform"))
+    assert (draw_pairs(s, 20, seed=7, name="ascender").step_1.to_numpy() == s.step.to_numpy()[idx[0::2]]).all()
+
+
+def test_changed_sampling_over_represents_depth_and_gold_changes_in_equal_shares():
+    obs = records(0, 2000)
+    obs["gold"] = np.where(obs.step % 500 < 20, 1, 0)        # gold changes around a few steps only
+    obs["dlvl"] = 1 + (obs.step >= 1000)                     # one descent at step 1000
+    s = eligible_samples(obs, gap=100)
+    depth = (s.dlvl != s.dlvl_prev).to_numpy()
+    gold = ~depth & (s.gold != s.gold_prev).to_numpy()
+    assert depth.mean() < 0.06 and gold.mean() < 0.1        # rare events under uniform sampling
+    p = draw_pairs(s, 200, seed=3, name="descender", sampling="changed", changed_fraction=0.5)
+    sides = pd.concat([p[["dlvl_1", "dlvl_prev_1", "gold_1", "gold_prev_1"]].set_axis(["d", "dp", "g", "gp"], axis=1),
+                       p[["dlvl_2", "dlvl_prev_2", "gold_2", "gold_prev_2"]].set_axis(["d", "dp", "g", "gp"], axis=1)])
+    n_depth = int((sides.d != sides.dp).sum())
+    n_gold = int(((sides.d == sides.dp) & (sides.g != sides.gp)).sum())
+    assert (n_depth, n_gold) == (100, 100)                   # half of the 400 samples, split over the two stats
+    assert 0.15 < (p.dlvl_1 != p.dlvl_prev_1).mean() < 0.35  # shuffled over both sides (a quarter each)
+    pd.testing.assert_frame_equal(p, draw_pairs(s, 200, seed=3, name="descender", sampling="changed"))
+    with pytest.raises(ValueError, match="pairs.sampling"):
+        draw_pairs(s, 5, seed=0, name="descender", sampling="stratified")

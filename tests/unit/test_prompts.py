@@ -59,3 +59,48 @@ def test_prompt_hash_is_stable_and_specific():
     assert h != P.prompt_hash("maestromotif", "ascender", "direct")
     assert h != P.prompt_hash("maestromotif", "descender", "chain_of_thought")
     assert P.prompt_hash("motif", "gnomish", "direct") != P.prompt_hash("motif", "delphi", "direct")
+
+
+# ---- direct mode read-outs (pure functions on hand-made top-N log-prob dicts) ------------------------
+def top(one=None, two=None, none=None, **others):
+    """A top-N dict as the engine returns it: token text -> log-prob (absent answers are left out)."""
+    d = {"0": -4.0, "3": -5.0, "\n": -9.0, **others}
+    d.update({k: v for k, v in (("1", one), ("2", two), (" None", none)) if v is not None})
+    return d
+
+
+def test_answer_logprobs_merges_tokenisations_of_one_answer():
+    assert P.answer_logprobs({" 1": -0.5, "1": -0.7, "None": -3.0, " none": -2.0, "x": -0.1}) == \
+        {"1": -0.5, "none": -2.0}
+    assert P.answer_logprobs(None) == {}
+    assert P.direct_label(top(one=-0.4, two=-1.5)) == (P.FIRST, {"1": -0.4, "2": -1.5})
+    assert P.direct_label({"x": -0.1})[0] == P.UNKNOWN
+
+
+def test_symmetrised_label_cancels_a_position_bias():
+    # "1" is always ~1 nat likelier (position bias), but B wins when it comes first: label SECOND.
+    label, info = P.symmetric_label(top(one=-0.5, two=-1.4), top(one=-0.3, two=-1.6), tau=0.05)
+    assert label == P.SECOND
+    assert info["margin_ab"] == pytest.approx(0.9) and info["margin_ba"] == pytest.approx(1.3)
+    assert info["margin"] == pytest.approx(-0.4) and info["floored"] == [False, False]
+    assert P.symmetric_label(top(one=-0.3, two=-1.6), top(one=-0.5, two=-1.4), tau=0.05)[0] == P.FIRST
+    # an unbiased order-invariant answer is a tie: the model says "1" whatever comes first
+    assert P.symmetric_label(top(one=-0.4, two=-1.5), top(one=-0.4, two=-1.5), tau=0.0)[0] == P.TIE
+
+
+@pytest.mark.parametrize("margin, tau, label", [(0.3, 0.25, P.FIRST), (0.2, 0.25, P.TIE), (-0.2, 0.25, P.TIE),
+                                                (-0.3, 0.25, P.SECOND), (1e-7, 0.0, P.FIRST)])
+def test_symmetrised_label_threshold(margin, tau, label):
+    assert P.symmetric_label(top(one=-1.0 + margin, two=-1.0), top(one=-1.0, two=-1.0), tau)[0] == label
+
+
+def test_symmetrised_label_none_and_missing_answers():
+    # "None" beats "1" and "2" in both orders: both descriptions undesirable, a tie
+    assert P.symmetric_label(top(one=-2.0, two=-3.0, none=-0.5), top(one=-1.0, two=-3.0, none=-0.2), 0.0)[0] == P.TIE
+    # ... in one order only: the margin decides
+    assert P.symmetric_label(top(one=-2.0, two=-3.0, none=-0.5), top(one=-1.0, two=-3.0), 0.0)[0] == P.SECOND
+    # "2" outside the top N: floored at the smallest listed log-prob (-9), and flagged
+    label, info = P.symmetric_label(top(one=-1.0), top(one=-1.0, two=-2.0), 0.0)
+    assert info["margin_ab"] == pytest.approx(8.0) and info["floored"] == [True, False] and label == P.FIRST
+    # neither "1" nor "2" in one order: the model did not answer
+    assert P.symmetric_label(top(), top(one=-1.0, two=-2.0), 0.0)[0] == P.UNKNOWN
