@@ -13,9 +13,10 @@ an `nn.Module` with the reward model's call signature (message bytes [B, 256], d
 [B] (the depth change is ignored), wrapped in a `RewardCheckpoint`. Scores are memoised per message.
 
 RL training is not done here: `fit()` computes and saves the normalisation and quantile table, then
-hands the reward to an injected `trainer` (the shared APPO trainer, set in
-conf/method/embedding_similarity.yaml). Without a trainer, fit() writes the reward artefact only and
-policy() says that no policy was trained.
+hands the reward to an injected `trainer` (conf/method/embedding_similarity.yaml sets `appo_trainer`:
+MaestroMotif's APPO trainer and network without the skill one-hot, baselines.appo, on
+extrinsic_coef * clip(0.1 * score delta) + llm_coef * r_int, Motif's combination). Without a trainer,
+fit() writes the reward artefact only and policy() says that no policy was trained.
 """
 from __future__ import annotations
 
@@ -217,3 +218,32 @@ class EmbeddingSimilarity(Method):
                 f"embedding_similarity has no trained policy for {task!r} at {policy_dir}: set `trainer` and "
                 "`policy_loader` in conf/method/embedding_similarity.yaml and rerun its fit")
         return self.policy_loader(policy_dir, task=task, params=params)
+
+
+# --- the shared APPO trainer (conf/method/embedding_similarity.yaml: trainer / policy_loader) -------------
+def appo_trainer(params: Any, out_dir: Path, seed: int, task: str, reward, settings: Optional[dict] = None,
+                 llm_coef: float = 0.1, extrinsic_coef: float = 0.1, count_exponent: float = 3.0,
+                 message_lru_size: int = 0) -> Path:
+    """Train APPO on the similarity reward fitted in out_dir.parent (reward.json); the run is out_dir.
+
+    `reward` (the IntrinsicReward fit() built) gives the threshold quantile; every worker rebuilds the same
+    reward from reward.json (an encoder per process), since sample-factory's workers are separate processes.
+    Sizes: `settings` (baselines.appo.TrainerConfig), overridden by params `embedding_similarity.trainer`."""
+    from baselines.appo import train_appo, trainer_config
+
+    artefact = Path(out_dir).parent
+    model = reward.models[0]
+    intrinsic = {"threshold_quantile": {}, "default_threshold_quantile": float(model.threshold_quantile),
+                 "llm_coef": float(llm_coef), "extrinsic_coef": float(extrinsic_coef),
+                 "count_exponent": float(count_exponent), "message_lru_size": int(message_lru_size)}
+    env_kwargs = {"reward": "intrinsic", "intrinsic": {"kind": "embedding", "path": str(artefact.resolve()),
+                                                       "config": intrinsic}}
+    cfg = trainer_config(EmbeddingSimilarity.name, settings, params)
+    return train_appo(params, artefact, seed, EmbeddingSimilarity.name, cfg, env_kwargs, task)
+
+
+def appo_policy(policy_dir: Path, task: str, params: Any, deterministic: bool = False) -> Policy:
+    """The trained network of appo_trainer (policy_dir = <artefact>/policy)."""
+    from baselines.appo import load_policy
+
+    return load_policy(Path(policy_dir).parent, deterministic=deterministic)

@@ -15,6 +15,14 @@ which the policy plays the fixed no-op until the env ends the episode, and `auto
 --More-- screen with MORE without asking the LLM (a screen where every other key is ignored).
 Whenever the no-op is due while a --More-- is shown, MORE is played instead, or the game would stall.
 
+Answer modes (`answer_mode`). "react" (the paper profile) is the above. "direct" (ci/small profiles, a
+documented deviation): the embedded SmolLM2-135M never writes a valid "Action: NAME" (measured 16/16
+invalid, so the agent searched forever). In direct mode each action is listed with a one-character label
+(A..Z, then 1, 2), the assistant answer is prefilled with "Action:", and the engine is asked for ONE
+token with its top-`logprobs` next-token log-probs; the action is the argmax over the labels found among
+them (a label outside the top N counts as -inf; none found = an invalid answer, the no-op). No
+thought is written, so it is one cheap forward pass per decision.
+
 act() sends one conversation per env that needs an LLM decision in ONE engine.generate() call.
 Token accounting per episode (prompt/completion tokens, LLM calls, invalid answers) is in
 `policy.stats[i]`, for the evaluation records.
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -41,6 +50,7 @@ from benchmark.method import Method, Policy
 log = logging.getLogger(__name__)
 
 ARTEFACT_FILE = "llm_policy.json"
+ANSWER_MODES = ("react", "direct")
 
 # One line per action, in the env's order (benchmark.env.ACTION_NAMES).
 ACTION_MEANINGS = {
@@ -88,6 +98,32 @@ Action: <one action name from the list>
 Example answer:
 Thought: The staircase down is 3 steps east, so I walk east.
 Action: E"""
+
+DIRECT_LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ12")  # one single-token label per action, in ACTION_NAMES order
+assert len(DIRECT_LABELS) == len(ACTION_NAMES)
+DIRECT_PREFILL = "Action:"
+
+DIRECT_SYSTEM_PROMPT = """You are an agent playing NetHack, as a human neutral male Monk.
+Your task: {task}
+
+Each turn you read the current observation and choose exactly one action. The actions, each with its letter:
+{actions}
+
+Answer with the letter of the action only."""  # no example letter: the 135M model copies it
+
+
+def direct_action(top_logprobs: Optional[dict[str, float]]) -> tuple[Optional[int], dict[str, float]]:
+    """(action index, {label: logprob} of the labels found) from one next-token distribution; the argmax
+    label wins, labels outside the top N count as -inf, and None means no label was among them."""
+    found: dict[str, float] = {}
+    for token, logprob in (top_logprobs or {}).items():
+        label = token.strip()
+        if label in DIRECT_LABELS and logprob > found.get(label, -math.inf):
+            found[label] = float(logprob)
+    if not found:
+        return None, found
+    return DIRECT_LABELS.index(max(found, key=found.get)), found
+
 
 # Words a model may write for an action; matched after upper-casing and joining words with "_".
 _DIRECTION_WORDS = {"NORTH": "N", "EAST": "E", "SOUTH": "S", "WEST": "W", "NORTHEAST": "NE",
@@ -143,8 +179,14 @@ class LLMPolicyConfig:
     max_things: int = 12  # things in view listed in the observation text
     include_inventory: bool = True
     seed: int = 0  # sampling seed (the fit seed overrides it)
+    answer_mode: str = "react"  # "react" (Thought + Action text) | "direct" (next-token log-probs over labels)
+    logprobs: int = 20  # direct: top-N next-token log-probs read (vLLM's default cap is 20)
 
     def validate(self) -> "LLMPolicyConfig":
+        if self.answer_mode not in ANSWER_MODES:
+            raise ConfigError(f"llm_policy.answer_mode={self.answer_mode!r}: choose one of {', '.join(ANSWER_MODES)}")
+        if self.logprobs < 1:
+            raise ConfigError("llm_policy.logprobs must be >= 1")
         if self.noop_action not in ACTION_INDEX:
             raise ConfigError(f"llm_policy.noop_action={self.noop_action!r} is not an action: use one of "
                               f"{', '.join(ACTION_NAMES)}")
@@ -180,8 +222,12 @@ class LLMAgentPolicy(Policy):
         self.task = task
         self.text_cfg = TextObsConfig(max_things=self.cfg.max_things, include_inventory=self.cfg.include_inventory)
         self.noop = ACTION_INDEX[self.cfg.noop_action]
-        self.system_prompt = SYSTEM_PROMPT.format(
-            task=task, actions="\n".join(f"{n}: {m}" for n, m in ACTION_MEANINGS.items()))
+        if self.cfg.answer_mode == "direct":
+            self.system_prompt = DIRECT_SYSTEM_PROMPT.format(task=task, actions="\n".join(
+                f"{label}: {n} ({m})" for label, (n, m) in zip(DIRECT_LABELS, ACTION_MEANINGS.items())))
+        else:
+            self.system_prompt = SYSTEM_PROMPT.format(
+                task=task, actions="\n".join(f"{n}: {m}" for n, m in ACTION_MEANINGS.items()))
         self.stats: list[dict[str, Any]] = []  # per env slot: the current (or just finished) episode
         self.finished_episodes: list[dict[str, Any]] = []  # stats of episodes replaced by a new one
         self.model_id: Optional[str] = getattr(engine, "model_id", None)
@@ -243,6 +289,10 @@ class LLMAgentPolicy(Policy):
         parts.append(f"Current observation (step {memory.stats['env_steps']}):")
         parts.append(render(obs, self.text_cfg))
         parts.append("")
+        if self.cfg.answer_mode == "direct":
+            parts.append("Choose your next action: answer with its letter.")
+            return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": "\n".join(parts)},
+                    {"role": "assistant", "content": DIRECT_PREFILL}]  # prefilled: the next token is the label
         parts.append("Choose your next action. Answer with a 'Thought:' line, then an 'Action:' line.")
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": "\n".join(parts)}]
 
@@ -250,6 +300,9 @@ class LLMAgentPolicy(Policy):
         from maestromotif.llm import Sampling
 
         c = self.cfg
+        if c.answer_mode == "direct":  # one token, read through its log-probs (the sampled token is unused)
+            return Sampling(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, max_tokens=1, seed=c.seed,
+                            logprobs=c.logprobs)
         return Sampling(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, max_tokens=c.max_tokens,
                         seed=c.seed)
 
@@ -258,15 +311,21 @@ class LLMAgentPolicy(Policy):
         s["llm_steps"] += 1
         s["prompt_tokens"] += int(completion.prompt_tokens)
         s["completion_tokens"] += int(completion.completion_tokens)
-        if completion.finish_reason == "length":
+        if completion.finish_reason == "length" and self.cfg.answer_mode == "react":
             s["truncated_answers"] += 1
         self.model_id = completion.model_id
-        action = parse_action(completion.text)
+        if self.cfg.answer_mode == "direct":
+            top = completion.top_logprobs[0] if completion.top_logprobs else None
+            action, _ = direct_action(top)
+        else:
+            action = parse_action(completion.text)
         if action is None:
             s["invalid_answers"] += 1
             quoted = " ".join(completion.text.split())[:80]
+            fix = ("Answer with one letter from the list." if self.cfg.answer_mode == "direct" else
+                   "End your answer with a line 'Action: <NAME>' using a name from the list.")
             memory.feedback = (f"Your previous answer was invalid (\"{quoted}\"): {self.cfg.noop_action} was done "
-                               f"instead. End your answer with a line 'Action: <NAME>' using a name from the list.")
+                               f"instead. {fix}")
             self._remember(memory, obs, i, f"{self.cfg.noop_action} (invalid answer)")
             return self.noop
         memory.feedback = ""
@@ -317,7 +376,8 @@ class LLMPolicy(Method):
             "method": self.name,
             "config": asdict(cfg),
             "llm_config": llm,
-            "prompt_sha256": hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:16],
+            "prompt_sha256": hashlib.sha256(
+                (DIRECT_SYSTEM_PROMPT if cfg.answer_mode == "direct" else SYSTEM_PROMPT).encode()).hexdigest()[:16],
             "provenance": record(stage="fit", profile=str(params.profile), root_seed=int(params.root_seed),
                                  method=self.name, seed=int(seed), llm_models=[str(llm.get("model"))]),
         })

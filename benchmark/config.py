@@ -37,6 +37,7 @@ class RootConfig:
     skills: list[str]
     tasks: list[str]
     methods: list[str]
+    fit_methods: list[str] = field(default_factory=list)
     data_dir: str = "data"
     results_dir: str = "results"
 

@@ -1,6 +1,7 @@
 """Stage `fit`: run a method's own `fit()` for one seed (every task, for per-task methods).
 
     python -m benchmark.fit --method random --seed 0
+    python -m benchmark.fit --method motif --seed 0 --task gnomish     (per-task methods: one task)
 
 Writes data/fit/<method>/seed<S>/ (per-task methods: .../seed<S>/<task>/), the artefact that
 `benchmark.evaluate` hands to `Method.policy`. Methods whose training is a pipeline of its own
@@ -19,7 +20,7 @@ from typing import Sequence
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import provenance
-from benchmark.config import load_params, root, section
+from benchmark.config import ConfigError, load_params, root, section
 from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_spec
 from benchmark.io import write_json
 from benchmark.seeding import derive_seed, seed_everything
@@ -27,11 +28,15 @@ from benchmark.seeding import derive_seed, seed_everything
 log = logging.getLogger(__name__)
 
 
-def fit(method_name: str, seed: int, params: DictConfig) -> Path:
+def fit(method_name: str, seed: int, params: DictConfig, task: str | None = None) -> Path:
     top = root(params)
     cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
     spec, method = method_spec(method_name), build_method(method_name)
-    tasks = list(top.tasks) if method.per_task else [None]
+    if task is not None and task not in top.tasks:
+        raise ConfigError(f"--task {task!r} is not in the params' task list {list(top.tasks)}")
+    if not method.per_task:
+        task = None  # one artefact for all tasks: --task (from a method x task matrix) changes nothing
+    tasks = [task] if task is not None else list(top.tasks) if method.per_task else [None]
     for task in tasks:
         out = method_artefact(spec, method, method_name, task or "", seed, params, cfg)
         if out is None:
@@ -54,17 +59,18 @@ def fit(method_name: str, seed: int, params: DictConfig) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         log.info("fitted %s (seed %d%s) -> %s", method_name, seed, f", task {task}" if task else "", out)
-    return out.parent if method.per_task else out
+    return out.parent if method.per_task and task is None else out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--method", required=True)
     parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--task", default=None, help="per-task methods: fit this task only (default: every task)")
     parser.add_argument("--params", default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    fit(args.method, args.seed, load_params(args.params))
+    fit(args.method, args.seed, load_params(args.params), task=args.task)
 
 
 if __name__ == "__main__":

@@ -115,6 +115,11 @@ class VLLMEngine(Engine):
         )
         if self.device == "cuda":
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        else:
+            # vLLM's CPU sampler cannot resume a seeded request whose prompt was split over two prefill steps
+            # ("CPU Generator does not use offset"): prefill whole prompts only, a batch's worth per step.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(cfg.max_model_len, 8192)
         try:
             self._llm = vllm.LLM(**kwargs)
         except (OSError, ValueError) as e:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ENV_NAME = "mm_skills"
 TEST_CRASH_ENV_NAME = "mm_skills_test_crash"  # test-only: the same env, raising after cfg.mm_crash_after steps
+FACTORY_ENV_NAME = "mm_factory"  # any other training env (the baselines): built by cfg.mm_env_factory
 ERROR_FILE_ENV = "MM_SF_ERROR_FILE"  # set by the supervisor; inherited by every sample-factory process
 
 
@@ -233,6 +234,20 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     return PolicyObservation(env, cfg.mm_crop_mode)
 
 
+def make_factory_env(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:
+    """sample-factory's env factory for FACTORY_ENV_NAME: imports cfg.mm_env_factory ("module:function") and
+    calls it with (cfg, env_config, **json(cfg.mm_factory_kwargs)). Lets other methods (the baselines) train
+    with this same trainer and network on their own env and reward."""
+    import importlib
+
+    module, _, name = str(cfg.mm_env_factory).partition(":")
+    if not module or not name:
+        raise ValueError(f"--mm_env_factory={cfg.mm_env_factory!r}: expected 'module:function' for env "
+                         f"{FACTORY_ENV_NAME}")
+    factory = getattr(importlib.import_module(module), name)
+    return factory(cfg, env_config, **json.loads(cfg.mm_factory_kwargs or "{}"))
+
+
 def register() -> None:
     """Register the env names and the skill encoder (idempotent; call before parsing SF arguments)."""
     from sample_factory.algo.utils.context import global_env_registry, global_model_factory
@@ -242,4 +257,6 @@ def register() -> None:
     for name in (ENV_NAME, TEST_CRASH_ENV_NAME):
         if name not in registry:
             register_env(name, make_skill_env)
+    if FACTORY_ENV_NAME not in registry:
+        register_env(FACTORY_ENV_NAME, make_factory_env)
     global_model_factory().register_encoder_factory(make_skill_encoder)

@@ -92,3 +92,14 @@ def test_too_long_prompt_errors_or_truncates(embedded_engine, caplog):
 
 def test_engine_is_the_shared_vllm_code_path(embedded_engine):
     assert isinstance(embedded_engine, VLLMEngine)
+
+
+def test_seeded_batch_larger_than_one_prefill_step(embedded_engine):
+    """vLLM's CPU sampler crashed ("CPU Generator does not use offset") when a seeded request's prompt was
+    split over two prefill steps; the engine prefills whole prompts only. 6 x ~1,800 tokens > one step."""
+    words = "the gnome hits the dwarf with a pick-axe and the dwarf dies while the monk watches".split()
+    convs = [[{"role": "user", "content": " ".join(words[(i + j) % len(words)] for j in range(1450))}]
+             for i in range(6)]
+    out = embedded_engine.generate(convs, Sampling(temperature=0.7, max_tokens=4, seed=0))
+    assert sum(c.prompt_tokens for c in out) > 8192
+    assert [c.completion_tokens for c in out] == [4] * 6

@@ -167,3 +167,38 @@ def test_llm_policy_plays_real_steps(embedded_engine):
         assert stats["prompt_tokens"] > 200 and 0 < stats["completion_tokens"] <= 2 * 24
         assert 0 <= stats["invalid_answers"] <= 2
     assert policy.model_id == embedded_engine.model_id
+
+
+# --- direct answer mode (ci/small profiles) ------------------------------------------------------------
+def test_direct_action_takes_the_argmax_label_among_the_top_logprobs():
+    from baselines.llm_policy import DIRECT_LABELS, direct_action
+
+    top = {" C": -1.5, "C": -2.0, "The": -0.1, "D": -0.7, "zz": -0.2}
+    action, found = direct_action(top)
+    assert action == DIRECT_LABELS.index("D") and found == {"C": -1.5, "D": -0.7}
+    assert direct_action({"The": -0.1})[0] is None and direct_action(None)[0] is None
+
+
+@pytest.mark.slow
+def test_direct_mode_plays_varied_actions_with_the_embedded_model(embedded_engine):
+    import collections
+
+    cfg = LLMPolicyConfig(answer_mode="direct", history_len=2)
+    policy = LLMAgentPolicy(embedded_engine, GOAL, cfg)
+    envs = [make(task="gnomish", seed=100 + i) for i in range(4)]
+    obs = [e.reset(seed=100 + i)[0] for i, e in enumerate(envs)]
+    state, start, chosen = policy.initial_state(4), np.ones(4, dtype=bool), collections.Counter()
+    for _ in range(4):
+        stacked = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+        actions, state = policy.act(stacked, state, start)
+        start[:] = False
+        for i, a in enumerate(actions):
+            chosen[int(a)] += 1
+            o, _, term, trunc, _ = envs[i].step(int(a))
+            obs[i] = envs[i].reset()[0] if term or trunc else o
+    for e in envs:
+        e.close()
+    stats = policy.stats
+    assert sum(s["llm_steps"] for s in stats) + sum(s["auto_more"] for s in stats) == 16
+    assert sum(s["invalid_answers"] for s in stats) < sum(s["llm_steps"] for s in stats)  # labels are read
+    assert len(chosen) > 1, f"the direct mode played one action only: {chosen}"

@@ -1,0 +1,247 @@
+"""The trained baselines' shared part: MaestroMotif's APPO trainer and network, minus the skills.
+
+Every trained baseline (score_ppo, task_ppo, motif, embedding_similarity) runs
+`maestromotif.rl.train.train` on sample-factory's env "mm_factory", whose env comes from
+`make_baseline_env` below, configured by JSON keyword arguments:
+
+    env = benchmark.env.make(seed)            the paper's Monk (+ the task tracker for task_ppo)
+        + NoSkill                             skill 0, skill_onehot = zeros(5)
+        + reward    "score"      clip(0.1 * score delta, +-10)                   (CDGPT5-style, SF config)
+                    "task"       the score term + task_coef * increment of the task's value
+                    "intrinsic"  IntrinsicRewardWrapper: ONE frozen model (Motif's r_phi or the
+                                 embedding similarity), extrinsic_coef * score term + llm_coef * r_int
+        + CrashReport + PolicyObservation     exactly as for the skills
+
+No skill conditioning: the network is MaestroMotif's, unchanged, and its 5 one-hot inputs are always 0.
+A zero input contributes nothing to the stats MLP's first linear layer (W @ 0 = 0) nor to the GRU (the
+raw stats copy), so this network computes exactly what the same network without those inputs would,
+while checkpoints, deployment and speed stay those of the shared trainer.
+
+`BaselinePolicy` deploys a trained run in benchmark.evaluate with the same wrappers (NoSkill +
+PolicyObservation), sampling actions as the official evaluation does.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+from omegaconf import OmegaConf
+
+from benchmark.config import ConfigError
+from benchmark.env import EnvConfig, make
+from benchmark.io import write_json
+from benchmark.method import Method, Policy
+from benchmark.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+FACTORY = "baselines.appo:make_baseline_env"
+RUN_DIR = "policy"  # the APPO run inside a baseline's artefact folder
+NUM_SKILLS = 5  # width of the (constant zero) one-hot the shared network expects
+REWARDS = ("score", "task", "intrinsic")
+
+
+@dataclass
+class TrainerConfig:
+    """How a baseline trains (conf/method/<name>.yaml `trainer:`; profile sizes in params `<name>.trainer`)."""
+
+    train_for_env_steps: int = 2_000_000_000  # Motif's budget; profiles shrink it
+    reward_scale: float = 0.1  # score delta x 0.1 (the paper's SF config, --reward_scale 0.1)
+    reward_clip: float = 10.0  # then clipped to +-10 (SF's default reward_clip)
+    rl: dict = field(default_factory=dict)  # any other field of the `rl` section for this baseline
+    deterministic: bool = False  # evaluation: argmax instead of sampling
+
+
+# --- training env -------------------------------------------------------------------------------------
+class NoSkill(gym.Wrapper):
+    """Every step is skill 0 and the one-hot is all zeros: the shared network without skill conditioning."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Dict({
+            **env.observation_space.spaces,
+            "skill_onehot": gym.spaces.Box(0.0, 1.0, (NUM_SKILLS,), np.float32),
+        })
+        self._zeros = np.zeros(NUM_SKILLS, dtype=np.float32)
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        info.update(skill=0, skill_switched=False)
+        return {**obs, "skill_onehot": self._zeros}, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info.update(skill=0, skill_switched=False)
+        return {**obs, "skill_onehot": self._zeros}, reward, terminated, truncated, info
+
+
+def scaled_score(reward: float, scale: float, clip: float) -> float:
+    return min(max(scale * float(reward), -clip), clip)
+
+
+class ScoreReward(gym.RewardWrapper):
+    """CDGPT5-style: the score delta x reward_scale, clipped (what SF does with --reward_scale 0.1)."""
+
+    def __init__(self, env: gym.Env, scale: float = 0.1, clip: float = 10.0):
+        super().__init__(env)
+        self.scale, self.clip = scale, clip
+
+    def reward(self, reward):
+        return scaled_score(reward, self.scale, self.clip)
+
+
+class TaskScoreReward(gym.Wrapper):
+    """Privileged "RL w/ task reward + score": the score term + task_coef x (task value now - before).
+
+    The task value is the tracker's (benchmark.tasks): 0/1 for success tasks, a count for count tasks, so
+    each success or counted event pays task_coef once."""
+
+    def __init__(self, env: gym.Env, task_coef: float, scale: float = 0.1, clip: float = 10.0):
+        super().__init__(env)
+        self.task_coef, self.scale, self.clip = task_coef, scale, clip
+        self.value = 0.0
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.value = float(info.get("task", {}).get("value", 0.0))
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        value = float(info["task"]["value"])
+        gained, self.value = value - self.value, value
+        total = scaled_score(reward, self.scale, self.clip) + self.task_coef * gained
+        return obs, total, terminated, truncated, info
+
+
+@functools.lru_cache(maxsize=2)
+def _intrinsic(kind: str, path: str, config_json: str):
+    """One IntrinsicReward (and its score memo) per worker process, shared by the process's envs."""
+    from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
+    from maestromotif.reward.model import load_checkpoint
+
+    cfg = IntrinsicConfig(**json.loads(config_json))
+    if kind == "checkpoint":
+        return IntrinsicReward([load_checkpoint(path)], cfg)
+    if kind == "embedding":
+        from baselines.embedding_similarity import load_reward
+
+        return IntrinsicReward([load_reward(path)], cfg)
+    raise ValueError(f"unknown intrinsic reward kind {kind!r} (checkpoint | embedding)")
+
+
+def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[str] = None,
+                      track_task: bool = False, task_coef: float = 0.0, reward_scale: float = 0.1,
+                      reward_clip: float = 10.0, intrinsic: Optional[dict] = None) -> gym.Env:
+    """sample-factory env factory (via maestromotif.rl.sf_env.make_factory_env) for the baselines."""
+    from maestromotif.rl.obs import PolicyObservation
+    from maestromotif.rl.sf_env import CrashReport
+
+    if reward not in REWARDS:
+        raise ValueError(f"reward={reward!r}: choose one of {REWARDS}")
+    worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
+    vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
+    env_seed = derive_seed(cfg.mm_root_seed, "fit", method, cfg.mm_seed, task or "", "env", worker, vector)
+    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else EnvConfig()
+    env = NoSkill(make(task=task if track_task else None, seed=env_seed, cfg=env_cfg))
+    if reward == "score":
+        env = ScoreReward(env, reward_scale, reward_clip)
+    elif reward == "task":
+        env = TaskScoreReward(env, task_coef, reward_scale, reward_clip)
+    else:
+        from maestromotif.reward.wrapper import IntrinsicRewardWrapper
+
+        spec = intrinsic or {}
+        env = IntrinsicRewardWrapper(env, _intrinsic(spec["kind"], spec["path"],
+                                                     json.dumps(spec.get("config", {}), sort_keys=True)))
+    return PolicyObservation(CrashReport(env), cfg.mm_crop_mode)
+
+
+# --- training -------------------------------------------------------------------------------------------
+def trainer_config(method: str, settings: Any, params: Any = None) -> TrainerConfig:
+    """Constructor `trainer` settings, overridden by the params' optional `<method>.trainer` (profile sizes)."""
+    merged = OmegaConf.merge(OmegaConf.structured(TrainerConfig), settings or {})
+    block = params.get(method) if params is not None else None
+    if block is not None and "trainer" in block:
+        merged = OmegaConf.merge(merged, block["trainer"])
+    try:
+        cfg: TrainerConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except Exception as e:
+        raise ConfigError(f"bad trainer settings of {method} (conf/method/{method}.yaml or params "
+                          f"`{method}.trainer`): {e}") from e
+    if cfg.train_for_env_steps < 1:
+        raise ConfigError(f"{method}.trainer.train_for_env_steps must be >= 1, got {cfg.train_for_env_steps}")
+    return cfg
+
+
+def train_appo(params: Any, out_dir: Path, seed: int, method: str, trainer: TrainerConfig,
+               env_kwargs: dict, task: Optional[str] = None) -> Path:
+    """Train the shared APPO network on the baseline env; the run goes to <out_dir>/policy/."""
+    from maestromotif.rl.sf_env import FACTORY_ENV_NAME
+    from maestromotif.rl.train import train
+
+    kwargs = {"method": method, "task": task, "reward_scale": trainer.reward_scale,
+              "reward_clip": trainer.reward_clip, **env_kwargs}
+    run = Path(out_dir) / RUN_DIR
+    overrides = {**trainer.rl, "train_for_env_steps": int(trainer.train_for_env_steps)}
+    extra = [f"--mm_env_factory={FACTORY}", f"--mm_factory_kwargs={json.dumps(kwargs, sort_keys=True)}",
+             f"--mm_skills={method}"]
+    log.info("%s: APPO for %d env steps%s -> %s", method, trainer.train_for_env_steps,
+             f" on task {task}" if task else "", run)
+    train(params, seed, env_name=FACTORY_ENV_NAME, run=run, rl_overrides=overrides, extra_args=extra,
+          method=method)
+    write_json(Path(out_dir) / "trainer.json", {"method": method, "task": task, "seed": seed,
+                                                "trainer": asdict(trainer), "env": kwargs})
+    return run
+
+
+# --- deployment -----------------------------------------------------------------------------------------
+def load_policy(artefact: Path, deterministic: bool = False, seed: int = 0) -> Policy:
+    from maestromotif.rl.policy import SkillPolicy, load_actor_critic
+    from maestromotif.rl.obs import PolicyObservation
+
+    class BaselinePolicy(SkillPolicy):
+        """The trained shared network with NoSkill instead of a program over skills."""
+
+        def wrap_env(self, env: gym.Env) -> gym.Env:
+            return PolicyObservation(NoSkill(env), self.cfg.mm_crop_mode, keep_raw=True)
+
+    run = Path(artefact) / RUN_DIR
+    if not run.exists():
+        raise FileNotFoundError(f"no trained policy at {run}: run `python -m benchmark.fit` for this method")
+    model, cfg, ckpt = load_actor_critic(run)
+    log.info("baseline policy from %s", ckpt)
+    return BaselinePolicy(model, cfg, program="none", deterministic=deterministic, seed=seed)
+
+
+class TrainedBaseline(Method):
+    """A baseline = a reward for the shared APPO trainer. Subclasses say which (`env_kwargs`)."""
+
+    name = "baseline"
+    per_task = True
+
+    def __init__(self, trainer: Optional[dict] = None):
+        self.trainer_settings = trainer or {}
+
+    def trainer(self, params: Any) -> TrainerConfig:
+        return trainer_config(self.name, self.trainer_settings, params)
+
+    def env_kwargs(self, params: Any, out_dir: Path, seed: int, task: Optional[str]) -> dict:
+        raise NotImplementedError
+
+    def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
+        if self.per_task and task is None:
+            raise ConfigError(f"{self.name} is fitted per task: pass --task (or let benchmark.fit loop)")
+        out_dir = Path(out_dir)
+        train_appo(params, out_dir, seed, self.name, self.trainer(params), self.env_kwargs(params, out_dir, seed, task),
+                   task if self.per_task else None)
+        return out_dir
+
+    def policy(self, artefact: Path, task: str, params: Any) -> Policy:
+        return load_policy(Path(artefact), deterministic=self.trainer(params).deterministic)
