@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -64,12 +65,21 @@ class MethodSpec:
     llm_models: list[str] = field(default_factory=list)  # params sections (e.g. coder_llm) whose `model` it uses
 
 
+METHOD_DIRS_ENV = "MM_METHOD_DIRS"  # extra folders of <name>.yaml method files (os.pathsep-separated)
+
+
+def method_dirs() -> list[Path]:
+    """Where method files are looked up: $MM_METHOD_DIRS first (methods kept outside the repo), then conf/method."""
+    extra = [Path(d) for d in os.environ.get(METHOD_DIRS_ENV, "").split(os.pathsep) if d]
+    return [*extra, CONF_DIR / "method"]
+
+
 def method_config_path(name: str) -> Path:
-    path = CONF_DIR / "method" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (CONF_DIR / "method").glob("*.yaml"))
-        raise ConfigError(f"no method {name!r}: conf/method/{name}.yaml does not exist (known: {known})")
-    return path
+    for folder in method_dirs():
+        if (folder / f"{name}.yaml").is_file():
+            return folder / f"{name}.yaml"
+    known = sorted({p.stem for folder in method_dirs() for p in folder.glob("*.yaml")})
+    raise ConfigError(f"no method {name!r}: no {name}.yaml in conf/method or ${METHOD_DIRS_ENV} (known: {known})")
 
 
 def method_spec(name: str) -> MethodSpec:
