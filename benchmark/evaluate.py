@@ -79,7 +79,8 @@ def method_config_path(name: str) -> Path:
         if (folder / f"{name}.yaml").is_file():
             return folder / f"{name}.yaml"
     known = sorted({p.stem for folder in method_dirs() for p in folder.glob("*.yaml")})
-    raise ConfigError(f"no method {name!r}: no {name}.yaml in conf/method or ${METHOD_DIRS_ENV} (known: {known})")
+    raise ConfigError(f"no method {name!r}: conf/method/{name}.yaml does not exist, nor {name}.yaml in "
+                      f"${METHOD_DIRS_ENV} (known: {known})")
 
 
 def method_spec(name: str) -> MethodSpec:
