@@ -7,8 +7,10 @@ runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0), so callers and pytest n
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,31 @@ def _import_vllm():
     return vllm, current_platform
 
 
+
+@contextlib.contextmanager
+def _modules_vllm_can_scan():
+    """Hide, while the engine starts, the modules that vLLM's kernel-override scan cannot read.
+
+    On CPU, vLLM rebinds its Triton kernels by walking every module in sys.modules and calling
+    `vars(value).get(...)` on attribute values. llvmlite's ffi `lib` (imported with numba, which the
+    statistics stack pulls in) answers `vars()` with an object that has no `.get`, and the engine start
+    crashes. Such modules hold no vLLM kernel, so they can sit out the scan.
+    """
+    hidden = {}
+    for name, module in list(sys.modules.items()):
+        for value in list(getattr(module, "__dict__", {}).values()):
+            try:
+                readable = not hasattr(value, "__dict__") or hasattr(vars(value), "get")
+            except Exception:  # vars() refused: vLLM's scan skips these too
+                readable = True
+            if not readable:
+                hidden[name] = sys.modules.pop(name)
+                break
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)
+
 class VLLMEngine(Engine):
     """`vllm.LLM` in this process. Prompts are rendered with the model's chat template here, so each
     conversation can independently end in a prefill and be checked against the context window."""
@@ -121,7 +148,8 @@ class VLLMEngine(Engine):
             kwargs["enable_chunked_prefill"] = False
             kwargs["max_num_batched_tokens"] = max(cfg.max_model_len, 8192)
         try:
-            self._llm = vllm.LLM(**kwargs)
+            with _modules_vllm_can_scan():
+                self._llm = vllm.LLM(**kwargs)
         except (OSError, ValueError) as e:
             raise ModelNotFoundError(f"vLLM could not load model {cfg.model!r} ({model_path}): {e}") from e
         self._tokenizer = self._llm.get_tokenizer()
