@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,9 @@ def _import_vllm():
 
 
 
+_LIVE_ENGINES: "weakref.WeakSet[VLLMEngine]" = weakref.WeakSet()  # in-process engines not yet closed
+
+
 @contextlib.contextmanager
 def _modules_vllm_can_scan():
     """Hide, while the engine starts, the modules that vLLM's kernel-override scan cannot read.
@@ -152,6 +156,7 @@ class VLLMEngine(Engine):
                 self._llm = vllm.LLM(**kwargs)
         except (OSError, ValueError) as e:
             raise ModelNotFoundError(f"vLLM could not load model {cfg.model!r} ({model_path}): {e}") from e
+        _LIVE_ENGINES.add(self)
         self._tokenizer = self._llm.get_tokenizer()
         self._vllm = vllm
         # The first step compiles/allocates (~10 s on CPU); pay it here, not in the caller's first batch.
@@ -242,10 +247,13 @@ class VLLMEngine(Engine):
         if llm is None:
             return
         self._llm = None
+        _LIVE_ENGINES.discard(self)
         try:
             engine = getattr(llm, "llm_engine", None)
             core = getattr(engine, "engine_core", None)
-            if core is not None and hasattr(core, "shutdown"):
+            # An in-process engine's shutdown also destroys vLLM's process-global parallel state, which every
+            # other live engine in this process still uses: only the last one to close may shut it down.
+            if core is not None and hasattr(core, "shutdown") and not _LIVE_ENGINES:
                 core.shutdown()
         except Exception as e:  # freeing is best effort; never mask the caller's error
             log.debug("vLLM shutdown: %s", e)

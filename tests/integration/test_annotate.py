@@ -152,7 +152,7 @@ def test_symmetrise_needs_direct_mode(ci_data, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_chain_of_thought_mode_parses_or_retries(ci_data, tmp_path, embedded_engine):
-    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=chain_of_thought", "annotate.symmetrise=false",
+    params = ci_params(tmp_path / "data", tmp_path / "p.yaml", "annotate.mode=chain_of_thought", "annotate.symmetrise=false",
                        "annotate.max_tokens=24", "annotate.retry_max_tokens=12", "annotate.chunk_size=4",
                        "pairs.sizes.ascender=4")
     make_pairs(params, obs_dir=ci_data.obs_dir)

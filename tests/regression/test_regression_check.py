@@ -8,13 +8,15 @@ commit results/regression/reference.json (README, "Regression check").
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from benchmark import regression as R
-from benchmark.config import section
+from benchmark.config import REPO_ROOT, section
 
 
 # ----- fixtures ----------------------------------------------------------------------------------------
@@ -32,10 +34,9 @@ def regression_inputs(ci_data):
 
 @pytest.fixture(scope="session")
 def full_run(regression_inputs, reference):
-    """Every section measured once per session on the unmodified code."""
-    metrics = R.run(regression_inputs, reference)
-    rows = R.compare(metrics, reference, regression_inputs.cfg, require_all=True)
-    return {m.name: m for m in metrics}, rows
+    """The replayable sections, measured once per session in this process on the unmodified code."""
+    metrics = R.run(regression_inputs, reference, ["policy", "stats", "options", "tracker"])
+    return {m.name: m for m in metrics}, R.compare(metrics, reference, regression_inputs.cfg)
 
 
 def narrowed(inp: R.Inputs, **changes) -> R.Inputs:
@@ -51,13 +52,19 @@ def failed(rows, prefix: str = "") -> set[str]:
 # ----- the unmodified code passes ------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_unmodified_code_passes(full_run):
-    _, rows = full_run
-    assert all(r.passed for r in rows), "\n" + R.format_table(rows)
-    kinds = {r.kind for r in rows}
-    assert kinds == {"exact", "float", "stochastic"}
-    sections = {r.metric.split("/")[0] for r in rows}
-    assert sections == set(R.SECTIONS)
+def test_unmodified_code_passes(tmp_path):
+    """The whole check, run as a user runs it: `python -m benchmark.regression` in a fresh process, as the
+    reference was made. (Trained reward models differ in the last float bits after a long test session
+    in one process, and those bits compound over training steps, so this row set is not run in-process.)"""
+    proc = subprocess.run([sys.executable, "-m", "benchmark.regression", "--data-dir", str(tmp_path / "data")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=850)
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
+    table = proc.stdout
+    assert " 0 failed" in table and "FAIL" not in table
+    for kind in ("exact", "float", "stochastic"):
+        assert f" {kind} " in table
+    for name in R.SECTIONS:
+        assert any(line.startswith(f"{name}/") for line in table.splitlines()), name
 
 
 @pytest.mark.timeout(900)
