@@ -22,6 +22,8 @@ PolicyObservation), sampling actions as the official evaluation does.
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import functools
 import json
 import logging
@@ -232,8 +234,9 @@ class TrainedBaseline(Method):
     def trainer(self, params: Any) -> TrainerConfig:
         return trainer_config(self.name, self.trainer_settings, params)
 
+    @abstractmethod
     def env_kwargs(self, params: Any, out_dir: Path, seed: int, task: Optional[str]) -> dict:
-        raise NotImplementedError
+        """The training env's reward settings for this baseline (e.g. {"reward": "score"})."""
 
     def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
         if self.per_task and task is None:

@@ -13,6 +13,7 @@ A tracker never changes what the agent sees; it may ask the env for the #overvie
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -129,7 +130,7 @@ def price_identifies(message: str) -> bool:
 
 
 # ----- trackers ---------------------------------------------------------------------------------------
-class Task:
+class Task(ABC):
     """Watches one episode; subclasses implement `_step`. One instance per env, reset per episode."""
 
     name: ClassVar[str] = ""
@@ -155,8 +156,9 @@ class Task:
         if not self.done:
             self._step(obs, action, next_obs, info, env)
 
+    @abstractmethod
     def _step(self, obs, action, next_obs, info, env) -> None:
-        raise NotImplementedError
+        """Update value/done from one transition (each task's own criterion)."""
 
     def _overview_after_descent(self, info: dict, env) -> str | None:
         """The #overview text after a "You descend the stairs." (retried next step if a prompt is open)."""

@@ -18,6 +18,7 @@ own trusted programs when speed matters; it still uses the restricted runtime.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import itertools
 import json
 import logging
@@ -165,7 +166,7 @@ class PlayerHandle:
 
 
 # ---------------------------------------------------------------- runners
-class Runner:
+class Runner(ABC):
     """Loads programs and runs scripts; `Sandbox` (a worker process) or `InProcessRunner`."""
 
     sandboxed = False
@@ -200,8 +201,9 @@ class Runner:
         except SandboxError:
             pass
 
+    @abstractmethod
     def _call(self, request: dict, what: str, timeout_s: float | None = None) -> Any:
-        raise NotImplementedError
+        """Run one request against the program (in this process, or in the sandboxed worker)."""
 
     def close(self) -> None:
         pass
