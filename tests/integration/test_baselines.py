@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -63,13 +65,14 @@ def _ci(tmp_path, *overrides):
 
 def _fit_and_evaluate(tmp_path, method: str, params, path):
     from benchmark.evaluate import evaluate
-    from benchmark.fit import fit
 
-    os.environ["MM_PARAMS"] = str(path)  # sample-factory's workers read the params file
-    try:
-        fit(method, 0, params, task=TASK)
-    finally:
-        os.environ.pop("MM_PARAMS", None)
+    # As the DVC stage runs it: its own process. (Motif's fit starts an annotator LLM; a second in-process
+    # vLLM engine would tear down the global state of the session's shared engine when it is collected.)
+    env = {**os.environ, "MM_PARAMS": str(path)}  # sample-factory's workers read the params file
+    proc = subprocess.run([sys.executable, "-m", "benchmark.fit", "--method", method, "--seed", "0",
+                           "--task", TASK, "--params", str(path)], env=env, capture_output=True, text=True,
+                          timeout=1000)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     out = evaluate(method, TASK, 0, params, progress=False)
     records = [json.loads(l) for l in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(records) == params.evaluate.episodes
