@@ -30,6 +30,7 @@ from benchmark import provenance, stats
 from benchmark.config import REPO_ROOT, ConfigError, load_params, root, section
 from benchmark.evaluate import EPISODES_FILE, EvaluateConfig, finished_records, method_spec, output_dir
 from benchmark.io import read_json, write_json, write_text
+from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     aggregate(load_params(args.params))
 
 

@@ -40,6 +40,7 @@ from benchmark.env import ACTION_INDEX, EnvConfig, make
 from benchmark.evaluate import (EPISODES_FILE, EvaluateConfig, _load_finished, _seed_process, build_method,
                                 finished_records, method_artefact, method_config_path, method_spec, play)
 from benchmark.io import append_jsonl, read_json, write_json, write_text
+from benchmark.logs import setup_logging
 from benchmark.method import Method, Policy
 from benchmark.seeding import derive_seed
 from benchmark.variants import VARIANTS, GoldenExitSmall, _fingerprint
@@ -478,7 +479,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="+", help="override calibrate.tasks (small variant names)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     params = load_params(args.params)
     cfg: CalibrateConfig = OmegaConf.to_object(section(params, "calibrate", CalibrateConfig))
     if args.methods:

@@ -34,6 +34,7 @@ from benchmark import provenance
 from benchmark.config import CONF_DIR, ConfigError, load_params, root, section
 from benchmark.env import EnvConfig, make
 from benchmark.io import append_jsonl, read_jsonl, truncate_torn_tail, write_json, write_text
+from benchmark.logs import setup_logging
 from benchmark.method import Method, Policy
 from benchmark.seeding import derive_seed, seed_everything
 
@@ -365,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default=None, help="params file (default: $MM_PARAMS or params.yaml)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     out = evaluate(args.method, args.task, args.seed, load_params(args.params), progress=not args.no_progress)
     log.info("wrote %s", out)
 

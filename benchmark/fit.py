@@ -23,6 +23,7 @@ from benchmark import provenance
 from benchmark.config import ConfigError, load_params, root, section
 from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_spec
 from benchmark.io import write_json
+from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed, seed_everything
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--task", default=None, help="per-task methods: fit this task only (default: every task)")
     parser.add_argument("--params", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     fit(args.method, args.seed, load_params(args.params), task=args.task)
 
 

@@ -56,6 +56,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.config import REPO_ROOT, ConfigError, compose, root, section
 from benchmark.io import read_json, write_json
+from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 
 log = logging.getLogger(__name__)
@@ -761,7 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference", default=None, help="reference file (default: regression.reference)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. regression.episodes=16")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     t0 = time.perf_counter()
     with ci_inputs(args.data_dir, args.overrides) as inp:
         path = Path(args.reference) if args.reference else reference_path(inp.cfg)

@@ -27,6 +27,7 @@ from benchmark.aggregate import ReportConfig, load_paper_results, report_config,
 from benchmark.config import ConfigError, load_params, root
 from benchmark.evaluate import method_spec
 from benchmark.io import read_json, write_text
+from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     report(load_params(args.params))
 
 

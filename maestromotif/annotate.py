@@ -61,6 +61,7 @@ import pandas as pd
 
 from benchmark.config import load_params, root, section
 from benchmark.io import atomic_path, read_jsonl, write_json
+from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif import prompts as P
 from maestromotif.data.captions import caption, motif_caption
@@ -443,7 +444,7 @@ def main(argv=None) -> None:
         parser.error("--skill is required (or --variant motif --task TASK)")
     if args.variant == "motif" and not args.task:
         parser.error("--variant motif needs --task")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     params = load_params(args.params)
     if args.variant == "motif":
         annotate(params, variant="motif", task=args.task, pairs_path=args.pairs, out_dir=args.out)

@@ -32,6 +32,7 @@ from typing import Any, Optional
 
 from benchmark.config import load_params, root, section
 from benchmark.io import append_jsonl, read_json, write_json, write_text
+from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif.options import coder_prompts as P
 from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, TRAINING, Program, class_with_methods,
@@ -469,7 +470,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="LLM coder: write the policies over skills (data/codegen/)")
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     overall = CodegenStage(load_params(args.params)).run()
     print(json.dumps({k: v for k, v in overall.items() if k != "per_program"}, indent=2))
 

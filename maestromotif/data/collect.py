@@ -31,6 +31,7 @@ import pandas as pd
 
 from benchmark.config import load_params, root, section
 from benchmark.io import read_json, write_json
+from benchmark.logs import setup_logging
 from benchmark.method import Policy
 from benchmark.seeding import derive_seed
 from maestromotif.data.schema import (
@@ -260,7 +261,7 @@ def main(argv=None) -> None:
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     parser.add_argument("--out", default=None, help="output directory (default: <data_dir>/observations)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     collect(load_params(args.params), args.out)
 
 

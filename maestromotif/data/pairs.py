@@ -31,6 +31,7 @@ import pandas as pd
 
 from benchmark.config import load_params, root, section
 from benchmark.io import read_json, write_json
+from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif.data.collect import META_FILE as OBS_META_FILE
 from maestromotif.data.collect import OUT_NAME as OBS_DIR_NAME
@@ -191,7 +192,7 @@ def main(argv=None) -> None:
     parser.add_argument("--observations", default=None, help="default: <data_dir>/observations")
     parser.add_argument("--out", default=None, help="default: <data_dir>/pairs")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     make_pairs(load_params(args.params), args.observations, args.out)
 
 

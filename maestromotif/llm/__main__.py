@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 
+from benchmark.logs import setup_logging
 from maestromotif.llm.config import llm_config
 
 
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("prompts", nargs="*", default=["In one sentence, what is the goal of NetHack?"])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     cfg = llm_config(args.config)
     if args.prepare:
         from maestromotif.llm.models import resolve_model

@@ -24,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from benchmark.logs import setup_logging
 from maestromotif.llm.base import LLMConfig, ServerError
 from maestromotif.llm.models import resolve_model
 from maestromotif.llm.vllm_engine import choose_dtype, cpu_count
@@ -163,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--max-model-len", type=int, default=2048)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     server = VLLMServer(args.model, args.host, args.port, args.dtype, args.max_model_len, startup_timeout_s=600)
     with server:
         log.info("serving %s at %s (Ctrl-C stops)", server.model_id, server.base_url)

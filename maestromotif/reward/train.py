@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from benchmark.config import ConfigError, load_params, root, section
 from benchmark.io import atomic_path, write_json
+from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif.reward.intrinsic import IntrinsicConfig
 from maestromotif.reward.model import (
@@ -395,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--labels", default=None, help="labelled pairs (default: the params' reward.labels)")
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging()
     params = load_params(args.params)
     skills = list(root(params).skills) if args.skill == "all" else [args.skill]
     if args.labels and len(skills) > 1:

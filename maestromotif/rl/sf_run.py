@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from benchmark.io import append_jsonl
+from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -167,5 +168,5 @@ def run(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     sys.exit(run(sys.argv[1:]))

@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 
 from benchmark.config import load_params, params_path, root, section
 from benchmark.io import read_jsonl, write_json, write_text
+from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     if args.params:
         os.environ["MM_PARAMS"] = str(Path(args.params).resolve())
     train(load_params(args.params), args.seed)
