@@ -52,6 +52,8 @@ class ReportConfig:
     # Per-skill reward curves written by the train stage (maestromotif.rl.train: curve.jsonl).
     curves_glob: str = "{data_dir}/fit/maestromotif/seed*/curve.jsonl"
     figure_formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
+    # Fig. 5: MaestroMotif against score-maximising agents (those of these methods that `methods` lists).
+    score_comparison: list[str] = field(default_factory=lambda: ["maestromotif", "motif", "score_ppo"])
 
 
 def report_config(params: DictConfig) -> ReportConfig:

@@ -58,6 +58,13 @@ class CalibrateConfig:
     num_envs: int = 1               # envs stepped together (one process)
     max_episode_steps: int = 1000   # the small budget a competent agent must succeed in
     seed: int = 0                   # which training seed's fit() artefact a trained method loads
+    # Methods that learn: each gets its own z against the baseline, and a variant is `trained_useful` when one
+    # of them beats it with z >= 3. A per-task one without a fit() artefact for a variant is trained here,
+    # under <data_dir>/<fit_dir> (not the pipeline's data/fit), for `train_for_env_steps` env steps.
+    trained: list[str] = field(default_factory=list)
+    train_missing: bool = True      # false: a trained method without an artefact for a variant is left out there
+    train_for_env_steps: int = 200_000
+    fit_dir: str = "calibrate/fit"
     reference: str = "scripted"     # the competent agent of the table's comparison column
     baseline: str = "random"        # the chance level
     out_dir: str = "calibrate"      # data/<out_dir>/<method>/<task>/
@@ -341,9 +348,51 @@ def standard_error(values: Sequence[float]) -> float:
     return float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
 
 
+def variant_fit_params(params: DictConfig, method_name: str, tasks: Sequence[str], train_for_env_steps: int,
+                       fit_dir: str | None = None) -> DictConfig:
+    """`params` for fitting `method_name` on small variants: the variants added to `tasks` (fit() trains only
+    listed tasks), the method's trainer budget set, and optionally another fit folder under data_dir."""
+    overrides: dict = {"tasks": list(dict.fromkeys([*params.tasks, *tasks])),
+                       method_name: {"trainer": {"train_for_env_steps": int(train_for_env_steps)}}}
+    if fit_dir is not None:
+        overrides["evaluate"] = {"fit_dir": fit_dir}
+    return OmegaConf.merge(params, overrides)
+
+
+def _artefact(method_name: str, task: str, seed: int, params: DictConfig) -> Path | None:
+    eval_cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
+    return method_artefact(method_spec(method_name), build_method(method_name), method_name, task, seed, params,
+                           eval_cfg)
+
+
+def trained_artefact_exists(method_name: str, task: str, seed: int, params: DictConfig) -> bool:
+    artefact = _artefact(method_name, task, seed, params)
+    return artefact is None or artefact.exists()
+
+
+def fit_if_missing(method_name: str, task: str, seed: int, params: DictConfig) -> Path | None:
+    """The method's fit() artefact for `task` and training seed `seed`, trained first when missing."""
+    from benchmark.fit import fit
+
+    method = build_method(method_name)
+    artefact = _artefact(method_name, task, seed, params)
+    if artefact is not None and not artefact.exists():
+        log.info("%s: no fit() artefact at %s; fitting it now (seed %d)", method_name, artefact, seed)
+        fit(method_name, seed, params, task=task if method.per_task else None)
+    return artefact
+
+
 def calibrate_one(method_name: str, task: str, params: DictConfig, cfg: CalibrateConfig,
-                  progress: bool = True) -> dict:
-    """Play (or resume) `cfg.episodes` episodes of `method_name` on `task`; return its summary row."""
+                  progress: bool = True) -> dict | None:
+    """Play (or resume) `cfg.episodes` episodes of `method_name` on `task`; return its summary row (None: a
+    trained method left untrained because `train_missing` is false)."""
+    if method_name in cfg.trained:
+        params = variant_fit_params(params, method_name, [task], cfg.train_for_env_steps, cfg.fit_dir)
+        if not cfg.train_missing and not trained_artefact_exists(method_name, task, cfg.seed, params):
+            log.warning("%s has no fit() artefact for %s and calibrate.train_missing is false: left out",
+                        method_name, task)
+            return None
+        fit_if_missing(method_name, task, cfg.seed, params)
     top = root(params)
     env_cfg: EnvConfig = OmegaConf.to_object(section(params, "env", EnvConfig))
     env_cfg.max_episode_steps = cfg.max_episode_steps
@@ -405,8 +454,16 @@ def _level_digest(task: str) -> str:
     return _fingerprint(VARIANTS[task])
 
 
-def comparison_table(rows: pd.DataFrame, reference: str, baseline: str) -> pd.DataFrame:
-    """One line per task: baseline and reference mean ± se (n), their gap and its z-score."""
+def z_score(better, worse) -> float:
+    """(better - worse) / combined standard error; inf for a gap with no spread at all."""
+    gap, se = better.mean - worse.mean, math.hypot(better.se, worse.se)
+    return gap / se if se > 0 else (math.inf if gap > 0 else 0.0)
+
+
+def comparison_table(rows: pd.DataFrame, reference: str, baseline: str,
+                     trained: Sequence[str] = ()) -> pd.DataFrame:
+    """One line per task: every method's mean ± se (n); the reference's gap to the baseline and its z-score;
+    each trained method's z against the baseline, and whether one of them is clearly above it."""
     lines = []
     for task, group in rows.groupby("task", sort=False):
         by = {r.method: r for r in group.itertuples()}
@@ -416,11 +473,15 @@ def comparison_table(rows: pd.DataFrame, reference: str, baseline: str) -> pd.Da
             line[name] = f"{r.mean:.3f} ± {r.se:.3f} (n={r.n})"
         if reference in by and baseline in by:
             ref, base = by[reference], by[baseline]
-            gap = ref.mean - base.mean
-            se = math.hypot(ref.se, base.se)
-            line["gap"] = round(gap, 3)
-            line["z"] = round(gap / se, 1) if se > 0 else (math.inf if gap > 0 else 0.0)
-            line["useful"] = bool(gap > 0 and (se == 0 or gap / se >= 3))
+            line["gap"] = round(ref.mean - base.mean, 3)
+            z = z_score(ref, base)
+            line["z"], line["useful"] = round(z, 1), bool(z >= 3)
+        learners = [m for m in trained if m in by and baseline in by]
+        zs = {m: z_score(by[m], by[baseline]) for m in learners}
+        for m, z in zs.items():
+            line[f"z {m}"] = round(z, 1)
+        if learners:
+            line["trained_useful"] = any(z >= 3 for z in zs.values())
         lines.append(line)
     return pd.DataFrame(lines)
 
@@ -435,11 +496,11 @@ def calibrate(params: DictConfig, cfg: CalibrateConfig, progress: bool = True) -
     for name in cfg.methods:
         method_config_path(name)  # a missing conf/method file fails before any episode is played
     rows = [calibrate_one(m, t, params, cfg, progress) for t in cfg.tasks for m in cfg.methods]
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([r for r in rows if r is not None])
     results = Path(top.results_dir)
     csv = results / cfg.csv
     write_text(csv, table.to_csv(index=False))
-    comparison = comparison_table(table, cfg.reference, cfg.baseline)
+    comparison = comparison_table(table, cfg.reference, cfg.baseline, cfg.trained)
     prov = provenance.record(stage="calibrate", profile=top.profile, root_seed=top.root_seed,
                              methods=list(cfg.methods), tasks=list(cfg.tasks), episodes=cfg.episodes,
                              max_episode_steps=cfg.max_episode_steps,
@@ -457,9 +518,13 @@ def _markdown(table: pd.DataFrame, comparison: pd.DataFrame, cfg: CalibrateConfi
         f"{cfg.max_episode_steps} steps. Value = the task's metric per episode (success 0/1, or a count); "
         "mean ± standard error over episodes (n episodes). `z` = (reference − baseline) / combined "
         "standard error; "
-        f"a variant is *useful* when `{cfg.reference}` beats `{cfg.baseline}` with z ≥ 3.",
+        f"a variant is *useful* when `{cfg.reference}` beats `{cfg.baseline}` with z ≥ 3, and "
+        f"*trained_useful* when a trained method ({', '.join(cfg.trained) or 'none listed'}) does. A trained "
+        f"method plays its training seed {cfg.seed}; per-task ones are trained on each variant for "
+        f"{cfg.train_for_env_steps:,} env steps"
+        + ("." if cfg.train_missing else ", and left out of a variant where no such run existed (`--no-train`)."),
         "",
-        comparison.to_markdown(index=False),
+        comparison.astype(object).where(comparison.notna(), "not run").to_markdown(index=False),
         "",
         "Throughput (env + policy, one process): " + ", ".join(
             f"{r.method}/{r.task} {r.steps_per_s:,.0f} steps/s" for r in table.itertuples()
@@ -477,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default=None, help="params file (default: $MM_PARAMS or params.yaml)")
     parser.add_argument("--methods", nargs="+", help="override calibrate.methods (conf/method/<name>.yaml)")
     parser.add_argument("--tasks", nargs="+", help="override calibrate.tasks (small variant names)")
+    parser.add_argument("--trained", nargs="+", help="override calibrate.trained (methods that learn)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="train nothing: a trained method without an artefact for a variant is left out there")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
@@ -486,6 +554,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         cfg.methods = list(args.methods)
     if args.tasks:
         cfg.tasks = list(args.tasks)
+    if args.trained:
+        cfg.trained = list(args.trained)
+    if args.no_train:
+        cfg.train_missing = False
     table = calibrate(params, cfg, progress=not args.no_progress)
     columns = ["task", "method", "n", "mean", "se", "steps_per_s"]
     log.info("calibration:\n%s", table[columns].to_string(index=False))

@@ -66,9 +66,10 @@ def category_bars(scores: pd.DataFrame, stem: Path, profile: str, seeds: Sequenc
 
 
 def task_bars(summary: pd.DataFrame, paper: pd.DataFrame, stem: Path, profile: str, seeds: Sequence[int],
-              paper_methods: Sequence[str] = ("MaestroMotif",), formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+              paper_methods: Sequence[str] = ("MaestroMotif",), formats: Sequence[str] = ("png", "pdf"),
+              title: str = "Per-task results against the paper") -> list[Path]:
     """Fig. 5 style: navigation success rate (%) and interaction items per episode, per task and method,
-    our methods beside the paper's reference bars (hatched).
+    our methods beside the paper's reference bars (hatched; none when `paper_methods` is empty).
 
     summary: rows (method_label, title, category, mean, stderr); paper: reference/paper_results.csv rows
     (task, category, method, mean, stderr) with success rates as fractions."""
@@ -98,8 +99,8 @@ def task_bars(summary: pd.DataFrame, paper: pd.DataFrame, stem: Path, profile: s
         ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
     axes[0][0].legend(title="method", fontsize=8)
-    fig.suptitle(f"Per-task results against the paper\n{provenance_line(profile, seeds)}; mean ± s.e. over seeds; "
-                 "hatched = paper's numbers", fontsize=9)
+    hatched = "; hatched = paper's numbers" if paper_methods else ""
+    fig.suptitle(f"{title}\n{provenance_line(profile, seeds)}; mean ± s.e. over seeds{hatched}", fontsize=9)
     fig.tight_layout()
     return save(fig, stem, formats)
 

@@ -21,7 +21,10 @@ What is checked (conf/regression/default.yaml, section `regression`), on the ci 
     options/encoder_*   the skill network's encoder (seeded init) on those network inputs
   stochastic (a bound from the measured spread)
     policy/<method>/<task>   mean task value of `episodes` seeded episodes on a small variant, for every
-                 method in `regression.methods` (adding a trained method is one line there).
+                 method in `regression.methods` (reference methods: nothing to train) and every method in
+                 `regression.trained_methods` on `regression.trained_tasks`: the check trains that method
+                 itself (training seed 0, `train_for_env_steps` env steps) and plays it, so a change
+                 anywhere in the training stack (env, rewards, network, APPO) can move the row.
 
 Stochastic bound. `--update` plays `repeats` independent blocks of `episodes` episodes (block r, episode k
 plays the NetHack game derive_seed(root_seed, "regression", task, r, k)); the check plays block 0, which
@@ -35,6 +38,11 @@ rule: a reference that never failed in R x N episodes still admits a rare failur
 with K the number of stochastic rows and alpha (`false_alarm_rate`) the family-wise false-alarm rate
 (Bonferroni). Unchanged code replays block 0 exactly; the bound matters when a legitimate change
 re-randomises the episodes (a new NLE build, a policy that consumes its RNG differently).
+
+Trained rows. Training is not bit-reproducible (asynchronous APPO workers), so for a trained method block r
+is a whole training run: training seed r, then `episodes` episodes of block r. `--update` trains seeds
+1..`train_repeats`; the block means' spread then holds the training-to-training variation as well as the
+episodes', and the check (training seed 0, block 0) is compared with the same formula.
 """
 from __future__ import annotations
 
@@ -77,6 +85,14 @@ class RegressionConfig:
         "gnomish_small", "delphi_small", "transactions_small", "price_small", "buc_small",
         "goldenexit_small", "levelupsell_small"])
     episodes: int = 16                   # per method x task in one check run (one block)
+    # Trained rows: methods the check trains itself (per-task methods fit each of trained_tasks).
+    trained_methods: list[str] = field(default_factory=list)
+    trained_tasks: list[str] = field(default_factory=list)
+    train_for_env_steps: int = 200_000   # the trained methods' budget here (overrides <method>.trainer)
+    train_repeats: int = 4               # --update: independent training runs (seeds 1..R) that measure the spread
+    trained_episodes: int = 32           # per trained row and block (a trained score is noisier than a script's)
+    trained_max_episode_steps: int = 1000  # episode cap of the trained rows' evaluation
+    trained_num_envs: int = 8            # envs stepped together when playing a trained policy
     max_episode_steps: int = 300         # episode cap of the policy runs and of the tracker replays
     repeats: int = 40                    # --update: independent blocks that measure the spread
     false_alarm_rate: float = 0.01       # family-wise, over all stochastic rows
@@ -508,50 +524,62 @@ def episode_seed(root_seed: int, task: str, block: int, episode: int) -> int:
     return derive_seed(root_seed, "regression", task, block, episode)
 
 
-def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: bool = False) -> dict:
-    """`episodes` seeded episodes of `method_name` on `task`: their values and seeds."""
-    from benchmark.evaluate import (EvaluateConfig, _seed_process, build_method, method_artefact, method_spec,
-                                    play)
+def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: bool = False,
+               train_seed: int = 0) -> dict:
+    """`episodes` seeded episodes of `method_name` on `task`: their values and seeds. A trained method plays
+    its training run `train_seed` (fitted here when missing)."""
+    from benchmark.calibrate import fit_if_missing, variant_fit_params
+    from benchmark.evaluate import _seed_process, build_method, play
     from benchmark.env import make
 
-    spec = method_spec(method_name)
+    trained = method_name in inp.cfg.trained_methods
     method = build_method(method_name)
-    eval_cfg = OmegaConf.to_object(section(inp.params, "evaluate", EvaluateConfig))
-    artefact = method_artefact(spec, method, method_name, task, 0, inp.params, eval_cfg)
-    if artefact is not None and not artefact.exists():
-        # Fit it at ci size (instant for the reference methods). A trained method whose fit needs upstream
-        # stages (MaestroMotif: reward models, programs) should be given a ci data dir that has them.
-        from benchmark.fit import fit
-
-        log.info("%s: no ci fit() artefact at %s; fitting it now", method_name, artefact)
-        try:
-            fit(method_name, 0, inp.params)
-        except Exception as e:
-            raise RegressionError(
-                f"{method_name} has no ci-profile fit() artefact at {artefact} and fitting it failed ({e}); "
-                "run its pipeline on the ci profile and pass that data dir with --data-dir, or remove it "
-                "from regression.methods") from e
-    seeds = [episode_seed(inp.top.root_seed, task, block, k) for k in range(inp.cfg.episodes)]
-    policy = method.policy(artefact, task, inp.params)
+    params = (variant_fit_params(inp.params, method_name, inp.cfg.trained_tasks, inp.cfg.train_for_env_steps)
+              if trained else inp.params)
+    try:
+        # Fits at ci size when missing (instant for the reference methods; the trained rows' budget for
+        # trained ones). A method whose fit needs upstream stages (MaestroMotif: reward models, programs)
+        # should be given a ci data dir that has them.
+        artefact = fit_if_missing(method_name, task, train_seed, params)
+    except Exception as e:
+        raise RegressionError(
+            f"{method_name} has no ci-profile fit() artefact for {task} and fitting it failed ({e}); "
+            "run its pipeline on the ci profile and pass that data dir with --data-dir, or remove it "
+            "from regression.methods / regression.trained_methods") from e
+    episodes = inp.cfg.trained_episodes if trained else inp.cfg.episodes
+    seeds = [episode_seed(inp.top.root_seed, task, block, k) for k in range(episodes)]
+    policy = method.policy(artefact, task, params)
     _seed_process(inp.seed("policy", method_name, task, block))
     records: list[dict] = []
     env_cfg = inp.env_config()
-    play(policy, lambda: make(task=task, cfg=env_cfg), list(enumerate(seeds)), 1, records.append, progress)
+    num_envs = 1
+    if trained:
+        env_cfg.max_episode_steps, num_envs = inp.cfg.trained_max_episode_steps, inp.cfg.trained_num_envs
+    play(policy, lambda: make(task=task, cfg=env_cfg), list(enumerate(seeds)), num_envs, records.append, progress)
     records.sort(key=lambda r: r["episode"])
     return {"seeds": seeds, "values": [float(r["value"]) for r in records],
-            "steps": [int(r["steps"]) for r in records]}
+            "steps": [int(r["steps"]) for r in records], "train_seed": train_seed}
 
 
-def check_policy(inp: Inputs, block: int = 0, progress: bool = False) -> list[Metric]:
+def policy_rows(cfg: RegressionConfig) -> list[tuple[str, str]]:
+    """(method, task) of every stochastic row: reference methods x tasks, then trained methods x trained tasks."""
+    return ([(m, t) for m in cfg.methods for t in cfg.tasks]
+            + [(m, t) for m in cfg.trained_methods for t in cfg.trained_tasks])
+
+
+def check_policy(inp: Inputs, block: int = 0, progress: bool = False, trained: bool = True) -> list[Metric]:
+    """Block `block` of every row (trained rows: training seed `block`; `trained=False` leaves them out)."""
     out = []
-    for method_name in inp.cfg.methods:
-        for task in inp.cfg.tasks:
-            t0 = time.perf_counter()
-            run = play_block(inp, method_name, task, block, progress)
-            log.info("policy %s on %s, block %d: mean %.3f over %d episodes (%.1f s)", method_name, task,
-                     block, np.mean(run["values"]), len(run["values"]), time.perf_counter() - t0)
-            mean = float(np.mean(run["values"]))
-            out.append(Metric(f"policy/{method_name}/{task}", "stochastic", mean, run))
+    for method_name, task in policy_rows(inp.cfg):
+        is_trained = method_name in inp.cfg.trained_methods
+        if is_trained and not trained:
+            continue
+        t0 = time.perf_counter()
+        run = play_block(inp, method_name, task, block, progress, train_seed=block if is_trained else 0)
+        log.info("policy %s on %s, block %d: mean %.3f over %d episodes (%.1f s)", method_name, task,
+                 block, np.mean(run["values"]), len(run["values"]), time.perf_counter() - t0)
+        mean = float(np.mean(run["values"]))
+        out.append(Metric(f"policy/{method_name}/{task}", "stochastic", mean, run))
     return out
 
 
@@ -579,7 +607,7 @@ def run(inp: Inputs, reference: dict | None, sections: Sequence[str] = SECTIONS)
 
 def z_value(cfg: RegressionConfig) -> float:
     """Two-sided z for a family-wise false-alarm rate over all stochastic rows (Bonferroni)."""
-    k = max(len(cfg.methods) * len(cfg.tasks), 1)
+    k = max(len(policy_rows(cfg)), 1)
     return NormalDist().inv_cdf(1 - cfg.false_alarm_rate / (2 * k))
 
 
@@ -695,12 +723,16 @@ def update(inp: Inputs, path: Path, progress: bool = True) -> dict:
     entries = {m.name: m.reference_entry() for m in metrics}
     check_block = {m.name: m for m in check_policy(inp, block=0)}
     blocks: dict[str, list[list[float]]] = {name: [] for name in check_block}
-    for block in tqdm(range(1, cfg.repeats + 1), desc="reference blocks", disable=not progress):
-        for m in check_policy(inp, block=block):
-            blocks[m.name].append(m.extra["values"])
+    for block in tqdm(range(1, max(cfg.repeats, cfg.train_repeats) + 1), desc="reference blocks",
+                      disable=not progress):
+        for m in check_policy(inp, block=block, trained=block <= cfg.train_repeats):
+            trained = m.name.split("/")[1] in cfg.trained_methods
+            if block <= (cfg.train_repeats if trained else cfg.repeats):
+                blocks[m.name].append(m.extra["values"])
     z = z_value(cfg)
     for name, block_values in blocks.items():
-        entry = {"kind": "stochastic", **spread(block_values, cfg.episodes),
+        episodes = cfg.trained_episodes if name.split("/")[1] in cfg.trained_methods else cfg.episodes
+        entry = {"kind": "stochastic", **spread(block_values, episodes),
                  "check_block": {"value": check_block[name].value, "seeds": check_block[name].extra["seeds"],
                                  "values": check_block[name].extra["values"]}}
         entries[name] = entry
@@ -721,7 +753,9 @@ def update(inp: Inputs, path: Path, progress: bool = True) -> dict:
                               "sd of the pooled episodes + {0, 1} / sqrt(episodes))",
                     "se_ref": "max(sd of the block means / sqrt(R), pooled sd / sqrt(R * episodes))",
                     "z": z, "false_alarm_rate": cfg.false_alarm_rate,
-                    "comparisons": len(cfg.methods) * len(cfg.tasks)},
+                    "comparisons": len(policy_rows(cfg)),
+                    "trained_rows": "block r = training seed r (train_for_env_steps env steps), then block r's "
+                                    "episodes; the reference trains seeds 1..train_repeats"},
     )
     reference = {"format_version": FORMAT_VERSION, "measured": prov, "metrics": entries,
                  "tracker_episodes": tracker_episodes}

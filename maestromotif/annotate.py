@@ -3,6 +3,7 @@
     python -m maestromotif.annotate --skill all                     # every skill, one LLM load (recommended)
     python -m maestromotif.annotate --skill descender               # MaestroMotif, one skill
     python -m maestromotif.annotate --variant motif --task gnomish  # the Motif baseline's labels for a task
+    python -m maestromotif.annotate --skill all --motif-tasks all   # both, one LLM load (the DVC stage)
 
 Annotators (`annotate.annotator`):
   - "llm": the `annotator_llm` engine with the paper's prompts (maestromotif.prompts), in one of two modes
@@ -60,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.config import load_params, root, section
-from benchmark.io import atomic_path, read_jsonl, write_json
+from benchmark.io import atomic_path, read_json, read_jsonl, write_json
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif import prompts as P
@@ -329,6 +330,11 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
         "this_run": {"pairs": done_pairs, "seconds": elapsed,
                      "pairs_per_s": done_pairs / elapsed if done_pairs and elapsed > 0 else None},
     })
+    previous = out_dir / "metrics.json"
+    if not done_pairs and previous.exists():
+        # Nothing was asked: keep the rates of the run that did the work, so that a no-op rerun writes identical
+        # files and DVC does not retrain the reward models that depend on them.
+        metrics["this_run"] = read_json(previous).get("this_run", metrics["this_run"])
     _write_labels(out_dir / "labels.parquet", labels)
     write_json(out_dir / "metrics.json", metrics)
     log.info("annotate[%s/%s]: histogram %s, parse rate %.3f, %d retries, %s pairs/s, %.1f tokens per asked pair",
@@ -436,12 +442,14 @@ def main(argv=None) -> None:
                         help="MaestroMotif skill(s) to annotate ('all': every skill, sharing one LLM)")
     parser.add_argument("--variant", choices=VARIANTS, default="maestromotif")
     parser.add_argument("--task", help="Motif variant: the benchmark task whose goal string is used")
+    parser.add_argument("--motif-tasks", nargs="+", metavar="TASK",
+                        help="also annotate these tasks' Motif labels with the same LLM ('all': params' tasks)")
     parser.add_argument("--params", default=None)
     parser.add_argument("--pairs", default=None, help="pair file (default: <data_dir>/pairs/<skill|motif>.parquet)")
     parser.add_argument("--out", default=None, help="labels dir (default: <data_dir>/labels/<skill> or motif/<task>)")
     args = parser.parse_args(argv)
-    if args.variant == "maestromotif" and not args.skill:
-        parser.error("--skill is required (or --variant motif --task TASK)")
+    if args.variant == "maestromotif" and not (args.skill or args.motif_tasks):
+        parser.error("--skill is required (or --variant motif --task TASK, or --motif-tasks)")
     if args.variant == "motif" and not args.task:
         parser.error("--variant motif needs --task")
     setup_logging()
@@ -449,22 +457,24 @@ def main(argv=None) -> None:
     if args.variant == "motif":
         annotate(params, variant="motif", task=args.task, pairs_path=args.pairs, out_dir=args.out)
         return
-    skills = list(P.SKILLS) if "all" in args.skill else list(dict.fromkeys(args.skill))
-    if len(skills) > 1 and (args.pairs or args.out):
-        parser.error("--pairs/--out name one skill's files: give a single --skill with them")
+    skills = list(P.SKILLS) if "all" in (args.skill or []) else list(dict.fromkeys(args.skill or []))
+    tasks = list(root(params).tasks) if "all" in (args.motif_tasks or []) else list(dict.fromkeys(args.motif_tasks or []))
+    if len(skills) + len(tasks) > 1 and (args.pairs or args.out):
+        parser.error("--pairs/--out name one label set's files: give a single --skill with them")
+    jobs = [{"skill": s} for s in skills] + [{"variant": "motif", "task": t} for t in tasks]
     shared: dict = {}
 
-    def shared_engine():  # loaded on first need, then reused by every skill (loading costs ~10-40 s on CPU)
+    def shared_engine():  # loaded on first need, then reused by every label set (loading costs ~10-40 s on CPU)
         if "engine" not in shared:
             from maestromotif.llm import make_engine
 
-            log.info("annotate: starting the annotator LLM (shared by %d skills)", len(skills))
+            log.info("annotate: starting the annotator LLM (shared by %d label sets)", len(jobs))
             shared["engine"] = make_engine(params["annotator_llm"])
         return shared["engine"]
 
     try:
-        for skill in skills:
-            annotate(params, skill=skill, pairs_path=args.pairs, out_dir=args.out, engine=shared_engine)
+        for job in jobs:
+            annotate(params, pairs_path=args.pairs, out_dir=args.out, engine=shared_engine, **job)
     finally:
         if "engine" in shared:
             shared["engine"].close()

@@ -2,7 +2,9 @@
 
 fit() runs the train_skills stage (maestromotif.rl.train) for the seed; policy() pairs the trained
 network with the task's program over skills: codegen's data/codegen/<task>/seed<code_seed>/program.py
-when it exists, else maestromotif.options' reference program of the task (the fallback).
+when it exists, else maestromotif.options' reference program of the task (the fallback). A small task
+variant (benchmark.variants) without a program of its own runs its paper task's program: the variant
+keeps that task's goal, only the levels are smaller.
 """
 from __future__ import annotations
 
@@ -36,9 +38,20 @@ class MaestroMotif(Method):
 
         run = self.run_dir(Path(artefact))
         codegen = self.codegen_dir or str(Path(params.get("data_dir", "data")) / "codegen")
-        program = resolve_program(task, codegen, self.code_seed)
+        program = resolve_program(self.program_task(task, codegen), codegen, self.code_seed)
         seed = json.loads((run / "summary.json").read_text()).get("seed", 0) if (run / "summary.json").exists() else 0
         return SkillPolicy.from_run(run, program, deterministic=self.deterministic, seed=seed)
+
+    def program_task(self, task: str, codegen_dir: str) -> str:
+        """The task whose program runs: the task itself, or a small variant's paper task when the variant
+        has neither a codegen program nor a reference program."""
+        from benchmark.variants import VARIANTS
+        from maestromotif.options.program import PROGRAM_NAMES
+        from maestromotif.rl.sf_env import resolve_program
+
+        if task in VARIANTS and task not in PROGRAM_NAMES and resolve_program(task, codegen_dir, self.code_seed) == task:
+            return VARIANTS[task].base_task
+        return task
 
     @staticmethod
     def run_dir(artefact: Path) -> Path:

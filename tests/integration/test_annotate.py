@@ -38,6 +38,16 @@ def test_oracle_annotation_end_to_end(ci_data, tmp_path):
     assert (raw.model_id[raw.asked] == "rule-oracle").all()
 
 
+def test_a_rerun_with_nothing_to_ask_rewrites_identical_files(ci_data, tmp_path):
+    """DVC hashes the label folder: a no-op rerun must not change a byte, or every reward model retrains."""
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.annotator=oracle")
+    out = annotate(params, skill="descender", out_dir=tmp_path / "labels")
+    before = {p.name: p.read_bytes() for p in (out / "metrics.json", out / "labels.parquet")}
+    assert json.loads(before["metrics.json"])["this_run"]["pairs"] == ci_data.params.pairs.sizes.descender
+    annotate(params, skill="descender", out_dir=tmp_path / "labels")
+    assert {p.name: p.read_bytes() for p in (out / "metrics.json", out / "labels.parquet")} == before
+
+
 def _run_stage(params_path: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "maestromotif.annotate", "--skill", "discoverer", "--params", str(params_path),
@@ -190,3 +200,27 @@ def test_a_shared_lazy_engine_is_started_only_when_a_chunk_needs_the_llm(ci_data
     params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.annotator=oracle")
     annotate(params, skill="ascender", out_dir=tmp_path / "labels", engine=fake_engine_factory)
     assert started == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_one_command_writes_the_skills_and_the_motif_tasks_label_sets(ci_data, tmp_path):
+    """The DVC stage's command: `--skill ... --motif-tasks ...` annotates every named label set in one run
+    of the real embedded LLM (its own process, as in the DVC stage, so the session's engine is untouched)."""
+    import shutil
+
+    shutil.copytree(Path(ci_data.data_dir) / "pairs", tmp_path / "data" / "pairs")
+    params_path = tmp_path / "params.yaml"
+    params = ci_params(tmp_path / "data", params_path)
+    run = subprocess.run([sys.executable, "-m", "maestromotif.annotate", "--skill", "descender", "--motif-tasks",
+                          "gnomish", "delphi", "--params", str(params_path)], cwd=REPO_ROOT, timeout=540,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr.count("starting the annotator LLM (shared by 3 label sets)") == 1
+    expected = {label_dir(params.data_dir, "maestromotif", "descender"): ci_data.params.pairs.sizes.descender,
+                label_dir(params.data_dir, "motif", "gnomish"): ci_data.params.pairs.motif,
+                label_dir(params.data_dir, "motif", "delphi"): ci_data.params.pairs.motif}
+    for folder, n in expected.items():
+        raw = pd.read_parquet(folder / "labels.parquet")
+        assert len(raw) == n, folder
+    assert not label_dir(params.data_dir, "maestromotif", "ascender").exists()  # only what was named

@@ -57,6 +57,17 @@ def test_task_bars_against_the_paper(tmp_path, captured):
     assert captured[-1]["ylabels"] == ["success rate (%)", "items per episode"]
 
 
+def test_score_maximisation_bars_have_no_paper_bars(tmp_path, captured):
+    """Fig. 5: the paper gives no per-bar values, so only our methods, and the title says no 'hatched'."""
+    paper = aggregate.load_paper_results(ReportConfig().paper_results)
+    summary = pd.DataFrame([{"method_label": m, "title": "Gnomish Mines", "category": "navigation", "mean": v,
+                             "stderr": 0.01} for m, v in (("FakeMethod", 0.3), ("Score PPO", 0.1))])
+    check(plots.task_bars(summary, paper, tmp_path / "score", "ci", SEEDS, (), title="Versus score (Fig. 5)"),
+          "score", captured)
+    assert captured[-1]["title"].startswith("Versus score (Fig. 5)") and "hatched" not in captured[-1]["title"]
+    assert captured[-1]["ylabels"] == ["success rate (%)"]
+
+
 def test_skill_curves(tmp_path, captured):
     steps = np.arange(0, 1000, 100)
     curves = pd.concat([pd.DataFrame({"env_steps": steps, "skill": skill, "seed": seed,

@@ -170,3 +170,16 @@ def test_fork_depth_is_set_when_a_descender_lands_in_the_mines(runner):
     assert out["end"] and out["branch_depth"] == 2 and player.get("branch_depth") == 2
     out = player.step(_inputs(skill="descender", depth=3, previous_depth=3, dungeon_number=2, branch_depth=2))
     assert not out["end"]
+
+
+def test_a_small_variant_runs_its_paper_tasks_program_unless_it_has_its_own(tmp_path):
+    from maestromotif.method import MaestroMotif
+
+    mm = MaestroMotif(code_seed=0)
+    assert mm.program_task("gnomish_small", str(tmp_path)) == "gnomish"  # no program of its own
+    assert mm.program_task("buc_small", str(tmp_path)) == "buc"
+    assert mm.program_task("gnomish", str(tmp_path)) == "gnomish"
+    own = tmp_path / "gnomish_small" / "seed0"
+    own.mkdir(parents=True)
+    (own / "program.py").write_text("# written by the coder for the variant\n")
+    assert mm.program_task("gnomish_small", str(tmp_path)) == "gnomish_small"
