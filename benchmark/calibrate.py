@@ -359,14 +359,13 @@ def variant_fit_params(params: DictConfig, method_name: str, tasks: Sequence[str
     return OmegaConf.merge(params, overrides)
 
 
-def _artefact(method_name: str, task: str, seed: int, params: DictConfig) -> Path | None:
+def _artefact(method: Method, method_name: str, task: str, seed: int, params: DictConfig) -> Path | None:
     eval_cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
-    return method_artefact(method_spec(method_name), build_method(method_name), method_name, task, seed, params,
-                           eval_cfg)
+    return method_artefact(method_spec(method_name), method, method_name, task, seed, params, eval_cfg)
 
 
 def trained_artefact_exists(method_name: str, task: str, seed: int, params: DictConfig) -> bool:
-    artefact = _artefact(method_name, task, seed, params)
+    artefact = _artefact(build_method(method_name), method_name, task, seed, params)
     return artefact is None or artefact.exists()
 
 
@@ -375,7 +374,7 @@ def fit_if_missing(method_name: str, task: str, seed: int, params: DictConfig) -
     from benchmark.fit import fit
 
     method = build_method(method_name)
-    artefact = _artefact(method_name, task, seed, params)
+    artefact = _artefact(method, method_name, task, seed, params)
     if artefact is not None and not artefact.exists():
         log.info("%s: no fit() artefact at %s; fitting it now (seed %d)", method_name, artefact, seed)
         fit(method_name, seed, params, task=task if method.per_task else None)

@@ -567,12 +567,20 @@ def policy_rows(cfg: RegressionConfig) -> list[tuple[str, str]]:
             + [(m, t) for m in cfg.trained_methods for t in cfg.trained_tasks])
 
 
-def check_policy(inp: Inputs, block: int = 0, progress: bool = False, trained: bool = True) -> list[Metric]:
-    """Block `block` of every row (trained rows: training seed `block`; `trained=False` leaves them out)."""
+def trained_metric_names(cfg: RegressionConfig | dict) -> set[str]:
+    """Names of the trained rows' metrics (`cfg`: the config, or the reference's recorded config dict)."""
+    get = cfg.get if isinstance(cfg, dict) else lambda key: getattr(cfg, key)
+    return {f"policy/{m}/{t}" for m in get("trained_methods") for t in get("trained_tasks")}
+
+
+def check_policy(inp: Inputs, block: int = 0, progress: bool = False, trained: bool = True,
+                 reference: bool = True) -> list[Metric]:
+    """Block `block` of the rows asked for: the reference methods' (`reference`) and the trained methods'
+    (`trained`; training seed `block`)."""
     out = []
     for method_name, task in policy_rows(inp.cfg):
         is_trained = method_name in inp.cfg.trained_methods
-        if is_trained and not trained:
+        if not (trained if is_trained else reference):
             continue
         t0 = time.perf_counter()
         run = play_block(inp, method_name, task, block, progress, train_seed=block if is_trained else 0)
@@ -725,13 +733,12 @@ def update(inp: Inputs, path: Path, progress: bool = True) -> dict:
     blocks: dict[str, list[list[float]]] = {name: [] for name in check_block}
     for block in tqdm(range(1, max(cfg.repeats, cfg.train_repeats) + 1), desc="reference blocks",
                       disable=not progress):
-        for m in check_policy(inp, block=block, trained=block <= cfg.train_repeats):
-            trained = m.name.split("/")[1] in cfg.trained_methods
-            if block <= (cfg.train_repeats if trained else cfg.repeats):
-                blocks[m.name].append(m.extra["values"])
+        for m in check_policy(inp, block=block, trained=block <= cfg.train_repeats, reference=block <= cfg.repeats):
+            blocks[m.name].append(m.extra["values"])
     z = z_value(cfg)
+    trained_names = trained_metric_names(cfg)
     for name, block_values in blocks.items():
-        episodes = cfg.trained_episodes if name.split("/")[1] in cfg.trained_methods else cfg.episodes
+        episodes = cfg.trained_episodes if name in trained_names else cfg.episodes
         entry = {"kind": "stochastic", **spread(block_values, episodes),
                  "check_block": {"value": check_block[name].value, "seeds": check_block[name].extra["seeds"],
                                  "values": check_block[name].extra["values"]}}

@@ -434,6 +434,12 @@ def labelled_pairs(labels: str | Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _expand_all(names: list[str] | None, everything) -> list[str]:
+    """Command-line names, de-duplicated in order; 'all' stands for `everything`."""
+    names = names or []
+    return list(everything) if "all" in names else list(dict.fromkeys(names))
+
+
 def main(argv=None) -> None:
     import argparse
 
@@ -457,8 +463,8 @@ def main(argv=None) -> None:
     if args.variant == "motif":
         annotate(params, variant="motif", task=args.task, pairs_path=args.pairs, out_dir=args.out)
         return
-    skills = list(P.SKILLS) if "all" in (args.skill or []) else list(dict.fromkeys(args.skill or []))
-    tasks = list(root(params).tasks) if "all" in (args.motif_tasks or []) else list(dict.fromkeys(args.motif_tasks or []))
+    skills = _expand_all(args.skill, P.SKILLS)
+    tasks = _expand_all(args.motif_tasks, root(params).tasks)
     if len(skills) + len(tasks) > 1 and (args.pairs or args.out):
         parser.error("--pairs/--out name one label set's files: give a single --skill with them")
     jobs = [{"skill": s} for s in skills] + [{"variant": "motif", "task": t} for t in tasks]

@@ -81,7 +81,7 @@ def test_same_ci_run_gives_same_seeds_and_numbers(full_run, regression_inputs, r
     """Block 0 (the check's episodes) replays the seeds and values recorded when the reference was made,
     and a second run in this session gives the same numbers again."""
     metrics, _ = full_run
-    trained = {f"policy/{m}/{t}" for m in regression_inputs.cfg.trained_methods for t in regression_inputs.cfg.trained_tasks}
+    trained = R.trained_metric_names(regression_inputs.cfg)
     for name, entry in reference["metrics"].items():
         if entry["kind"] == "stochastic":
             assert metrics[name].extra["seeds"] == entry["check_block"]["seeds"], name
@@ -198,7 +198,7 @@ def test_reference_records_how_it_was_measured(reference):
     assert measured["stochastic"]["blocks"] >= 10
     assert measured["git_describe"] and measured["nle_version"]
     cfg = measured["config"]
-    trained = {f"policy/{m}/{t}" for m in cfg["trained_methods"] for t in cfg["trained_tasks"]}
+    trained = R.trained_metric_names(cfg)
     assert trained, "no trained method in the check"
     for name, entry in reference["metrics"].items():
         if entry["kind"] == "stochastic":
