@@ -30,6 +30,7 @@ TASK_CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "task"
 CATEGORIES = ("navigation", "interaction", "composite")
 METRICS = ("success", "count")
 GNOMISH_MINES_DNUM = 2  # blstats dungeon number of the Mines (0 = Dungeons of Doom)
+EXIT_PROMPT_WORD = "climb"  # in NetHack's "Beware, there will be no return!  Still climb?"
 
 
 class TaskError(ValueError):
@@ -246,6 +247,19 @@ class BUCIdentified(Task):
             self.value += 1
 
 
+def _exit_prompt_shown(info: dict, env) -> bool:
+    """Whether this step showed the y/n prompt of leaving the dungeon ("... Still climb?", going up from DL1).
+
+    Only a y/n prompt counts, as in the official code: the message "You climb up the stairs." of an
+    ordinary ascent is no exit. The env declines the prompt (info["declined"]) unless y/n questions
+    are left to the agent, in which case it is still open.
+    """
+    prompts = list(info.get("declined", ()))
+    if env.last_observation[env._internal_index][1]:  # a y/n prompt is open
+        prompts.append(env.message().decode("latin-1"))
+    return any(EXIT_PROMPT_WORD in p for p in prompts)
+
+
 class GoldenExit(Task):
     """25 kills, 20 gold and depth 3 reached, then the "Still climb?" prompt of leaving the dungeon."""
 
@@ -264,7 +278,7 @@ class GoldenExit(Task):
     def _step(self, obs, action, next_obs, info, env) -> None:
         msg = env.message()
         # As in the official code, the exit counts only if the prerequisites held before this step.
-        if self.prereq_met and (b"climb" in msg or any("climb" in p for p in info.get("declined", ()))):
+        if self.prereq_met and _exit_prompt_shown(info, env):
             self.value, self.done = 1.0, True
             return
         if b"kill" in msg or b"destroy" in msg:

@@ -21,6 +21,13 @@ def _descend(env):
     return act(env, "DOWN")
 
 
+def _ascend(env):
+    """Up the level's up staircase: an ordinary stair move (on DL1 it is the exit prompt)."""
+    map_level(env)
+    teleport_onto(env, "<")
+    return act(env, "UP")
+
+
 def _down_stairs(env):
     """(x, y) of every down staircase on the (mapped) level."""
     glyphs = base(env).last_observation[base(env)._glyph_index]
@@ -73,6 +80,16 @@ def test_delphi_fires_on_descending_to_level_7(wizard_env):
     assert depth(env) == 7 and info["task"]["success"] and terminated
 
 
+def test_delphi_ignores_stair_moves_to_other_levels_and_ascents_to_level_7(wizard_env):
+    env = wizard_env(task="delphi")
+    _, _, terminated, _, info = _descend(env)  # DL1 -> DL2 by the stairs
+    assert info["descended"] and depth(env) == 2 and not info["task"]["success"] and not terminated
+    teleport_to(env, 8)
+    _, _, terminated, _, info = _ascend(env)  # DL8 -> DL7: the official check runs after descents only
+    assert "You climb up the stairs." in message(env) and depth(env) == 7
+    assert not info["task"]["success"] and not terminated
+
+
 def test_delphi_needs_a_descent_not_just_being_on_level_7(wizard_env):
     env = wizard_env(task="delphi")
     teleport_to(env, 7)
@@ -90,6 +107,23 @@ def test_minetown_fires_two_levels_into_the_mines(wizard_env):
     assert not info["task"]["success"]
     _, _, terminated, _, info = _descend(env)  # overview: "The Gnomish Mines: levels 3 to 5"
     assert info["task"]["success"] and terminated
+
+
+def test_gnomish_ignores_an_ascent_inside_the_mines(wizard_env):
+    env = wizard_env(task="gnomish")
+    teleport_to_named(env, "minetn")
+    _, _, terminated, _, info = _ascend(env)  # Mines depth 5 -> 4: in the Mines, but no descent
+    assert dungeon_number(env) == 2 and depth(env) == 4 and "You climb up the stairs." in message(env)
+    assert not info["task"]["success"] and not terminated
+
+
+def test_minetown_by_the_stairs_fires_only_on_reaching_mines_level_3(wizard_env):
+    env = wizard_env(task="minetown")
+    _enter_mines(env)  # DL3, the first Mines level: "levels 3 to 3"
+    _, _, terminated, _, info = _descend(env)  # "levels 3 to 4"
+    assert dungeon_number(env) == 2 and depth(env) == 4 and not info["task"]["success"] and not terminated
+    _, _, terminated, _, info = _descend(env)  # "levels 3 to 5"
+    assert depth(env) == 5 and info["task"]["success"] and terminated
 
 
 def test_minetown_does_not_fire_one_level_into_the_mines(wizard_env):
@@ -179,6 +213,29 @@ def test_goldenexit_fires_at_the_exit_prompt_after_the_prerequisites(wizard_env)
     assert info["task"]["success"] and terminated
 
 
+@pytest.mark.parametrize("agent_answers_prompts", [False, True])
+def test_goldenexit_ignores_ordinary_stair_moves_and_counts_only_leaving_the_dungeon(wizard_env,
+                                                                                    agent_answers_prompts):
+    env = wizard_env(task="goldenexit", allow_all_yn_questions=agent_answers_prompts)
+    for _ in range(25):
+        assert kill_adjacent_monster(env, "newt"), message(env)
+    wish(env, "20 gold pieces")
+    for level in (2, 3):  # depth 3 reached by the stairs
+        _, _, terminated, _, info = _descend(env)
+        assert depth(env) == level and not info["task"]["success"] and not terminated
+    assert env.task.prereq_met
+    for level in (2, 1):  # ordinary ascents with the prerequisites met: "You climb up the stairs."
+        _, _, terminated, _, info = _ascend(env)
+        assert depth(env) == level and "You climb up the stairs." in message(env)
+        assert not info["task"]["success"] and not terminated
+    _, _, terminated, _, info = _ascend(env)  # "Beware, there will be no return!  Still climb?"
+    if agent_answers_prompts:  # the prompt stays open for the agent
+        assert "Still climb?" in message(env) and not info["declined"]
+    else:  # declined by the env, as every y/n prompt outside the exceptions
+        assert any("Still climb?" in p for p in info["declined"])
+    assert info["task"]["success"] and terminated
+
+
 def test_goldenexit_needs_25_kills(wizard_env):
     env = wizard_env(task="goldenexit")
     _, _, terminated, _, info = _golden_exit_attempt(env, kills=3)
@@ -219,6 +276,21 @@ def test_discoveryhunger_fires_after_eating_in_the_mines(wizard_env):
     env = wizard_env(task="discoveryhunger")
     _, _, terminated, _, info = _eat_then_descend_to_7(env, eat_in_mines=True)
     assert depth(env) == 7 and info["task"]["success"] and terminated
+
+
+def test_discoveryhunger_after_the_meal_ignores_stair_moves_to_other_levels(wizard_env):
+    env = wizard_env(task="discoveryhunger")
+    teleport_to_named(env, "minetn")
+    act(env, "EAT")
+    _, _, _, _, info = act(env, "NW")
+    assert info["ate"] and env.task.prereq_met
+    _, _, terminated, _, info = _descend(env)  # Mines depth 5 -> 6
+    assert info["descended"] and depth(env) == 6 and not info["task"]["success"] and not terminated
+    teleport_to_named(env, "oracle")
+    teleport_to(env, 8)
+    _, _, terminated, _, info = _ascend(env)  # DL8 -> DL7 of the Dungeons of Doom: an ascent, not a descent
+    assert dungeon_number(env) == 0 and depth(env) == 7
+    assert not info["task"]["success"] and not terminated
 
 
 def test_discoveryhunger_needs_the_meal_in_the_mines(wizard_env):
