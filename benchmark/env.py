@@ -26,6 +26,7 @@ import numpy as np
 from nle import nethack
 from nle.env.base import NLE
 from nle.nethack import actions as A
+from omegaconf import OmegaConf
 
 from benchmark.seeding import nethack_seeds
 
@@ -73,38 +74,23 @@ OBSERVATION_KEYS = (
     "inv_oclasses",
 )
 
-# The paper's .nethackrc (reference/method.md §1.11) plus the NLE defaults it relies on.
-PAPER_OPTIONS = (
-    "role:mon",
-    "race:hum",
-    "gender:mal",
-    "align:neu",
-    "pettype:none",
-    "autopickup",
-    "pickup_types:$/%?!",
-    "pickup_burden:unencumbered",
-    "runmode:teleport",
-    "nobones",
-    "showexp",
-    "showscore",
-    "time",
-    "paranoid_confirmation:none",
-    "color",
-    "disclose:+i +a +v +g +c +o",
-    "mention_walls",
-    "nocmdassist",
-    "nolegacy",
-    "nosparkle",
-)
-PAPER_CONFIG_LINES = (
-    # NetHack compiles these as POSIX regular expressions; ">" means "never pick up".
-    'AUTOPICKUP_EXCEPTION=">.*gloves.*"',
-    'AUTOPICKUP_EXCEPTION=">.*robe.*"',
-    'AUTOPICKUP_EXCEPTION=">.*corpse.*"',
-    'AUTOPICKUP_EXCEPTION=">.* tins?$"',
-    'MSGTYPE=hide "You see .*"',
-    'MSGTYPE=hide "You hear .*"',
-)
+ENV_CONF = Path(__file__).resolve().parents[1] / "conf" / "env" / "default.yaml"
+
+
+def _conf_list(key: str) -> tuple[str, ...]:
+    """A list of conf/env/default.yaml, the one place the NetHack options are written."""
+    if not ENV_CONF.exists():
+        raise RuntimeError(f"{ENV_CONF} is missing: benchmark.env reads the NetHack options from it")
+    values = OmegaConf.load(ENV_CONF).get(key)
+    if not values or not all(isinstance(v, str) for v in values):
+        raise RuntimeError(f"{ENV_CONF}: '{key}' must be a non-empty list of strings, got {values!r}")
+    return tuple(values)
+
+
+# The official .nethackrc: its OPTIONS (one per entry) and the lines only a config file can carry
+# (AUTOPICKUP_EXCEPTION, MSGTYPE). Written once, with the reasons, in conf/env/default.yaml.
+PAPER_OPTIONS = _conf_list("options")
+PAPER_CONFIG_LINES = _conf_list("config_lines")
 
 
 @dataclass

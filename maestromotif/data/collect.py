@@ -132,8 +132,17 @@ def rollout_episode(env, policy: Policy, episode_id: int, game_seed: int, source
     return records
 
 
-def chunk_plan(cfg: CollectConfig, root_seed: int) -> list[dict]:
-    """Every chunk's episodes and settings; a chunk file is reused only if its settings match these."""
+def chunk_plan(cfg: CollectConfig, root_seed: int, env: dict | None = None) -> list[dict]:
+    """Every chunk's episodes and settings; a chunk file is reused only if its settings match these.
+
+    env: the params' `env` section as a dict (default: benchmark.env.EnvConfig's defaults). It is part
+    of each chunk's settings, so chunks played with other NetHack options are played again.
+    """
+    from dataclasses import asdict
+
+    from benchmark.env import EnvConfig
+
+    env = dict(env) if env is not None else asdict(EnvConfig())
     plan = []
     for c, first in enumerate(range(0, cfg.episodes, cfg.episodes_per_chunk)):
         episodes = list(range(first, min(first + cfg.episodes_per_chunk, cfg.episodes)))
@@ -148,17 +157,18 @@ def chunk_plan(cfg: CollectConfig, root_seed: int) -> list[dict]:
             "source": source_name(cfg),
             "max_steps_per_episode": cfg.max_steps_per_episode,
             "root_seed": root_seed,
+            "env": env,
         })
     return plan
 
 
 def _collect_chunk(task: dict) -> dict:
     """Worker: roll out one chunk's episodes and write its parquet file atomically."""
-    from benchmark.env import make
+    from benchmark.env import EnvConfig, make
 
     plan, out_dir = task["plan"], Path(task["out_dir"])
     t0 = time.perf_counter()
-    env = make()
+    env = make(cfg=EnvConfig(**plan["env"]))
     try:
         max_steps = plan["max_steps_per_episode"] or env.unwrapped._max_episode_steps
         policy = make_behaviour(plan["behaviour"], env.action_space.n, plan["policy_seed"],
@@ -192,7 +202,10 @@ def collect(params, out_dir: Path | None = None) -> Path:
                          f"max_steps_per_episode >= 0 are required, got {cfg}")
     out_dir = Path(out_dir or Path(top.data_dir) / OUT_NAME)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plan = [dict(p) for p in chunk_plan(cfg, top.root_seed)]
+    from benchmark.env import EnvConfig
+
+    env = _plain(section(params, "env", EnvConfig)) if "env" in params else None
+    plan = [dict(p) for p in chunk_plan(cfg, top.root_seed, env)]
     todo = [p for p in plan if not chunk_is_done(out_dir / p["file"], p)]
     log.info("collect: %d episodes in %d chunks, %d to do (%s behaviour, %d workers) -> %s",
              cfg.episodes, len(plan), len(todo), cfg.behaviour, cfg.workers, out_dir)

@@ -56,6 +56,22 @@ def test_dataset_is_independent_of_workers_and_resumes_after_a_lost_chunk(ci_dat
                                   load_pairs(ci_data.pairs_dir / "merchant.parquet"))
 
 
+WALL_MESSAGES = ("It's a wall.", "It's solid stone.")  # NetHack's mention_walls option
+
+
+@pytest.mark.timeout(300)
+def test_chunks_are_played_with_the_params_nethack_options_and_redone_when_they_change(ci_data, tmp_path):
+    obs = load_observations(ci_data.obs_dir)
+    assert not obs.message.isin(WALL_MESSAGES).any()  # the official options: no wall bumps reported
+    out = tmp_path / "data" / "observations"
+    shutil.copytree(ci_data.obs_dir, out)
+    params = ci_params(tmp_path / "data", tmp_path / "params.yaml", "collect.workers=1")
+    params.env.options.append("mention_walls")
+    collect(params)
+    redone = load_observations(out)
+    assert redone.message.isin(WALL_MESSAGES).any()  # every chunk played again, with the params' options
+
+
 def test_a_foreign_chunk_fails_loudly(ci_data, tmp_path):
     copy = tmp_path / "obs"
     shutil.copytree(ci_data.obs_dir, copy)

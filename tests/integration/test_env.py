@@ -1,11 +1,16 @@
-"""The paper's env on the real game: determinism, the 28 actions and their macros, bad input."""
+"""The paper's env on the real game: determinism, the 28 actions and their macros, options, bad input."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from nle import nethack
+from omegaconf import OmegaConf
 
-from benchmark.env import ACTION_INDEX, ACTIONS, EnvError, decode_message, make
+from benchmark.env import (ACTION_INDEX, ACTIONS, ENV_CONF, PAPER_CONFIG_LINES, PAPER_OPTIONS, EnvError,
+                           decode_message, make)
 from benchmark.tasks import TaskError
-from tests.fixtures.wizard import (act, base, depth, map_level, message, teleport_onto, teleport_to, wish)
+from tests.fixtures.wizard import (act, base, depth, hero_position, identify_all, map_level, message, teleport_onto,
+                                   teleport_to, wish)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -173,3 +178,52 @@ def test_unknown_nethack_option_fails_at_reset_with_nethacks_words():
     with pytest.raises(EnvError, match="Unknown option 'bogusoption'"):
         env.reset()
     env.close()
+
+
+# ----- the official NetHack options file ---------------------------------------------------------------------
+def test_nethack_reads_exactly_the_conf_options_file_and_accepts_it():
+    env = make(seed=0)
+    env.reset()  # a config error would stop NetHack before the game (EnvError, see the test above)
+    rc = Path(base(env).nethack._nethackoptions[1:])  # NLE passes "@<the file NetHack reads>"
+    conf = OmegaConf.load(ENV_CONF)
+    assert list(conf.options) == list(PAPER_OPTIONS) and list(conf.config_lines) == list(PAPER_CONFIG_LINES)
+    expected = [f"OPTIONS={o}" for o in conf.options] + ["OPTIONS=name:Agent-mon-hum-neu-mal"]
+    assert rc.read_text().splitlines() == expected + list(conf.config_lines)
+    assert "mention_walls" not in rc.read_text()  # not in the official file (NLE's own list has it)
+    assert message(env).startswith("Hello Agent, welcome to NetHack!")
+    env.close()
+
+
+def _bump_west(env) -> str:
+    """Walk west until something stops the hero, then once more into it; the message of that last step."""
+    for _ in range(80):
+        before = hero_position(env)
+        act(env, "W")
+        if hero_position(env) == before:
+            break
+    act(env, "W")
+    return message(env)
+
+
+def test_walking_into_a_wall_says_nothing(wizard_env):
+    assert _bump_west(wizard_env()) == ""
+    # The same walk with NLE's default mention_walls reports the wall: the walk does reach one.
+    with_walls = wizard_env(options=[*PAPER_OPTIONS, "mention_walls"])
+    assert _bump_west(with_walls) in ("It's a wall.", "It's solid stone.")
+
+
+@pytest.mark.parametrize("item, picked", [
+    ("newt corpse", True), ("lichen corpse", True), ("lizard corpse", True), ("floating eye corpse", True),
+    ("jackal corpse", False), ("tin", False), ("apple", True), ("scroll of light", True),
+    ("robe", True), ("leather gloves", True),  # armour: picked up by an exception, once identified
+])
+def test_autopickup_follows_the_official_exceptions(wizard_env, item, picked):
+    env = wizard_env()
+    env_ = base(env)
+    letter = wish(env, item)
+    identify_all(env)  # "an uncursed +0 robe": the official robe/gloves patterns need a word before the name
+    env_.send_keys("d" + letter)
+    assert message(env).startswith("You drop")
+    act(env, "E")
+    act(env, "W")  # back onto the dropped item
+    assert (message(env)[1:4] == " - " and item.split()[-1] in message(env)) == picked, message(env)  # "k - ..."

@@ -15,6 +15,18 @@ def test_every_profile_composes_and_records_its_name(profile):
     assert config.section(cfg, "env", EnvConfig).max_episode_steps == 10_000
 
 
+@pytest.mark.parametrize("profile", config.PROFILES)
+def test_env_section_is_the_dataclass_default(profile):
+    """make() without params (tests, workers) plays the same game as a stage reading params.yaml."""
+    from dataclasses import asdict
+
+    from omegaconf import OmegaConf
+
+    env = OmegaConf.to_container(config.compose(profile).env)
+    assert env == asdict(EnvConfig())
+    assert "mention_walls" not in env["options"]
+
+
 def test_unknown_profile_is_rejected_with_the_choices():
     with pytest.raises(config.ConfigError, match="choose one of ci, small, paper"):
         config.compose("huge")
