@@ -33,8 +33,11 @@ so metrics.json reports both histograms and both agreements with the rule oracle
 model runs in bf16 on CPUs with bf16 instructions, where log-probs come in steps of 1/8 nat near the
 answer; many margins are then exactly 0 up to float noise (~1e-7), and tau = 0.01 makes those ties
 instead of coin flips decided by the noise.
-Labels: 0 first, 1 second, 2 tie ("None"), 3 unknown. Pairs whose two captions are identical are
-labelled tie without asking (Motif's rule) unless `tie_identical` is false.
+Labels: 0 first, 1 second, 2 tie ("None"), 3 unknown. In Motif's label sets, pairs whose two captions
+are identical are labelled tie without asking, as Motif's annotator does; MaestroMotif's annotator asks
+the LLM about every pair (`tie_identical`: motif, the default; all: both variants; never).
+Chain of thought: the first declaration in an answer counts, as in the official annotators
+(`answer_match: last` reads the final one instead).
 
 Output, under <data_dir>/labels/<skill>/ (Motif: <data_dir>/labels/motif/<task>/):
   chunks/chunk_<k>.jsonl  one file per chunk of pairs, written atomically once the chunk is finished
@@ -77,6 +80,8 @@ ANNOTATORS = ("llm", "oracle")
 MODES = ("chain_of_thought", "direct")
 VARIANTS = ("maestromotif", "motif")
 IDENTICAL = "<identical captions: tie without asking>"
+# Which label sets tie identical captions without asking: Motif's annotator does, MaestroMotif's asks the LLM.
+TIE_IDENTICAL = ("motif", "all", "never")
 
 
 @dataclass
@@ -91,7 +96,8 @@ class AnnotateConfig:
     symmetrise: bool = False           # direct: ask (A, B) and (B, A), label by the bias-free margin (CPU profiles)
     tau: float = 0.01                  # symmetrised: |margin| <= tau is a tie (margin in nats, see module doc)
     chunk_size: int = 2000             # pairs per chunk (paper: batches of 2000); unit of resumption
-    tie_identical: bool = True         # identical captions -> tie without calling the annotator
+    answer_match: str = "first"        # chain of thought: first (official) | last declaration in the answer counts
+    tie_identical: str = "motif"       # identical captions -> tie unasked: motif (official) | all | never
 
 
 # ---- one chunk ------------------------------------------------------------------------------------
@@ -148,8 +154,8 @@ def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, see
     sampling = Sampling(temperature=base.temperature, top_k=base.top_k, top_p=base.top_p,
                         max_tokens=cfg.max_tokens, seed=seed)
     outs = engine.generate(convs, sampling)
-    results = [{"label": P.parse_answer(o.text), "answer": o.text, "retry_answer": None, "retried": False,
-                "prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "model_id": o.model_id}
+    results = [{"label": P.parse_answer(o.text, cfg.answer_match), "answer": o.text, "retry_answer": None,
+                "retried": False, "prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "model_id": o.model_id}
                for o in outs]
     retry = [i for i, r in enumerate(results) if r["label"] == P.UNKNOWN]
     if retry:  # the paper's one retry turn, in the same conversation
@@ -158,7 +164,7 @@ def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, see
                                    {"role": "user", "content": P.RETRY_PROMPT}] for i in retry]
         for i, out in zip(retry, engine.generate(retry_convs, retry_sampling)):
             r = results[i]
-            r.update(label=P.parse_answer(out.text), retry_answer=out.text, retried=True,
+            r.update(label=P.parse_answer(out.text, cfg.answer_match), retry_answer=out.text, retried=True,
                      prompt_tokens=r["prompt_tokens"] + out.prompt_tokens,
                      completion_tokens=r["completion_tokens"] + out.completion_tokens)
     return results
@@ -171,8 +177,9 @@ def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateCon
     rows = pairs.to_dict("records")
     results: list[dict | None] = [None] * len(rows)
     ask = []
+    tie_identical = cfg.tie_identical == "all" or (cfg.tie_identical == "motif" and variant == "motif")
     for i, row in enumerate(rows):
-        if cfg.tie_identical and d1[i] == d2[i]:
+        if tie_identical and d1[i] == d2[i]:
             results[i] = {"label": P.TIE, "answer": IDENTICAL, "retry_answer": None, "retried": False,
                           "prompt_tokens": 0, "completion_tokens": 0, "model_id": None, "asked": False}
         elif cfg.annotator == "oracle":
@@ -251,6 +258,11 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     if cfg.symmetrise and cfg.annotator == "llm" and cfg.mode != "direct":
         raise ValueError("annotate.symmetrise=true reads next-token log-probs: it needs annotate.mode=direct "
                          "(or set annotate.symmetrise=false for the chain of thought)")
+    if cfg.answer_match not in P.ANSWER_MATCHES:
+        raise ValueError(f"annotate.answer_match={cfg.answer_match!r}: choose one of {', '.join(P.ANSWER_MATCHES)}")
+    if cfg.tie_identical not in TIE_IDENTICAL:
+        raise ValueError(f"annotate.tie_identical={cfg.tie_identical!r}: choose one of {', '.join(TIE_IDENTICAL)} "
+                         "(booleans are no longer accepted: true was 'all', false 'never')")
     if cfg.tau < 0:
         raise ValueError(f"annotate.tau is a margin in nats and must be >= 0, got {cfg.tau}")
     if variant == "maestromotif":

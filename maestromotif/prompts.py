@@ -57,8 +57,12 @@ USER_TEMPLATE = (
 RETRY_PROMPT = ('So, which one is the best? Please respond by saying ("best_description": 1), '
                 '("best_description": 2), or ("best_description": None).')
 
-# The paper's regex (App. A.1): best[_ ]description, punctuation, an optional word, then 1 | 2 | none.
-ANSWER_REGEX = re.compile(r"(?i)\W*best_*\s*description\W*(?:\s*:*\s*)?(?:\w+\s*)?(1|2|none)")
+# The paper's regex (App. A.1): best[_ ]description, punctuation, an optional word, then 1 | 2 | none;
+# with the official code's optional backslashes before the underscore, so that the markdown-escaped
+# "best\_description" models often write is read too.
+ANSWER_REGEX = re.compile(r"(?i)\W*best\\*_*\s*description\W*(?:\s*:*\s*)?(?:\w+\s*)?(1|2|none)")
+# Which declaration counts when an answer has several: the official annotators take the first match.
+ANSWER_MATCHES = ("first", "last")
 
 # Direct mode: the assistant turn is prefilled up to here and the next token is the answer.
 DIRECT_PREFILL = '("best_description": '
@@ -138,10 +142,18 @@ LABEL_NAMES = {FIRST: "first", SECOND: "second", TIE: "tie", UNKNOWN: "unknown"}
 ANSWER_TO_LABEL = {"1": FIRST, "2": SECOND, "none": TIE}
 
 
-def parse_answer(text: str) -> int:
-    """The label declared in an answer (the last declaration wins), or UNKNOWN."""
+def parse_answer(text: str, match: str = "first") -> int:
+    """The label declared in an answer, or UNKNOWN.
+
+    match: "first" (the official annotators: the first declaration counts, e.g. when the model goes on
+    to restate the instructions) or "last" (the final declaration counts).
+    """
+    if match not in ANSWER_MATCHES:
+        raise ValueError(f"answer match {match!r}: choose one of {', '.join(ANSWER_MATCHES)}")
     matches = ANSWER_REGEX.findall(text or "")
-    return ANSWER_TO_LABEL[matches[-1].lower()] if matches else UNKNOWN
+    if not matches:
+        return UNKNOWN
+    return ANSWER_TO_LABEL[matches[0 if match == "first" else -1].lower()]
 
 
 # ---- direct mode: the answer read from next-token log-probs -------------------------------------------

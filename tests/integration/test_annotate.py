@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.config import REPO_ROOT
-from maestromotif.annotate import annotate, label_dir, labelled_pairs
-from maestromotif.data.pairs import make_pairs
+from benchmark.config import REPO_ROOT, section
+from maestromotif.annotate import (AnnotateConfig, annotate, annotate_chunk, label_dir, labelled_pairs,
+                                   pair_captions)
+from maestromotif.data.pairs import load_pairs, make_pairs
 from maestromotif.prompts import FIRST, SECOND, TIE, UNKNOWN, direct_label, symmetric_label
 from tests.fixtures.data import ci_params
 
@@ -224,3 +225,59 @@ def test_one_command_writes_the_skills_and_the_motif_tasks_label_sets(ci_data, t
         raw = pd.read_parquet(folder / "labels.parquet")
         assert len(raw) == n, folder
     assert not label_dir(params.data_dir, "maestromotif", "ascender").exists()  # only what was named
+
+
+def _identical_pair_ids(pairs_file: Path, variant: str) -> set[int]:
+    pairs = load_pairs(pairs_file)
+    d1, d2 = pair_captions(pairs, variant)
+    return {int(p) for p, a, b in zip(pairs.pair_id, d1, d2) if a == b}
+
+
+@pytest.fixture
+def many_pairs(ci_data, tmp_path):
+    """300 uniformly sampled discoverer and Motif pairs of the ci records: some have identical captions."""
+    sizes = ("pairs.sizes.discoverer=300", "pairs.motif=300", "pairs.sampling=uniform")
+    make_pairs(ci_params(tmp_path / "data", tmp_path / "pairs.yaml", *sizes), obs_dir=ci_data.obs_dir)
+    return lambda name, *overrides: ci_params(tmp_path / "data", tmp_path / f"{name}.yaml", *sizes, *overrides)
+
+
+def test_maestromotif_asks_about_identical_captions_unless_tie_identical_all(many_pairs, tmp_path):
+    """MaestroMotif's annotator asks about every pair (the default); `all` ties identical captions unasked."""
+    params = many_pairs("default", "annotate.annotator=oracle")
+    same = _identical_pair_ids(Path(params.data_dir) / "pairs" / "discoverer.parquet", "maestromotif")
+    assert same, "no identical captions among the pairs: raise their number"
+    for setting, asked in (("motif", True), ("all", False)):
+        params = many_pairs(setting, "annotate.annotator=oracle", f"annotate.tie_identical={setting}")
+        raw = pd.read_parquet(annotate(params, skill="discoverer", out_dir=tmp_path / setting) / "labels.parquet")
+        raw = raw[raw.pair_id.isin(same)]
+        assert len(raw) == len(same) and (raw.asked == asked).all()
+        assert (raw["mode"] == ("rule" if asked else "identical")).all()
+        if not asked:
+            assert (raw.label == TIE).all()
+
+
+def test_motif_ties_identical_captions_without_asking(many_pairs):
+    """Motif's label sets tie identical captions without starting the LLM; `never` asks about them too."""
+    params = many_pairs("default")
+    pairs_file = Path(params.data_dir) / "pairs" / "motif.parquet"
+    pairs = load_pairs(pairs_file)
+    pairs = pairs[pairs.pair_id.isin(_identical_pair_ids(pairs_file, "motif"))]
+    assert len(pairs), "no identical captions among the pairs: raise their number"
+
+    def no_llm():  # only which pairs reach the LLM is under test
+        raise RuntimeError("the LLM was asked")
+
+    records = annotate_chunk(pairs, "motif", "gnomish", section(params, "annotate", AnnotateConfig), 0, no_llm, "h")
+    assert len(records) == len(pairs)
+    assert all(r["label"] == TIE and not r["asked"] and r["mode"] == "identical" for r in records)
+    never = section(many_pairs("never", "annotate.tie_identical=never"), "annotate", AnnotateConfig)
+    with pytest.raises(RuntimeError, match="the LLM was asked"):
+        annotate_chunk(pairs, "motif", "gnomish", never, 0, no_llm, "h")
+
+
+def test_bad_answer_match_or_tie_identical_names_the_key(ci_data, tmp_path):
+    for override, words in (("annotate.answer_match=middle", "annotate.answer_match"),
+                            ("annotate.tie_identical=true", "annotate.tie_identical")):
+        params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.annotator=oracle", override)
+        with pytest.raises(ValueError, match=words):
+            annotate(params, skill="discoverer", out_dir=tmp_path / "labels")

@@ -29,12 +29,24 @@ def test_every_skill_has_a_modifier():
     ('("best_description": None)', P.TIE),
     ("Best Description: none", P.TIE),
     ('"best_description" is 2', P.SECOND),
-    ('first I said ("best_description": 1) but finally ("best_description": 2)', P.SECOND),
+    ('first I said ("best_description": 1) but finally ("best_description": 2)', P.FIRST),  # the first counts
+    ('("best\\_description": 2)', P.SECOND),  # markdown-escaped underscore
+    ("**best\\_description**: None", P.TIE),
     ("I prefer the first one.", P.UNKNOWN),
     ("", P.UNKNOWN),
 ])
 def test_parse_answer(text, label):
     assert P.parse_answer(text) == label
+
+
+def test_parse_answer_first_or_last_declaration():
+    text = ('Description 2 is better. ("best_description": 2)\n\nTo recap, I could have answered '
+            '("best_description": 1) or ("best_description": None), but my answer is ("best\\_description": 2).')
+    assert P.parse_answer(text) == P.parse_answer(text, "first") == P.SECOND
+    restated = 'So ("best_description": 1). You asked for ("best_description": 1), ("best_description": 2).'
+    assert P.parse_answer(restated) == P.FIRST and P.parse_answer(restated, "last") == P.SECOND
+    with pytest.raises(ValueError, match="first, last"):
+        P.parse_answer(text, "middle")
 
 
 def test_retry_prompt_and_direct_prefill():
