@@ -131,8 +131,8 @@ class PolicyObservation(gym.ObservationWrapper):
                 "before PolicyObservation"
             )
         blstats = obs["blstats"]
-        # As the official renderer: the window starts at (y - HALF, x - HALF) of the tty, with the map's y used
-        # as a tty row although map row y is tty row y + 1 (the message line is row 0). So the agent sits
+        # As the official renderer: the window starts at (y - HALF, x - HALF) of the tty, with the map's y
+        # used as a tty row although map row y is tty row y + 1 (the message line is row 0). So the agent sits
         # at crop row HALF + 1 = 7 (7 rows above it, 4 below) and column HALF = 6.
         row, col = int(blstats[nethack.NLE_BL_Y]), int(blstats[nethack.NLE_BL_X])
         chars = crop_around(obs["tty_chars"], row, col)
