@@ -8,8 +8,14 @@ from nle import nethack
 
 from benchmark.env import make
 from maestromotif.rl import network as N
-from maestromotif.rl.obs import (AGENT_CELL, PolicyObservation, crop_around, glyph_table, observation_space,
-                                 render_crop)
+from maestromotif.rl.obs import (
+    AGENT_CELL,
+    PolicyObservation,
+    crop_around,
+    glyph_table,
+    observation_space,
+    render_crop,
+)
 from maestromotif.rl.sf_env import IsolatedSkill
 from maestromotif.rl.train import RLConfig, sf_argv
 
