@@ -139,7 +139,8 @@ def test_skill_switch_resets_the_depth_window_and_stats_accumulate_per_skill():
 def descent_then_switch(switch_reward_model: str) -> tuple[list, dict]:
     """Descender (skill 1) walks, descends (depth 1 -> 2, which ends it), then the Discoverer (skill 0)
     acts. The models are constants: the Discoverer's r_hat is 1.0, the Descender's 2.0."""
-    ckpts = [constant_checkpoint("discoverer", raw=3.0, threshold_95=0.5), constant_checkpoint("descender", raw=5.0)]
+    ckpts = [constant_checkpoint("discoverer", raw=3.0, threshold_95=0.5),
+             constant_checkpoint("descender", raw=5.0)]
     cfg = IntrinsicConfig(switch_reward_model=switch_reward_model)
     state = EpisodeState(IntrinsicReward(ckpts, cfg))
     state.reset("", depth=1)
@@ -154,7 +155,8 @@ def test_switching_step_is_scored_by_the_next_skill_model_by_default():
     steps, stats = descent_then_switch("next_skill")
     descent = steps[1]
     assert descent.dlvl_change == 1 and descent.skill == 0  # the descent, seen by the Discoverer's model
-    assert descent.normalised == pytest.approx(1.0, abs=1e-5) and descent.total == pytest.approx(0.1, abs=1e-6)
+    assert descent.normalised == pytest.approx(1.0, abs=1e-5)
+    assert descent.total == pytest.approx(0.1, abs=1e-6)
     assert [s.skill for s in steps] == [1, 0, 0]
     assert stats["skill_steps/descender"] == 1 and stats["skill_steps/discoverer"] == 2
     assert stats["skill_reward/descender"] == pytest.approx(2.0, abs=1e-5)
@@ -166,7 +168,8 @@ def test_acting_skill_option_scores_the_switching_step_with_the_ending_skill():
     steps, stats = descent_then_switch("acting_skill")
     descent = steps[1]
     assert descent.dlvl_change == 1 and descent.skill == 1
-    assert descent.normalised == pytest.approx(2.0, abs=1e-5) and descent.total == pytest.approx(0.2, abs=1e-6)
+    assert descent.normalised == pytest.approx(2.0, abs=1e-5)
+    assert descent.total == pytest.approx(0.2, abs=1e-6)
     assert stats["skill_steps/descender"] == 2 and stats["skill_steps/discoverer"] == 1
     assert steps[2].dlvl_change == 0
 
