@@ -4,7 +4,8 @@ Per task:
   1. labels  `python -m maestromotif.annotate --variant motif --task T` -> <data_dir>/labels/motif/<T>/
              (Motif's prompt with a per-task goal, message-only captions; fit() runs it when missing);
   2. reward  one Bradley-Terry model on those labels (maestromotif.reward.train.train_reward_model, the
-             `reward` section's sizes) -> <artefact>/reward/model.pt + metrics.json;
+             `reward` section's sizes) that sees the message only, as Motif's (no depth-change input,
+             unlike MaestroMotif's skill models) -> <artefact>/reward/model.pt + metrics.json;
   3. RL      APPO with MaestroMotif's trainer and network without the skill one-hot (baselines.appo) on
              Motif's reward: 0.1 * clip(0.1 * score delta) + 0.1 * r_int, where r_int thresholds the
              normalised reward at its dataset MEDIAN (Motif's --eps_threshold_quantile 0.5, not the skills'
@@ -28,6 +29,11 @@ from benchmark.seeding import derive_seed
 log = logging.getLogger(__name__)
 
 REWARD_DIR = "reward"
+
+
+def message_only(model_cfg):
+    """The reward section's model sizes without the depth-change branch: Motif's r_phi(message)."""
+    return dataclasses.replace(model_cfg, use_diffstats=False)
 
 
 class Motif(TrainedBaseline):
@@ -62,6 +68,7 @@ class Motif(TrainedBaseline):
 
         top = root(params)
         cfg: RewardConfig = OmegaConf.to_object(section(params, "reward", RewardConfig))
+        cfg.model = message_only(cfg.model)
         pairs, folder = self.labels(params, task)
         name = f"motif/{task}"
         metadata = {"profile": top.profile, "root_seed": top.root_seed, "task": task, "labels": str(folder),

@@ -8,7 +8,7 @@ For each code seed k and each program (the training policy, then the 9 task poli
 2. run it, with its unit test, in the sandbox (a task's code is layered on the training policy it was
    shown, as the official combine.py glued them); a task program must also pass our interface check;
 3. show the trace to the model with the code_check prompt; on anything but "yes", send the rewrite
-   prompt and go back to 2, at most `max_refinements` times (paper: 3);
+   prompt and go back to 2, at most `max_refinements` times (released scripts: 3; 4 for select_skill);
 4. write data/codegen/<program>/seed<k>/program.py + log.jsonl (every prompt, answer, trace, verdict)
    + summary.json. Code that never passes is replaced by our reference program, visibly:
    summary "source": "reference-fallback" with the reason.
@@ -53,9 +53,15 @@ class CodegenConfig:
 
     programs: list[str] = field(default_factory=lambda: list(PROGRAM_NAMES))
     code_seeds: int = 3  # paper: 3 code-generation seeds per program
-    max_refinements: int = 3  # paper: at most 3 (the released script allows 4)
-    max_tokens: int = 5000  # per code answer (paper: 5000)
-    check_max_tokens: int = 5000  # per code_check answer
+    # The released hf_llama.py scripts: every task program and the training policy's steps 2-3 allow 3
+    # refinements (`iterations < 4`) and 10,000 tokens per answer; the training policy's first step
+    # (select_skill) allows 4 (`iterations < 5`) and 5,000 tokens per answer, code and check alike.
+    # (The paper's text says at most 3 refinements and 5,000 tokens.)
+    max_refinements: int = 3
+    max_tokens: int = 10000  # per code answer
+    check_max_tokens: int = 10000  # per code_check answer
+    select_skill_max_refinements: Optional[int] = 4  # None: max_refinements
+    select_skill_max_tokens: Optional[int] = 5000  # its code and check answers; None: the two caps above
     temperature: float = 0.2
     top_p: float = 1.0
     top_k: int = -1  # -1: no top-k cut (the paper's HF Inference API call set only the temperature)
@@ -76,7 +82,22 @@ class CodegenConfig:
             raise ValueError("codegen.programs must include 'training': task prompts show the training policy")
         if self.code_seeds < 1 or self.max_refinements < 0 or self.max_tokens < 1 or self.check_max_tokens < 1:
             raise ValueError("codegen: code_seeds >= 1, max_refinements >= 0, max_tokens and check_max_tokens >= 1")
+        if self.select_skill_max_refinements is not None and self.select_skill_max_refinements < 0:
+            raise ValueError("codegen.select_skill_max_refinements must be >= 0, or null for max_refinements")
+        if self.select_skill_max_tokens is not None and self.select_skill_max_tokens < 1:
+            raise ValueError("codegen.select_skill_max_tokens must be >= 1, "
+                             "or null for max_tokens/check_max_tokens")
         return self
+
+    def limits(self, step: str) -> tuple[int, int, int]:
+        """(code answer tokens, check answer tokens, refinements) of one conversation step."""
+        if step == TRAINING_STEPS[0]:
+            tokens = self.select_skill_max_tokens
+            refinements = self.select_skill_max_refinements
+            return (self.max_tokens if tokens is None else tokens,
+                    self.check_max_tokens if tokens is None else tokens,
+                    self.max_refinements if refinements is None else refinements)
+        return self.max_tokens, self.check_max_tokens, self.max_refinements
 
 
 # ---------------------------------------------------------------- parsing answers
@@ -120,6 +141,8 @@ class Step:
     messages: list[dict]
     max_refinements: int
     log_path: Path
+    max_tokens: int  # per code answer
+    check_max_tokens: int  # per code_check answer
     attempt: int = 0
     waiting_for: str = "code"  # "code" | "check" | "done"
     code: Optional[str] = None
@@ -155,10 +178,11 @@ class Coder:
             done = sum(s.waiting_for == "done" for s in steps)
             log.info("codegen round %d: %d request(s) pending, %d/%d conversation(s) finished (%d passed)", round_,
                      len(pending), done, len(steps), sum(s.passed for s in steps))
-            groups: dict[tuple[int, str], list[Step]] = {}
-            for s in pending:
-                groups.setdefault((s.seed, s.waiting_for), []).append(s)
-            for (seed, kind), group in groups.items():
+            groups: dict[tuple[int, str, int], list[Step]] = {}
+            for s in pending:  # one engine call shares one token cap
+                cap = s.max_tokens if s.waiting_for == "code" else s.check_max_tokens
+                groups.setdefault((s.seed, s.waiting_for, cap), []).append(s)
+            for (seed, kind, _), group in groups.items():
                 for batch in self._batches(group):
                     self._generate(batch, seed, kind)
 
@@ -181,7 +205,7 @@ class Coder:
         from maestromotif.llm import LLMError, Sampling
 
         sampling = Sampling(temperature=self.cfg.temperature, top_p=self.cfg.top_p, top_k=self.cfg.top_k,
-                            max_tokens=self.cfg.max_tokens if kind == "code" else self.cfg.check_max_tokens,
+                            max_tokens=group[0].max_tokens if kind == "code" else group[0].check_max_tokens,
                             seed=derive_seed(self.root_seed, "codegen", seed))
         start = time.perf_counter()
         try:
@@ -263,8 +287,10 @@ class Coder:
 
 # ---------------------------------------------------------------- the stage
 def config_fingerprint(cfg: CodegenConfig, coder_llm: Any, root_seed: int) -> str:
-    # batching caps change how requests are grouped, not what is generated
-    settings = {k: v for k, v in asdict(cfg).items() if k != "max_batch_prompt_tokens"}
+    # batching caps change how requests are grouped, not what is generated; an unset select_skill cap
+    # generates what the fields before it existed generated, so it keeps the fingerprint of that time
+    settings = {k: v for k, v in asdict(cfg).items() if k != "max_batch_prompt_tokens"
+                and not (k.startswith("select_skill_") and v is None)}
     data = json.dumps({"codegen": settings, "coder_llm": coder_llm, "root_seed": root_seed}, sort_keys=True,
                       default=str)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
@@ -348,9 +374,10 @@ class CodegenStage:
     def _new_step(self, program: str, step: str, seed: int, base_layers: list[str], shown: Optional[str]) -> Step:
         folder = self.program_dir(program, seed)
         prompt = P.INITIAL[step] if shown is None else P.INITIAL[step].format(shown)
+        max_tokens, check_max_tokens, refinements = self.cfg.limits(step)
         s = Step(program=program, step=step, seed=seed, base_layers=base_layers,
-                 messages=[{"role": "system", "content": P.SYSTEM_PROMPT}], max_refinements=self.cfg.max_refinements,
-                 log_path=folder / "log.jsonl")
+                 messages=[{"role": "system", "content": P.SYSTEM_PROMPT}], max_refinements=refinements,
+                 log_path=folder / "log.jsonl", max_tokens=max_tokens, check_max_tokens=check_max_tokens)
         s.ask(prompt, "code")
         return s
 

@@ -1,6 +1,6 @@
 """The intrinsic reward that RL optimises, from one frozen reward model per skill.
 
-For a step taken by skill o, with current message m and depth change d (reference/method.md §1.5):
+For an observation scored by skill o's model, with current message m and depth change d:
 
     r_hat   = (r_phi_o(m, d) - mean_o) / sqrt(var_o)            normalised by the dataset statistics
     r_thr   = r_hat if r_hat > eps_o else 0                      eps_o = quantile of the normalised rewards
@@ -20,9 +20,16 @@ change since the current skill started (or since 1000 steps ago), not over a fix
 this mismatch on purpose, to reproduce the paper's behaviour.
 
 Timing. The official learner scores the observation an action was chosen from (SF1 stores the pre-step
-observation with the post-step reward). Our env wrapper scores the observation the action produced,
-with the skill that chose the action: the same rewards shifted by one step (returns differ by a factor
-gamma and the first observation's reward), with cleaner credit at skill switches.
+observation with the post-step reward). Our env wrapper scores the observation the action produced:
+the same rewards shifted by one step (returns differ by a factor gamma and the first observation's reward).
+
+Which model scores the observation that ends a skill (`switch_reward_model`; docs/deviations.md). That
+observation (e.g. the arrival on a new level that ended the Descender, depth change +1) already carries
+the next skill in its one-hot, and the official learner picks the model by that one-hot:
+  "next_skill"   (default, official): the NEW skill's model scores it, and the sums below count it for
+                 the new skill; the Descender's model never sees its own successful descent online;
+  "acting_skill" (ours): the model of the skill whose action produced it, i.e. the Descender's.
+Every other step is scored by the acting skill either way (the one-hot does not change).
 
 Speed. r_phi depends only on (skill, message, depth-change sign), so scores are memoised per key, and
 `precompute` scores a batch of new keys in one forward pass; a step then costs a dict lookup.
@@ -50,6 +57,8 @@ DEFAULT_THRESHOLD_QUANTILES = {
     "merchant": 0.85,
 }
 
+SWITCH_REWARD_MODELS = ("next_skill", "acting_skill")
+
 
 @dataclass
 class IntrinsicConfig:
@@ -64,6 +73,15 @@ class IntrinsicConfig:
     reward_scale: float = 0.1  # applies to the env reward only
     reward_clip: float = 10.0  # applies to the env reward only
     depth_window: int = 1000  # diff_h
+    # which model scores the observation that ends a skill: "next_skill" (official) or "acting_skill"
+    switch_reward_model: str = "next_skill"
+
+    def __post_init__(self):
+        if self.switch_reward_model not in SWITCH_REWARD_MODELS:
+            raise ValueError(
+                f"reward.intrinsic.switch_reward_model is {self.switch_reward_model!r}; set it to one of "
+                f"{list(SWITCH_REWARD_MODELS)} (conf/reward/default.yaml)"
+            )
 
     def quantile_for(self, name: str) -> float:
         return float(self.threshold_quantile.get(name, self.default_threshold_quantile))
@@ -121,12 +139,13 @@ class SkillRewardModel:
         self.std = ckpt.reward_std
         self.threshold_quantile = threshold_quantile
         self.threshold = ckpt.threshold(threshold_quantile)
+        self.uses_depth = ckpt.model.cfg.use_diffstats  # a message-only model (Motif) ignores the change
         self._cache: dict[tuple[str, int], float] = {}
         self.misses = 0  # keys that needed a model call
 
     def precompute(self, keys: Iterable[tuple[str, int]]) -> int:
         """Score every (message, dlvl change) key not yet memoised in one batch; return how many."""
-        todo = list(dict.fromkeys(k for k in keys if k not in self._cache))
+        todo = list(dict.fromkeys(k for k in map(self._key, keys) if k not in self._cache))
         if todo:
             raw = score(self.ckpt.model, [m for m, _ in todo], [d for _, d in todo])
             for key, r in zip(todo, (raw - self.mean) / self.std):
@@ -136,12 +155,15 @@ class SkillRewardModel:
 
     def normalised(self, message: str, dlvl_change: int) -> float:
         """(r_phi - mean) / std for one key (memoised)."""
-        key = (message, dlvl_change)
+        key = self._key((message, dlvl_change))
         r = self._cache.get(key)
         if r is None:
             self.precompute([key])
             r = self._cache[key]
         return r
+
+    def _key(self, key: tuple[str, int]) -> tuple[str, int]:
+        return key if self.uses_depth else (key[0], 0)
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -156,7 +178,7 @@ class StepReward:
     normalised: float  # r_hat
     count: int
     dlvl_change: int
-    skill: int
+    skill: int  # whose model scored the step (and whose sums it went to)
 
 
 class IntrinsicReward:
@@ -240,8 +262,14 @@ class EpisodeState:
         self.steps[:] = 0
 
     def step(self, skill: int, message: str, depth: int, env_reward: float,
-             skill_switched: bool) -> StepReward:
-        """The reward of a step taken by `skill` that produced (message, depth)."""
+             skill_switched: bool, next_skill: int | None = None) -> StepReward:
+        """The reward of a step taken by `skill` that produced (message, depth); `next_skill` is the
+        skill that acts next (the one in the produced observation), needed when `skill_switched`."""
+        if skill_switched and self.reward.cfg.switch_reward_model == "next_skill":
+            if next_skill is None:
+                raise ValueError("a skill switch needs next_skill with switch_reward_model 'next_skill' "
+                                 "(the options wrapper reports it as info['next_skill'])")
+            skill = next_skill
         self.reward.model(skill)  # fail early on a bad index, before touching state
         change = self.depths.update(depth)
         count = self.counter.add(message)
@@ -281,6 +309,7 @@ __all__ = [
     "IntrinsicConfig",
     "IntrinsicReward",
     "MessageCounter",
+    "SWITCH_REWARD_MODELS",
     "SkillRewardModel",
     "StepReward",
     "intrinsic_config",

@@ -9,6 +9,9 @@ MaestroMotif use, `nle_torchbeast_encoder` with `encoder_msg_model=lt_cnn`):
     diffstats (5: dlvl, gold, hp, xp, hunger; entries 1: zeroed) -> Linear(5->128) ReLU Linear(128->128) ReLU
     concat(256) -> Linear(256->256) ReLU Linear(256->512) -> ReLU Linear(512->1)
 
+With `use_diffstats=False` (Motif's reward model: the message only) there is no diffstats branch and the
+message features go straight to Linear(128->256); the depth change is ignored.
+
 Initialisation follows sample-factory 1's `initialize_weights` with `policy_initialization=orthogonal`:
 orthogonal weights (gain `init_gain`, 1.0 there) and zero biases on Linear layers; Conv1d and the
 embedding keep PyTorch's defaults, because SF1 only re-initialises Linear and Conv2d.
@@ -56,6 +59,7 @@ class RewardModelConfig:
     message_dim: int = 128  # Linear(5 * conv_channels -> message_dim)
     diffstats_dim: int = 128
     hidden_dim: int = 512  # encoder_hidden_dim: fc = Linear(256 -> hidden/2) ReLU Linear(-> hidden)
+    use_diffstats: bool = True  # MaestroMotif: message + depth-change sign; False: message only (Motif)
     init_gain: float = 1.0  # SF1 policy_init_gain
 
 
@@ -92,11 +96,14 @@ class RewardModel(nn.Module):
         super().__init__()
         self.cfg = cfg or RewardModelConfig()
         self.message_encoder = MessageEncoder(self.cfg)
-        self.diffstats_encoder = nn.Sequential(
-            nn.Linear(DIFFSTATS_DIM, self.cfg.diffstats_dim), nn.ReLU(),
-            nn.Linear(self.cfg.diffstats_dim, self.cfg.diffstats_dim), nn.ReLU(),
-        )
-        joint = self.message_encoder.out_dim + self.cfg.diffstats_dim
+        joint = self.message_encoder.out_dim
+        self.diffstats_encoder = None
+        if self.cfg.use_diffstats:
+            self.diffstats_encoder = nn.Sequential(
+                nn.Linear(DIFFSTATS_DIM, self.cfg.diffstats_dim), nn.ReLU(),
+                nn.Linear(self.cfg.diffstats_dim, self.cfg.diffstats_dim), nn.ReLU(),
+            )
+            joint += self.cfg.diffstats_dim
         self.fc = nn.Sequential(
             nn.Linear(joint, self.cfg.hidden_dim // 2), nn.ReLU(),
             nn.Linear(self.cfg.hidden_dim // 2, self.cfg.hidden_dim),
@@ -110,8 +117,10 @@ class RewardModel(nn.Module):
             layer.bias.data.fill_(0)
 
     def forward(self, messages: torch.Tensor, diffstats: torch.Tensor) -> torch.Tensor:
-        """messages [B, 256] int, diffstats [B, 5] float -> rewards [B]."""
-        x = torch.cat([self.message_encoder(messages), self.diffstats_encoder(diffstats.float())], dim=1)
+        """messages [B, 256] int, diffstats [B, 5] float (unused by a message-only model) -> rewards [B]."""
+        x = self.message_encoder(messages)
+        if self.diffstats_encoder is not None:
+            x = torch.cat([x, self.diffstats_encoder(diffstats.float())], dim=1)
         return self.head(self.fc(x)).squeeze(1)
 
 

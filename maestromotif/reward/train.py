@@ -229,11 +229,13 @@ def train_reward_model(
     on_epoch_end: called with the epoch number after its state is saved (tests use it to interrupt).
     """
     pairs = check_pairs(pairs)
+    model_cfg = cfg.model if isinstance(cfg.model, RewardModelConfig) else RewardModelConfig(**cfg.model)
+    if not model_cfg.use_diffstats:  # a message-only model: one key per message (normalisation, quantiles)
+        pairs = pairs.assign(dlvl_change_1=0, dlvl_change_2=0)
     labels = pairs["label"].to_numpy()
     device = resolve_device(cfg.device)
     keys = KeyTable.build(pairs).to(device)
     train_idx, held_idx = split_indices(len(pairs), cfg.holdout_fraction, seed)
-    model_cfg = cfg.model if isinstance(cfg.model, RewardModelConfig) else RewardModelConfig(**cfg.model)
     torch.manual_seed(derive_seed(seed, "init"))
     model = RewardModel(model_cfg).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)

@@ -1,13 +1,14 @@
 """`IntrinsicRewardWrapper`: the env reward becomes the paper's total reward (maestromotif.reward.intrinsic).
 
-sample-factory 2 has no learner hook for a reward model, so the reward is computed inside the env
-(reference/prior-code.md §3.6); run SF with reward_scale=1 and a large reward_clip, since the scaling
-and clipping of the game reward happen here.
+sample-factory 2 has no learner hook for a reward model, so the reward is computed inside the env; run
+SF with reward_scale=1 and a large reward_clip, since the scaling and clipping of the game reward happen
+here.
 
 Contract with the options wrapper (maestromotif.options.wrapper.OptionsWrapper), read from `info` after
 each step: info["skill"] is the index of the skill that chose the action (absent: skill 0, the case of
 the single-model baselines); info["skill_switched"] is True when a new skill starts with the next action,
-which resets the depth window. Wrap outside the options wrapper so that those keys are there.
+which resets the depth window; info["next_skill"] is that skill, whose model scores the switching step
+(reward.intrinsic.switch_reward_model). Wrap outside the options wrapper so that those keys are there.
 
 Adds to info: "intrinsic_reward" (r_int, before llm_coef), "normalised_reward" (r_hat), "env_reward";
 at episode end, "episode_extra_stats" with per-skill sums `skill_reward/<name>` (r_hat),
@@ -35,12 +36,14 @@ class IntrinsicRewardWrapper(gym.Wrapper):
 
     def step(self, action):
         obs, env_reward, terminated, truncated, info = self.env.step(action)
+        skill = int(info.get("skill", 0))
         step = self.state.step(
-            skill=int(info.get("skill", 0)),
+            skill=skill,
             message=decode_message(obs["message"]),
             depth=int(obs["blstats"][nethack.NLE_BL_DEPTH]),
             env_reward=float(env_reward),
             skill_switched=bool(info.get("skill_switched", False)),
+            next_skill=int(info.get("next_skill", skill)),
         )
         info["env_reward"] = float(env_reward)
         info["intrinsic_reward"] = step.intrinsic

@@ -1,10 +1,10 @@
-"""The skill-conditioned network of the paper (reference/method.md §1.8) as a sample-factory Encoder.
+"""The skill-conditioned network of the paper (official `NLEMainEncoder`) as a sample-factory Encoder.
 
 One network for all skills: the 5-dim skill one-hot is part of the stats vector, there are no
 per-skill heads. sample-factory adds the GRU 512 core and the shared actor/critic linear heads.
 
     crop (12x12 chars around the agent) ─► convnet_simple ─► 512 ┐
-    stats (27 blstats + 3 extras + 5 one-hot) × scale ─► MLP 3x128 ─► 128 ├─► concat (803) ─► GRU 512
+    stats (27 blstats + 3 extras + 5 one-hot) × scale ─► MLP 4x128 ─► 128 ├─► concat (803) ─► GRU 512
     the same scaled stats, raw ─► 35                                      │
     message (256 bytes) ─► char-CNN ─► 128                                ┘
 
@@ -29,13 +29,14 @@ STATS_DIM = 35       # 27 blstats + 3 extras + 5 skill one-hot
 CROP_MODES = ("rgb", "embed")
 
 # Hand-chosen scales of the official code (x/79, y/21, HP/10, maxHP/10, energy/10, maxE/10, AC/10, XL/10,
-# time/1000, hunger, dungeon number, condition, the 3 extras and the one-hot ×1, everything else ×0),
-# then clipped to ±5 as Motif's VectorFeaturesWrapper does. Indices are NLE's NLE_BL_* (prior-code.md §4.4).
+# time/1000, hunger, dungeon number, condition, the 3 extras and the one-hot ×1, everything else ×0).
+# Not clipped: MaestroMotif's stats wrapper declares a ±5 range but never clips (Motif's clipped), so e.g.
+# time/1000 grows past 5 after turn 5000 and the condition bit mask reaches the network as is.
+# Indices are NLE's NLE_BL_*.
 STATS_SCALE = np.zeros(STATS_DIM, dtype=np.float32)
 for _index, _scale in {0: 1 / 79, 1: 1 / 21, 10: 1 / 10, 11: 1 / 10, 14: 1 / 10, 15: 1 / 10, 16: 1 / 10,
                        18: 1 / 10, 20: 1 / 1000, 21: 1.0, 23: 1.0, 25: 1.0}.items():
     STATS_SCALE[_index] = _scale
-STATS_CLIP = 5.0
 STATS_SCALE[27:] = 1.0
 
 
@@ -85,8 +86,10 @@ class SkillEncoder(Encoder):
         self.crop_mode = "rgb" if "screen" in obs_space.keys() else "embed"
         self.crop = ConvNetSimple() if self.crop_mode == "rgb" else EmbeddedCrop()
         self.register_buffer("stats_scale", torch.from_numpy(STATS_SCALE.copy()), persistent=False)
+        # the official "three_hid_layers" stats model: an input layer and three hidden layers, all 128 + ELU
         self.stats_mlp = nn.Sequential(
-            nn.Linear(STATS_DIM, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU()
+            nn.Linear(STATS_DIM, 128), nn.ELU(),
+            nn.Linear(128, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU(),
         )
         self.message = MessageEncoder(RewardModelConfig(message_dim=128))
         self.out_size = 512 + 128 + STATS_DIM + 128
@@ -96,7 +99,7 @@ class SkillEncoder(Encoder):
             crop = self.crop(obs["screen"].float() * (1.0 / 255))
         else:
             crop = self.crop(obs["crop_chars"], obs["crop_colors"])
-        stats = (obs["stats"].float() * self.stats_scale).clamp(-STATS_CLIP, STATS_CLIP)
+        stats = obs["stats"].float() * self.stats_scale
         return torch.cat([crop, self.stats_mlp(stats), stats, self.encode_messages(obs["message"])], dim=1)
 
     def encode_messages(self, message: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from maestromotif.rl.network import CELL, CROP, CROP_MODES, STATS_DIM
 
 NUM_SKILLS = 5
 HALF = CROP // 2
+AGENT_CELL = (HALF + 1, HALF)  # where the agent lands in the crop (see PolicyObservation.observation)
 
 # The 16 NetHack colours (CLR_BLACK .. CLR_WHITE) as RGB, the usual curses palette; black is drawn dark grey
 # so that black monsters stay visible, as terminal renderers do.
@@ -54,7 +55,10 @@ def glyph_table() -> np.ndarray:
 
 
 def crop_around(tty: np.ndarray, row: int, col: int) -> np.ndarray:
-    """The CROP x CROP window of a (24, 80) tty array whose centre is (row, col); outside cells are 0."""
+    """The CROP x CROP window of a (24, 80) tty array from (row - HALF, col - HALF); outside cells are 0.
+
+    tty[row, col] lands at [HALF, HALF] of the window (the lower right of its four central cells).
+    """
     out = np.zeros((CROP, CROP), dtype=tty.dtype)
     r0, c0 = row - HALF, col - HALF
     rs, cs = max(r0, 0), max(c0, 0)
@@ -127,7 +131,10 @@ class PolicyObservation(gym.ObservationWrapper):
                 "before PolicyObservation"
             )
         blstats = obs["blstats"]
-        row, col = int(blstats[nethack.NLE_BL_Y]) + 1, int(blstats[nethack.NLE_BL_X])  # map row 0 is tty row 1
+        # As the official renderer: the window starts at (y - HALF, x - HALF) of the tty, with the map's y
+        # used as a tty row although map row y is tty row y + 1 (the message line is row 0). So the agent sits
+        # at crop row HALF + 1 = 7 (7 rows above it, 4 below) and column HALF = 6.
+        row, col = int(blstats[nethack.NLE_BL_Y]), int(blstats[nethack.NLE_BL_X])
         chars = crop_around(obs["tty_chars"], row, col)
         colors = crop_around(obs["tty_colors"], row, col)
         stats = np.empty(STATS_DIM, dtype=np.float32)

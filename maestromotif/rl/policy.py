@@ -46,7 +46,13 @@ def load_actor_critic(run: Path, checkpoint: Path | None = None):
     model = create_actor_critic(cfg, observation_space(cfg.mm_crop_mode), gym.spaces.Discrete(len(ACTIONS)))
     allow_checkpoint_globals()  # only tensors, builtins and numpy scalars are unpickled (weights_only)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        if "stats_mlp" in str(e):  # the stats MLP gained its fourth linear layer (the official depth)
+            raise RuntimeError(f"{checkpoint} has the old 3-layer stats MLP and cannot be loaded by this "
+                               "network; retrain the skills (python -m maestromotif.rl.train)") from e
+        raise
     model.eval()
     return model, cfg, checkpoint
 

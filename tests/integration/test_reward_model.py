@@ -175,3 +175,26 @@ def test_reward_stage_writes_checkpoint_and_metrics(samples, one_thread, tmp_pat
     metrics = read_json(path.parent / "metrics.json")
     assert len(metrics["history"]) == params.reward.epochs and "heldout_accuracy" in metrics
     assert not (path.parent / "resume.pt").exists()
+
+
+@pytest.mark.timeout(600)
+def test_motif_baseline_reward_model_sees_the_message_only(samples, one_thread, tmp_path):
+    from baselines.motif import Motif
+    from benchmark.config import compose
+
+    pairs = label_pairs(samples, "discoverer", n_pairs=400, seed=3)
+
+    class GivenLabels(Motif):  # the labels come from the rule here instead of the annotate stage
+        def labels(self, params, task):
+            return pairs, tmp_path
+
+    params = compose("ci", [f"data_dir={tmp_path / 'data'}"])
+    path = GivenLabels().fit_reward(params, tmp_path / "fit", task="delphi")
+    ckpt = load_checkpoint(path)
+    assert ckpt.model.diffstats_encoder is None and not ckpt.model.cfg.use_diffstats
+    assert ckpt.model.fc[0].in_features == ckpt.model.cfg.message_dim  # Linear(128 -> 256): message only
+    messages = sorted(set(pairs.message_1) | set(pairs.message_2))[:20]
+    by_change = [score(ckpt.model, messages, [d] * len(messages)) for d in (-1, 0, 1)]
+    assert np.array_equal(by_change[0], by_change[1]) and np.array_equal(by_change[1], by_change[2])
+    # normalisation and quantiles count each message once, whatever depth changes it was seen with
+    assert ckpt.metadata["distinct_keys"] == len(set(pairs.message_1) | set(pairs.message_2))

@@ -18,7 +18,7 @@ SKILLS = ("discoverer", "descender")
 
 class FakeSkillInfo(gym.Wrapper):
     """Fake of the options wrapper's info contract (control flow only): skill = (t // 7) % 2,
-    switching after every 7th step."""
+    switching after every 7th step to the other skill."""
 
     def reset(self, **kwargs):
         self.t = 0
@@ -28,6 +28,7 @@ class FakeSkillInfo(gym.Wrapper):
         obs, r, terminated, truncated, info = self.env.step(action)
         info["skill"] = (self.t // 7) % 2
         info["skill_switched"] = self.t % 7 == 6
+        info["next_skill"] = ((self.t + 1) // 7) % 2
         self.t += 1
         return obs, r, terminated, truncated, info
 
@@ -75,7 +76,8 @@ def test_wrapper_reward_matches_the_formula_on_a_real_episode(reward):
     while not done:
         obs, total, terminated, truncated, info = env.step(int(rng.integers(28)))
         done = terminated or truncated
-        skill, msg, depth = info["skill"], decode_message(obs["message"]), int(obs["blstats"][12])
+        msg, depth = decode_message(obs["message"]), int(obs["blstats"][12])
+        skill = info["next_skill"] if info["skill_switched"] else info["skill"]  # the official scorer
         window = (window + [depth])[-1000:]
         change = int(np.sign(depth - window[0]))
         n = counts.pop(msg, 0) + 1

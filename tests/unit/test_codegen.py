@@ -7,7 +7,7 @@ import json
 import pytest
 
 from benchmark.config import compose as compose_params
-from maestromotif.codegen import CodegenStage, extract_code, fill_unit_test, parse_verdict
+from maestromotif.codegen import CodegenConfig, CodegenStage, extract_code, fill_unit_test, parse_verdict
 from maestromotif.llm import Completion
 from maestromotif.options.program import PROGRAMS_DIR, interface_check, load_program
 from maestromotif.options.sandbox import InProcessRunner
@@ -149,6 +149,44 @@ def test_code_that_never_passes_falls_back_visibly(tmp_path):
     program = load_program(out / "gnomish" / "seed0")
     assert program.trusted and "(reference-fallback)" in program.source.splitlines()[0] or program.origin == "reference-fallback"
     assert overall["per_program"]["gnomish/seed0"]["source"] == "reference-fallback"
+
+
+def test_paper_caps_follow_the_released_scripts():
+    cfg = CodegenConfig(**compose_params("paper").codegen).validate()
+    assert cfg.temperature == 0.2
+    assert cfg.limits("training/select_skill") == (5000, 5000, 4)  # `iterations < 5`, max_tokens = 5000
+    for step in ("training/reach_gnomish_mines", "training/reach_dungeons_of_doom", "gnomish", "buc"):
+        assert cfg.limits(step) == (10000, 10000, 3)  # `iterations < 4`, max_tokens=10_000
+    small = CodegenConfig(**compose_params("ci").codegen).validate()  # ci/small: one cap for every step
+    assert small.limits("training/select_skill") == small.limits("gnomish") == (48, 4, 0)
+
+
+class StepRecorder(FakeCoder):
+    """FakeCoder that also records, per engine call, the steps asked and the token cap."""
+
+    def generate(self, conversations, sampling):
+        self.steps = getattr(self, "steps", [])
+        self.steps.append(({_step_of(c[1]["content"]) for c in conversations}, sampling.max_tokens))
+        return super().generate(conversations, sampling)
+
+
+@pytest.mark.timeout(300)
+def test_select_skill_has_its_own_refinements_and_token_cap(tmp_path):
+    caps = ["codegen.max_refinements=1", "codegen.select_skill_max_refinements=2", "codegen.max_tokens=55",
+            "codegen.check_max_tokens=9", "codegen.select_skill_max_tokens=77"]
+    fake = StepRecorder(lambda step: (good_answer(step), "Yes" if step != "gnomish" else "No."))
+    CodegenStage(params_for(tmp_path, "codegen.programs=[training,gnomish]", *caps), engine=fake).run()
+    out = tmp_path / "data" / "codegen"
+    gnomish = json.loads((out / "gnomish" / "seed0" / "summary.json").read_text())
+    assert gnomish["refinements"] == {"gnomish": 1}
+    for steps, cap in fake.steps:
+        assert cap in ((77,) if steps == {"training/select_skill"} else (55, 9)), (steps, cap)
+    assert {cap for steps, cap in fake.steps if steps == {"training/select_skill"}} == {77}
+    never = StepRecorder(lambda step: (good_answer(step), "No."))
+    CodegenStage(params_for(tmp_path / "b", "codegen.programs=[training]", *caps), engine=never).run()
+    summary = json.loads((tmp_path / "b" / "data" / "codegen" / "training" / "seed0" / "summary.json")
+                         .read_text())
+    assert summary["refinements"] == {"training/select_skill": 2}
 
 
 @pytest.mark.timeout(300)

@@ -8,7 +8,14 @@ from nle import nethack
 
 from benchmark.env import make
 from maestromotif.rl import network as N
-from maestromotif.rl.obs import PolicyObservation, crop_around, glyph_table, observation_space, render_crop
+from maestromotif.rl.obs import (
+    AGENT_CELL,
+    PolicyObservation,
+    crop_around,
+    glyph_table,
+    observation_space,
+    render_crop,
+)
 from maestromotif.rl.sf_env import IsolatedSkill
 from maestromotif.rl.train import RLConfig, sf_argv
 
@@ -53,12 +60,50 @@ def test_stats_scale_follows_the_paper():
     assert (s[27:] == 1).all()
 
 
-def test_crop_is_centred_on_the_agent_and_padded():
+def test_crop_window_and_padding():
     tty = np.arange(24 * 80).reshape(24, 80)
     c = crop_around(tty, 10, 40)
-    assert c[6, 6] == tty[10, 40] and c.shape == (12, 12)
+    assert c[6, 6] == tty[10, 40] and c[0, 0] == tty[4, 34] and c.shape == (12, 12)
     corner = crop_around(tty, 0, 0)
     assert corner[6, 6] == tty[0, 0] and (corner[:6] == 0).all() and (corner[:, :6] == 0).all()
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_agent_sits_where_the_official_crop_puts_it(seed):
+    # official: tty rows y-6..y+5 with the map's y, so the agent (tty row y+1) is at crop row 7, column 6
+    env = PolicyObservation(IsolatedSkill(make(seed=seed)), "embed", keep_raw=True)
+    obs, _ = env.reset()
+    assert AGENT_CELL == (7, 6)
+    x, y = int(obs["blstats"][nethack.NLE_BL_X]), int(obs["blstats"][nethack.NLE_BL_Y])
+    assert obs["tty_chars"][y + 1, x] == ord("@")
+    assert obs["crop_chars"][7, 6] == ord("@") and obs["crop_chars"][6, 6] != ord("@")
+    expected = np.zeros((12, 12), np.uint8)  # the official renderer's loop: tty cell (h + y - 6, w + x - 6)
+    for h in range(12):
+        for w in range(12):
+            if 0 <= h + y - 6 < 24 and 0 <= w + x - 6 < 80:
+                expected[h, w] = obs["tty_chars"][h + y - 6, w + x - 6]
+    assert (obs["crop_chars"] == expected).all()
+    env.close()
+
+
+def test_stats_mlp_has_the_official_depth():
+    enc = N.SkillEncoder(None, observation_space("embed"))
+    linears = [m for m in enc.stats_mlp if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(35, 128)] + [(128, 128)] * 3
+    assert sum(isinstance(m, torch.nn.ELU) for m in enc.stats_mlp) == 4
+
+
+def test_scaled_stats_are_not_clipped():
+    space = observation_space("embed")
+    enc = N.SkillEncoder(None, space).eval()
+    obs = batch(space, n=2)
+    obs["stats"] = torch.zeros(2, N.STATS_DIM)
+    obs["stats"][:, nethack.NLE_BL_TIME] = 12000.0  # turn 12000 -> 12.0
+    obs["stats"][1, nethack.NLE_BL_CONDITION] = 4096.0  # a condition bit mask, scaled by 1
+    with torch.no_grad():
+        raw = enc(obs)[:, 512 + 128:512 + 128 + N.STATS_DIM]  # the scaled stats, concatenated as they are
+    assert raw[0, nethack.NLE_BL_TIME] == pytest.approx(12.0)
+    assert raw[1, nethack.NLE_BL_CONDITION] == pytest.approx(4096.0)
 
 
 def test_render_crop_draws_each_character_in_its_colour():

@@ -126,14 +126,61 @@ def test_quantile_zero_means_no_threshold_and_unknown_level_is_an_error():
 
 def test_skill_switch_resets_the_depth_window_and_stats_accumulate_per_skill():
     ckpts = [constant_checkpoint(n, raw=5.0) for n in ("discoverer", "descender")]
-    state = EpisodeState(IntrinsicReward(ckpts, IntrinsicConfig()))
+    state = EpisodeState(IntrinsicReward(ckpts, IntrinsicConfig(switch_reward_model="acting_skill")))
     state.reset("", depth=1)
-    assert state.step(1, "a", depth=2, env_reward=0, skill_switched=True).dlvl_change == 1
+    assert state.step(1, "a", depth=2, env_reward=0, skill_switched=True, next_skill=0).dlvl_change == 1
     after = state.step(0, "b", depth=2, env_reward=0, skill_switched=False)
     assert after.dlvl_change == 0  # measured since the switch
     stats = state.episode_stats()
     assert stats["skill_steps/discoverer"] == 1 and stats["skill_steps/descender"] == 1
     assert stats["skill_reward/descender"] == pytest.approx(2.0, abs=1e-5)
+
+
+def descent_then_switch(switch_reward_model: str) -> tuple[list, dict]:
+    """Descender (skill 1) walks, descends (depth 1 -> 2, which ends it), then the Discoverer (skill 0)
+    acts. The models are constants: the Discoverer's r_hat is 1.0, the Descender's 2.0."""
+    ckpts = [constant_checkpoint("discoverer", raw=3.0, threshold_95=0.5),
+             constant_checkpoint("descender", raw=5.0)]
+    cfg = IntrinsicConfig(switch_reward_model=switch_reward_model)
+    state = EpisodeState(IntrinsicReward(ckpts, cfg))
+    state.reset("", depth=1)
+    steps = [state.step(1, "a", depth=1, env_reward=0, skill_switched=False, next_skill=1),
+             state.step(1, "b", depth=2, env_reward=0, skill_switched=True, next_skill=0),  # the descent
+             state.step(0, "c", depth=2, env_reward=0, skill_switched=False, next_skill=0)]
+    return steps, state.episode_stats()
+
+
+def test_switching_step_is_scored_by_the_next_skill_model_by_default():
+    assert IntrinsicConfig().switch_reward_model == "next_skill"
+    steps, stats = descent_then_switch("next_skill")
+    descent = steps[1]
+    assert descent.dlvl_change == 1 and descent.skill == 0  # the descent, seen by the Discoverer's model
+    assert descent.normalised == pytest.approx(1.0, abs=1e-5)
+    assert descent.total == pytest.approx(0.1, abs=1e-6)
+    assert [s.skill for s in steps] == [1, 0, 0]
+    assert stats["skill_steps/descender"] == 1 and stats["skill_steps/discoverer"] == 2
+    assert stats["skill_reward/descender"] == pytest.approx(2.0, abs=1e-5)
+    assert stats["skill_reward/discoverer"] == pytest.approx(2.0, abs=1e-5)
+    assert steps[2].dlvl_change == 0  # the depth window restarts after the switch either way
+
+
+def test_acting_skill_option_scores_the_switching_step_with_the_ending_skill():
+    steps, stats = descent_then_switch("acting_skill")
+    descent = steps[1]
+    assert descent.dlvl_change == 1 and descent.skill == 1
+    assert descent.normalised == pytest.approx(2.0, abs=1e-5)
+    assert descent.total == pytest.approx(0.2, abs=1e-6)
+    assert stats["skill_steps/descender"] == 2 and stats["skill_steps/discoverer"] == 1
+    assert steps[2].dlvl_change == 0
+
+
+def test_switch_reward_model_is_validated_and_next_skill_is_required():
+    with pytest.raises(ValueError, match="reward.intrinsic.switch_reward_model"):
+        IntrinsicConfig(switch_reward_model="new")
+    state = EpisodeState(IntrinsicReward([constant_checkpoint("descender", raw=5.0)], IntrinsicConfig()))
+    state.reset("", depth=1)
+    with pytest.raises(ValueError, match="next_skill"):
+        state.step(0, "a", depth=1, env_reward=0, skill_switched=True)
 
 
 def test_memo_scores_each_key_once_and_matches_the_model():
