@@ -1,8 +1,18 @@
-"""`codegen` stage: the LLM coder writes the policies over skills, with self-refinement (method.md §1.7, §2).
+"""`codegen` stage: the LLM coder writes the initiation/termination functions and the policies over
+skills, with self-refinement (method.md §1.6, §1.7, §2).
 
     python -m maestromotif.codegen            # reads params.yaml (codegen, coder_llm, root_seed, profile)
 
-For each code seed k and each program (the training policy, then the 9 task policies):
+First, per code seed k, the initiation and termination functions (paper §3.1): one prompt each
+(maestromotif.options.coder_prompts.INIT_TERM_INITIAL) for `skill_precondition` and `skill_termination`;
+each answer's method runs our unit tests (maestromotif.options.program.init_term_tests) in the sandbox;
+on failure the failing cases go back to the model, at most `init_term_max_refinements` times (paper: no
+self-refinement for these). A method that never passes is replaced by our reference one, visibly:
+data/codegen/init_term/seed<k>/summary.json "functions" says which is which. Every program of seed k
+is composed with this data/codegen/init_term/seed<k>/program.py (`generate_init_term: false`: with our
+reference functions instead).
+
+Then, for each code seed k and each program (the training policy, then the 9 task policies):
 
 1. send the paper's prompt (maestromotif.options.coder_prompts) and extract the ```python block;
 2. run it, with its unit test, in the sandbox (a task's code is layered on the training policy it was
@@ -20,11 +30,13 @@ program (summary.json present, same settings) is not redone.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
 import re
 import shutil
+import textwrap
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,14 +47,16 @@ from benchmark.io import append_jsonl, read_json, write_json, write_text
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif.options import coder_prompts as P
-from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, TRAINING, Program, class_with_methods,
-                                          compose, interface_check, layer, method_source, reference_layers,
-                                          reference_program, stack_layers, top_level_defs)
+from maestromotif.options.program import (INIT_TERM, PROGRAM_NAMES, SETTINGS, TASKS, TRAINING, Program,
+                                          class_with_methods, compose, init_term_layer, init_term_tests,
+                                          interface_check, layer, method_source, reference_layers,
+                                          stack_layers, top_level_defs)
 from maestromotif.options.sandbox import Sandbox, SandboxError
 
 log = logging.getLogger(__name__)
 
 TRAINING_STEPS = ("training/select_skill", "training/reach_gnomish_mines", "training/reach_dungeons_of_doom")
+INIT_TERM_STEPS = {"init_term/initiation": "skill_precondition", "init_term/termination": "skill_termination"}
 # The released select_skill unit test leaves max_depth "to be defined"; we fill it when the model did not.
 DEFAULT_UNIT_TEST_MAX_DEPTH = 4
 
@@ -69,6 +83,9 @@ class CodegenConfig:
     # seeded requests whose prefill is chunked ("CPU Generator does not use offset"), i.e. when a batch's
     # prompts exceed its max_num_batched_tokens (4096). Estimated as characters / 3.
     max_batch_prompt_tokens: int = 0
+    # The coder writes the initiation/termination functions (paper §3.1); false: our reference ones.
+    generate_init_term: bool = True
+    init_term_max_refinements: int = 0  # paper: no unit-test self-refinement for these (A.3)
     unit_test_timeout_s: float = 10.0
     sandbox_memory_mb: int = 512
     out_dir: str = "codegen"  # under data_dir
@@ -87,6 +104,8 @@ class CodegenConfig:
         if self.select_skill_max_tokens is not None and self.select_skill_max_tokens < 1:
             raise ValueError("codegen.select_skill_max_tokens must be >= 1, "
                              "or null for max_tokens/check_max_tokens")
+        if self.init_term_max_refinements < 0:
+            raise ValueError("codegen.init_term_max_refinements must be >= 0 (paper: 0)")
         return self
 
     def limits(self, step: str) -> tuple[int, int, int]:
@@ -124,6 +143,17 @@ def parse_verdict(answer: str) -> str:
     return m.group(1) if m else "unclear"
 
 
+def generated_method(code: str, method: str) -> Optional[str]:
+    """`NetHackPlayer.<method>` of an answer, or a top-level `def <method>(self, ...)`; None if neither."""
+    found = method_source(code, method)
+    if found is None:
+        defs = [n for n in ast.parse(code).body if isinstance(n, ast.FunctionDef) and n.name == method
+                and n.args.args and n.args.args[0].arg == "self"]
+        if defs:
+            found = textwrap.dedent("\n".join(code.splitlines()[defs[0].lineno - 1: defs[0].end_lineno]))
+    return found
+
+
 def fill_unit_test(code: str, max_depth: int) -> str:
     """Make a block runnable: a left-over `max_depth = # to be defined` gets a number."""
     return re.sub(r"^(\s*max_depth\s*=\s*)#.*$", rf"\g<1>{max_depth}", code, flags=re.M)
@@ -153,6 +183,7 @@ class Step:
     completion_tokens: int = 0
     model_id: str = ""
     seconds: float = 0.0
+    init_term: Optional[str] = None  # the init/term layer this seed's programs use (None: our reference)
 
     def log(self, event: str, **data: Any) -> None:
         append_jsonl(self.log_path, [{"event": event, "program": self.program, "step": self.step,
@@ -236,6 +267,9 @@ class Coder:
         s.log("result", passed=False, reason=reason)
 
     def _on_code(self, s: Step, answer: str) -> None:
+        if s.program == INIT_TERM:
+            self._on_init_term_code(s, answer)
+            return
         code = extract_code(answer)
         if code is None:
             trace, s.run_ok = "[no ```python block in the answer]", False
@@ -246,6 +280,36 @@ class Coder:
             trace, s.run_ok = self._execute(s)
         s.log("run", ok=s.run_ok, code=s.code, trace=trace)
         s.ask(P.CODE_CHECK[s.step].format(trace), "check")
+
+    def _on_init_term_code(self, s: Step, answer: str) -> None:
+        """An initiation/termination answer: our unit tests decide (no code_check question); failing cases
+        go back to the model while refinements remain."""
+        method = INIT_TERM_STEPS[s.step]
+        code, s.code = extract_code(answer), None
+        if code is None:
+            trace, ok = "[no ```python block in the answer]", False
+        else:
+            try:
+                s.code = generated_method(code, method)
+            except SyntaxError as e:
+                trace, ok = f"[the code does not parse: {e}]", False
+            else:
+                if s.code is None:
+                    trace, ok = f"[the answer defines no method NetHackPlayer.{method}]", False
+                else:
+                    lines, passed = init_term_tests({method: s.code}, self.sandbox, seed=s.seed)
+                    trace, ok = "\n".join(lines), passed[method]
+        s.run_ok = ok
+        s.log("run", ok=ok, code=s.code, trace=trace)
+        if ok:
+            s.passed, s.reason, s.waiting_for = True, "passed", "done"
+            s.log("result", passed=True, reason="passed")
+        elif s.attempt >= s.max_refinements:
+            why = trace.splitlines()[0] if trace.startswith("[") else "wrong results"
+            self._fail(s, f"unit tests not passed after {s.attempt} refinement(s): {why}")
+        else:
+            s.attempt += 1
+            s.ask(P.INIT_TERM_REWRITE.format(trace), "code")
 
     def _execute(self, s: Step) -> tuple[str, bool]:
         """Run the block (class + unit test) layered on the code the model was shown; task programs
@@ -263,8 +327,9 @@ class Coder:
             return "[the code printed nothing]", False
         if s.program != TRAINING:
             try:
-                program = Program(s.program, compose(s.program, s.base_layers + [s.code], SETTINGS[s.program], "llm"),
-                                  "llm")
+                text = compose(s.program, s.base_layers + [s.code], SETTINGS[s.program], "llm",
+                               init_term=s.init_term)
+                program = Program(s.program, text, "llm")
                 interface_check(program, self.sandbox, seed=s.seed)
             except (SandboxError, ValueError, SyntaxError) as e:
                 return out + f"\n[interface check of the program failed: {e}]", False
@@ -341,18 +406,43 @@ class CodegenStage:
         return self.out / program / f"seed{seed}"
 
     def done(self, program: str, seed: int) -> Optional[dict]:
+        """The summary of a finished program with the current settings (a policy: composed with the
+        current init/term functions of its seed), else None."""
         path = self.program_dir(program, seed) / "summary.json"
         if path.is_file():
             summary = read_json(path)
             if summary.get("fingerprint") == self.fingerprint and (path.parent / "program.py").is_file():
-                return summary
+                if program == INIT_TERM or summary.get("init_term") == self.init_term_record(seed):
+                    return summary
         return None
+
+    # -- initiation/termination functions of a code seed
+    def init_term_record(self, seed: int) -> Optional[dict]:
+        """What a policy program of `seed` records about its init/term functions (None: generation off or
+        not done yet, i.e. our reference functions)."""
+        if not self.cfg.generate_init_term:
+            return None
+        summary = self.done(INIT_TERM, seed)
+        if summary is None:
+            return None
+        return {"path": f"{INIT_TERM}/seed{seed}/program.py", "sha256": summary["sha256"],
+                "source": {"llm": "llm", "mixed": "mixed"}.get(summary["source"], "reference"),
+                "functions": summary["functions"]}
+
+    def init_term_source(self, seed: int) -> Optional[str]:
+        if self.init_term_record(seed) is None:
+            return None
+        return (self.program_dir(INIT_TERM, seed) / "program.py").read_text()
 
     def run(self) -> dict:
         start = time.perf_counter()
         seeds = list(range(self.cfg.code_seeds))
         with Sandbox(timeout_s=self.cfg.unit_test_timeout_s, memory_mb=self.cfg.sandbox_memory_mb) as sandbox:
             self.sandbox = sandbox
+            if self.cfg.generate_init_term and self.cfg.programs:
+                todo_init_term = [k for k in seeds if not self.done(INIT_TERM, k)]
+                if todo_init_term:
+                    self._init_term(todo_init_term)
             todo_training = [k for k in seeds if TRAINING in self.cfg.programs and not self.done(TRAINING, k)]
             if todo_training:
                 self._training(todo_training)
@@ -361,7 +451,9 @@ class CodegenStage:
             if todo:
                 self._tasks(todo)
         summaries = [self.done(p, k) for p in self.cfg.programs for k in seeds]
-        overall = self._overall([s for s in summaries if s], time.perf_counter() - start)
+        init_term = [self.done(INIT_TERM, k) for k in seeds] if self.cfg.generate_init_term else []
+        overall = self._overall([s for s in summaries if s], [s for s in init_term if s],
+                                time.perf_counter() - start)
         write_json(self.out / "summary.json", overall)
         log.info("codegen: %d/%d programs written by the LLM, %d reference fallbacks; %d prompt + %d generated "
                  "tokens", overall["llm_programs"], overall["programs"], overall["fallbacks"],
@@ -373,11 +465,15 @@ class CodegenStage:
     # -- training policy: three steps
     def _new_step(self, program: str, step: str, seed: int, base_layers: list[str], shown: Optional[str]) -> Step:
         folder = self.program_dir(program, seed)
-        prompt = P.INITIAL[step] if shown is None else P.INITIAL[step].format(shown)
+        prompts = P.INIT_TERM_INITIAL if program == INIT_TERM else P.INITIAL
+        prompt = prompts[step] if shown is None else prompts[step].format(shown)
         max_tokens, check_max_tokens, refinements = self.cfg.limits(step)
+        if program == INIT_TERM:
+            refinements = self.cfg.init_term_max_refinements
         s = Step(program=program, step=step, seed=seed, base_layers=base_layers,
                  messages=[{"role": "system", "content": P.SYSTEM_PROMPT}], max_refinements=refinements,
-                 log_path=folder / "log.jsonl", max_tokens=max_tokens, check_max_tokens=check_max_tokens)
+                 log_path=folder / "log.jsonl", max_tokens=max_tokens, check_max_tokens=check_max_tokens,
+                 init_term=None if program == INIT_TERM else self.init_term_source(seed))
         s.ask(prompt, "code")
         return s
 
@@ -386,6 +482,51 @@ class CodegenStage:
         if folder.exists():
             shutil.rmtree(folder)  # an interrupted earlier try: start this program over
         folder.mkdir(parents=True)
+
+    def _init_term(self, seeds: list[int]) -> None:
+        coder = Coder(self.engine, self.cfg, self.root_seed, self.sandbox)
+        steps = {}
+        for k in seeds:
+            self._fresh(INIT_TERM, k)
+            steps[k] = [self._new_step(INIT_TERM, step, k, [], None) for step in INIT_TERM_STEPS]
+        log.info("codegen: initiation and termination functions for code seeds %s", seeds)
+        coder.run([s for group in steps.values() for s in group])
+        for k, group in steps.items():
+            self._finish_init_term(k, group)
+
+    def _finish_init_term(self, seed: int, steps: list[Step]) -> None:
+        """data/codegen/init_term/seed<k>/: the coder's methods that passed their tests, our reference
+        ones in place of the others (said in the summary's "functions" and "reason")."""
+        methods = {INIT_TERM_STEPS[s.step]: s.code for s in steps if s.passed}
+        functions = {INIT_TERM_STEPS[s.step]: "llm" if s.passed else "reference-fallback" for s in steps}
+        failed = [s for s in steps if not s.passed]
+        source = "llm" if not failed else "reference-fallback" if len(failed) == len(steps) else "mixed"
+        reason = "; ".join(f"{s.step}: {s.reason}" for s in failed)
+        if failed:
+            log.warning("codegen: init_term seed %d falls back to the reference %s: %s", seed,
+                        " and ".join(INIT_TERM_STEPS[s.step] for s in failed), reason)
+        which = ", ".join(f"{m}: {f}" for m, f in functions.items())
+        text = (f"# Initiation and termination functions of code seed {seed} ({source}), written by "
+                f"maestromotif.codegen.\n# {which}\n" + init_term_layer(methods))
+        write_text(self.program_dir(INIT_TERM, seed) / "program.py", text)
+        write_json(self.program_dir(INIT_TERM, seed) / "summary.json", {
+            "program": INIT_TERM, "seed": seed, "source": source, "reason": reason, "functions": functions,
+            **self._step_summary(seed, steps), "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "codegen": asdict(self.cfg),
+        })
+
+    def _step_summary(self, seed: int, steps: list[Step]) -> dict:
+        """The part of a summary.json every codegen output has: its conversations and settings."""
+        return {
+            "passed_steps": {s.step: s.passed for s in steps},
+            "refinements": {s.step: s.attempt for s in steps}, "step_reasons": {s.step: s.reason for s in steps},
+            "prompt_tokens": sum(s.prompt_tokens for s in steps),
+            "completion_tokens": sum(s.completion_tokens for s in steps),
+            "llm_seconds": round(sum(s.seconds for s in steps), 2),
+            "model_id": next((s.model_id for s in steps if s.model_id), ""),
+            "generation_seed": derive_seed(self.root_seed, "codegen", seed), "root_seed": self.root_seed,
+            "profile": self.profile, "fingerprint": self.fingerprint,
+        }
 
     def _training(self, seeds: list[int]) -> None:
         from tqdm import tqdm
@@ -438,8 +579,9 @@ class CodegenStage:
         folder = self.program_dir(program, seed)
         source_kind = "llm"
         checked = None
+        init_term = self.init_term_source(seed)
         if layers is not None:
-            text = compose(program, layers, SETTINGS[program], "llm")
+            text = compose(program, layers, SETTINGS[program], "llm", init_term=init_term)
             try:
                 interface_check(Program(program, text, "llm"), self.sandbox, seed=seed)
                 checked = True
@@ -448,35 +590,36 @@ class CodegenStage:
         if layers is None:
             source_kind = "reference-fallback"
             layers = reference_layers(program)
-            text = reference_program(program).source.replace("(reference)", "(reference-fallback)", 1)
+            text = compose(program, layers, SETTINGS[program], "reference-fallback", init_term=init_term)
             log.warning("codegen: %s seed %d falls back to the reference program: %s", program, seed, reason)
         write_text(folder / "program.py", text)
         summary = {
             "program": program, "seed": seed, "source": source_kind, "reason": reason if source_kind != "llm" else "",
-            "passed_steps": {s.step: s.passed for s in steps}, "refinements": {s.step: s.attempt for s in steps},
-            "step_reasons": {s.step: s.reason for s in steps}, "interface_check": checked,
-            "prompt_tokens": sum(s.prompt_tokens for s in steps), "completion_tokens": sum(s.completion_tokens for s in steps),
-            "llm_seconds": round(sum(s.seconds for s in steps), 2), "model_id": next((s.model_id for s in steps if s.model_id), ""),
-            "generation_seed": derive_seed(self.root_seed, "codegen", seed), "root_seed": self.root_seed,
-            "profile": self.profile, "settings": SETTINGS[program].as_dict(), "fingerprint": self.fingerprint,
+            **self._step_summary(seed, steps), "interface_check": checked,
+            "settings": SETTINGS[program].as_dict(),
             "sha256": hashlib.sha256(text.encode()).hexdigest(), "policy_layers": layers,
-            "codegen": asdict(self.cfg),
+            "init_term": self.init_term_record(seed), "codegen": asdict(self.cfg),
         }
         write_json(folder / "summary.json", summary)
 
-    def _overall(self, summaries: list[dict], seconds: float) -> dict:
+    def _overall(self, summaries: list[dict], init_term: list[dict], seconds: float) -> dict:
         llm = [s for s in summaries if s["source"] == "llm"]
+        tokens = summaries + init_term
         return {
             "profile": self.profile, "root_seed": self.root_seed, "fingerprint": self.fingerprint,
-            "model_id": next((s["model_id"] for s in summaries if s.get("model_id")), ""),
+            "model_id": next((s["model_id"] for s in tokens if s.get("model_id")), ""),
             "programs": len(summaries), "llm_programs": len(llm), "fallbacks": len(summaries) - len(llm),
             "pass_rate": round(len(llm) / len(summaries), 4) if summaries else 0.0,
-            "prompt_tokens": sum(s["prompt_tokens"] for s in summaries),
-            "completion_tokens": sum(s["completion_tokens"] for s in summaries),
-            "llm_seconds": round(sum(s["llm_seconds"] for s in summaries), 2),
+            "prompt_tokens": sum(s["prompt_tokens"] for s in tokens),
+            "completion_tokens": sum(s["completion_tokens"] for s in tokens),
+            "llm_seconds": round(sum(s["llm_seconds"] for s in tokens), 2),
             "stage_seconds_this_run": round(seconds, 2),
             "per_program": {f"{s['program']}/seed{s['seed']}": {"source": s["source"], "reason": s["reason"]}
                             for s in summaries},
+            # initiation/termination functions per code seed (not counted in programs/fallbacks above)
+            "init_term": {f"seed{s['seed']}": {"source": s["source"], "functions": s["functions"],
+                                               "reason": s["reason"]} for s in init_term},
+            "init_term_fallbacks": sum(f != "llm" for s in init_term for f in s["functions"].values()),
         }
 
 

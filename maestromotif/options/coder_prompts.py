@@ -41,3 +41,66 @@ CODE_CHECK = {
     'levelupsell': 'Here is the output obtained when running the proposed code with the unit test:\n\n"\n{}\n"\n\nHere was the desired strategy:\n\nDo not leave the first dungeon level until you achieve XP level 4, then find a shopkeeper and sell an item that you have collected; finally survive for another 300 steps.\n\nThe Dungeons of Doom (branch number 0) constitute the main branch starting from depth 1. At branch_depth, a second staircase appears opening the door towards the Gnomish Mines (branch number 2) at branch_depth+1. Therefore, the Gnomish Mines constitute a second branch from branch_depth+1.\n\nYou should make use of the two existing methods.  The "reach_gnomish_mines" method brings the player to the Gnomish Mines from the Dungeons of Doom. The "reach_dungeons_of_doom" method brings the player to the Dungeons of Doom from the Gnomish Mines. \n\nShopkeepers only appear after dungeon depth 1 in the Dungeons of Doom, modify "merchant_precondition" accordingly. One turn in the unit test can increase the step counter by 300.\n\nDoes the output seem correct to you? Yes or no. Tell me why you say so.\n\nDo not write any code.',
     'discoveryhunger': 'Here is the output obtained when running the proposed code with the unit test:\n\n"\n{}\n"\n\nHere was the desired strategy:\n\n\nReach the oracle level, but not before discovering the Gnomish Mines and eating some food there after getting hungry.\n\nThe Oracle level is located in the Dungeons of Doom (branch number 0) and can appear as low as a depth of 9. The Gnomish Mines form a secondary branch (branch number 2) starting from branch_depth+1.\n\nYou should make use of the two existing methods.  The "reach_gnomish_mines" method brings the player to the Gnomish Mines from the Dungeons of Doom. The "reach_dungeons_of_doom" method brings the player to the Dungeons of Doom from the Gnomish Mines. \n\nEating food happens by activating the Discoverer skill in the Gnomish Mines. Immediately after eating the food, head as fast as possible for the Oracle level in the Dungeons of Doom (branch number 0), without more exploration.\n\nDoes the output seem correct to you? Yes or no. Tell me why you say so.\n\nDo not write any code.',
 }
+
+
+# ---------------------------------------------------------------- initiation and termination functions
+# The paper has the coder write these too (§3.1). Its Prompts 8-9 were not available to us: these prompts
+# are ours, and ask for what the released functions do. One prompt per method; each answer is tested by
+# maestromotif.options.program.init_term_tests and, when refinements are allowed
+# (codegen.init_term_max_refinements, paper: none), shown the failing cases with INIT_TERM_REWRITE.
+INIT_TERM_INITIAL = {
+    'init_term/initiation': (
+        'You are to write the method "skill_precondition" of the NetHackPlayer class. The '
+        'NetHackPlayer class plays the videogame of NetHack by switching between five skills: '
+        '"discoverer", "descender", "ascender", "merchant" and "worshipper". The Discoverer explores '
+        'the current dungeon level and fights the monsters it meets. The Descender walks to a '
+        'staircase and goes one level down; the Ascender walks to a staircase and goes one level up. '
+        "The Merchant sells the player's items to a shopkeeper. The Worshipper uses an altar to "
+        "identify the player's items (blessed, uncursed or cursed).\n\nThe method gives the initiation "
+        'conditions of the skills: whether each skill may start now. The Discoverer, the Descender and '
+        'the Ascender may always start, so only the Merchant and the Worshipper need a condition. The '
+        'signature is\n\n    def skill_precondition(self, char_ascii_encodings, char_ascii_colors, '
+        'num_items, color_map):\n\n- char_ascii_encodings: a 7x7 array of the ASCII codes of the '
+        'characters shown around the player (the player is the centre cell);\n- char_ascii_colors: a '
+        '7x7 array of the colours of those characters;\n- num_items: how many items the player has '
+        'picked up since the game started (food and gold not counted);\n- color_map: the colour each '
+        'kind of thing is drawn in: color_map["@"] is the colour of a shopkeeper, shown as "@", and '
+        'color_map["_"] the colour of an altar, shown as "_".\n\nThe Merchant and the Worshipper need '
+        'items to sell or to identify, and need the shopkeeper or the altar in view. The method '
+        'returns the tuple (worshipper_precondition, merchant_precondition) of two booleans.\n\nWrite '
+        'the class NetHackPlayer with this one method only, in a python markdown block. The arrays '
+        'behave like numpy arrays (==, &, | elementwise, .any(), indexing), but numpy cannot be '
+        'imported; only random, math and collections can.'
+    ),
+    'init_term/termination': (
+        'You are to write the method "skill_termination" of the NetHackPlayer class. The NetHackPlayer '
+        'class plays the videogame of NetHack by switching between five skills: "discoverer", '
+        '"descender", "ascender", "merchant" and "worshipper". The Discoverer explores the current '
+        'dungeon level and fights the monsters it meets. The Descender walks to a staircase and goes '
+        'one level down; the Ascender walks to a staircase and goes one level up. The Merchant sells '
+        "the player's items to a shopkeeper. The Worshipper uses an altar to identify the player's "
+        'items (blessed, uncursed or cursed).\n\nThe method gives the termination conditions of the '
+        'skills: it is called at every step and returns True when the running skill must stop, after '
+        'which another method picks the next skill. The signature is\n\n    def '
+        'skill_termination(self, skill, skill_time, current_depth, previous_depth, preconditions):\n\n'
+        '- skill: the name of the running skill;\n- skill_time: the number of game turns since the '
+        'skill started;\n- current_depth: the dungeon depth now; previous_depth: the dungeon depth '
+        'when the skill started;\n- preconditions: the list [worshipper_precondition, '
+        'merchant_precondition] of the initiation conditions of the Worshipper and the Merchant at '
+        'this step.\n\nWhenever the Merchant or the Worshipper may start, the running skill must stop, '
+        'so that they can be chosen. The Discoverer cannot tell when a level is fully explored: it '
+        'stops after self.discoverer_skill_steps turns. The Descender stops once it has gone down a '
+        'level and the Ascender once it has gone up a level. The Merchant stops after '
+        'self.merchant_skill_steps turns and the Worshipper after self.worshipper_skill_steps turns. '
+        'These attributes are set elsewhere in the class; do not set them.\n\nWrite the class '
+        'NetHackPlayer with this one method only, in a python markdown block. The arrays behave like '
+        'numpy arrays (==, &, | elementwise, .any(), indexing), but numpy cannot be imported; only '
+        'random, math and collections can.'
+    ),
+}
+
+INIT_TERM_REWRITE = (
+    'Here are the results of unit tests run on your method:\n\n"\n{}\n"\n\nSome results are wrong. Go '
+    'through your code, line by line, find where each wrong result comes from, and fix the method. In '
+    'your response include the whole class in a python markdown block.'
+)

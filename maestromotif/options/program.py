@@ -6,8 +6,9 @@ A program is composed of layers, the way the official `combine.py` glued LLM ans
     SETTINGS = {...}                         # per-program deployment settings (method.md §2)
     <policy layer 1>  class NetHackPlayer: select_skill, reach_gnomish_mines, ...
     <policy layer 2>  class NetHackPlayer(NetHackPlayer): perform_task (a task), hooks ...
-    <shared.py>       class NetHackPlayer(NetHackPlayer): set_initial_values, skill_precondition,
-                                                         skill_termination
+    <init/term>       class NetHackPlayer(NetHackPlayer): skill_precondition, skill_termination
+                      (the coder LLM's, from data/codegen/init_term/seed<k>/, or programs/init_term.py)
+    <initial_values>  class NetHackPlayer(NetHackPlayer): set_initial_values
 
 Each later `class NetHackPlayer:` is rewritten to subclass the one before, so a layer keeps the
 methods it does not redefine. Only imports, classes and functions of a layer are kept (an LLM answer
@@ -25,6 +26,8 @@ from maestromotif.options.runtime import SKILLS
 
 PROGRAMS_DIR = Path(__file__).parent / "programs"
 TRAINING = "training"
+INIT_TERM = "init_term"  # the codegen output holding the coder's initiation/termination functions
+INIT_TERM_METHODS = ("skill_precondition", "skill_termination")
 TASKS = ("gnomish", "delphi", "minetown", "transactions", "price", "buc", "goldenexit", "levelupsell",
          "discoveryhunger")
 PROGRAM_NAMES = (TRAINING, *TASKS)
@@ -45,7 +48,7 @@ class Settings:
 
 SETTINGS: dict[str, Settings] = {
     TRAINING: Settings((2, 4), 500, random_branch=True),
-    "gnomish": Settings((5, 5), 500),
+    "gnomish": Settings((5, 5), 50),  # the released program's value (its initial_values.txt said 500)
     "delphi": Settings((10, 10), 50),
     "minetown": Settings((5, 5), 50),
     "transactions": Settings((5, 5), 500),
@@ -130,25 +133,38 @@ def stack_layers(layers: list[str]) -> str:
                            for i, part in enumerate(layers))
 
 
-def compose(name: str, policy_layers: list[str], settings: Settings, origin: str) -> str:
-    """The whole program: header, SETTINGS, policy layers (defs only), then the shared functions."""
+def compose(name: str, policy_layers: list[str], settings: Settings, origin: str,
+            init_term: str | None = None) -> str:
+    """The whole program: header, SETTINGS, policy layers (defs only), the initiation/termination layer
+    (`init_term`: the coder's, see maestromotif.codegen; None: our reference), then set_initial_values.
+
+    The last two come after the policy, so they replace any version the policy code wrote, as the
+    official combine.py did."""
+    which = "reference" if init_term is None else "generated"
     header = (f"# Program {name!r} ({origin}), composed by maestromotif.options.program.\n"
-              "# Layers: policy code, then the shared initiation/termination functions (programs/shared.py).\n")
+              f"# Layers: policy code, the {which} initiation/termination functions, set_initial_values.\n")
     body = [f"import random\n\nSETTINGS = {settings.as_dict()!r}\n", stack_layers(policy_layers)]
-    body.append(layer(top_level_defs(_read("shared"))))
+    body.append(layer(top_level_defs(reference_init_term() if init_term is None else init_term)))
+    body.append(layer(top_level_defs(_read("initial_values"))))
     return header + "\n\n".join(b.strip("\n") + "\n" for b in body)
 
 
-def policy_layers_of(program_source: str) -> list[str]:
-    """Split a composed program back into its policy layers (used to show 'previous code' to the coder)."""
-    marker = "class NetHackPlayer(NetHackPlayer):\n    def set_initial_values(self):"
-    return [program_source.split(marker)[0]]
+def init_term_layer(methods: dict[str, str]) -> str:
+    """One `class NetHackPlayer:` with the given initiation/termination methods (name -> source); a
+    method not given is our reference one."""
+    reference = reference_init_term()
+    return class_with_methods([methods.get(m) or method_source(reference, m) for m in INIT_TERM_METHODS])
 
 
 # ---------------------------------------------------------------- reference programs
 def _read(part: str) -> str:
     path = PROGRAMS_DIR / f"{part}.py"
     return path.read_text()
+
+
+def reference_init_term() -> str:
+    """Our reference initiation and termination functions (a `class NetHackPlayer:` layer)."""
+    return _read("init_term")
 
 
 def reference_layers(name: str) -> list[str]:
@@ -235,3 +251,114 @@ def interface_check(program: Program, runner, turns: int = 30, seed: int = 0) ->
         return lines
     finally:
         handle.close()
+
+
+# ---------------------------------------------------------------- unit tests of init/term functions
+# What the init/term prompts ask for (maestromotif.options.coder_prompts), case by case. A window is
+# 7x7 (row, col, character, colour) cells on a blank screen; the colour map is the options wrapper's.
+COLOR_MAP = {"@": 15, "_": 7}
+PRECONDITION_CASES = (  # (what, cells, num_items, expected (worshipper, merchant))
+    ("nothing in view, 1 new item", (), 1, (False, False)),
+    ("a shopkeeper ('@' colour 15) in view, 1 new item", ((1, 5, "@", 15),), 1, (False, True)),
+    ("a shopkeeper in view, no new item", ((1, 5, "@", 15),), 0, (False, False)),
+    ("an altar ('_' colour 7) in view, 2 new items", ((6, 0, "_", 7),), 2, (True, False)),
+    ("an altar in view, no new item", ((6, 0, "_", 7),), 0, (False, False)),
+    ("a red '@' (colour 1, not a shopkeeper) in view, 1 new item", ((2, 2, "@", 1),), 1, (False, False)),
+    ("a shopkeeper and an altar in view, 1 new item", ((0, 0, "@", 15), (4, 6, "_", 7)), 1, (True, True)),
+)
+TERMINATION_CASES = (  # (skill, skill_time, current_depth, previous_depth, preconditions, expected)
+    ("discoverer", 499, 1, 1, [False, False], False),
+    ("discoverer", 500, 1, 1, [False, False], True),
+    ("descender", 100_000, 2, 2, [False, False], False),
+    ("descender", 3, 3, 2, [False, False], True),
+    ("ascender", 3, 2, 3, [False, False], True),
+    ("ascender", 3, 3, 3, [False, False], False),
+    ("merchant", 9_999, 2, 2, [False, False], False),
+    ("merchant", 10_000, 2, 2, [False, False], True),
+    ("worshipper", 10_000, 2, 2, [False, False], True),
+    ("discoverer", 3, 1, 1, [True, False], True),
+    ("descender", 3, 2, 2, [False, True], True),
+)
+_TEST_BASE = ("class NetHackPlayer:\n    def __init__(self, max_depth, branch_depth):\n"
+              "        self.max_depth = max_depth\n")
+
+
+def _window(cells) -> tuple[list, list]:
+    chars, colors = [[32] * 7 for _ in range(7)], [[0] * 7 for _ in range(7)]
+    for row, col, char, color in cells:
+        chars[row][col], colors[row][col] = ord(char), color
+    return chars, colors
+
+
+def init_term_tests(methods: dict[str, str], runner, seed: int = 0) -> tuple[list[str], dict[str, bool]]:
+    """Run the unit tests of initiation/termination methods (name -> source; a missing one is not
+    tested) in `runner`, with the training settings (Discoverer 500 turns, Merchant/Worshipper 10,000).
+    Returns (one line per case, {method: all its cases passed})."""
+    parts = [f"import random\n\nSETTINGS = {SETTINGS[TRAINING].as_dict()!r}\n", _TEST_BASE,
+             layer(top_level_defs(init_term_layer(methods))), layer(top_level_defs(_read("initial_values")))]
+    source = "\n\n".join(parts)
+    lines: list[str] = []
+    passed = {m: False for m in INIT_TERM_METHODS if m in methods}
+    try:
+        handle = runner.load(source, INIT_TERM, seed=seed)
+    except Exception as e:  # noqa: BLE001 - SandboxError, or anything the runner reports
+        return [f"[the code could not be loaded: {e}]"], passed
+    try:
+        try:
+            player = handle.new_player(seed=seed)
+        except Exception as e:  # noqa: BLE001
+            return [f"[the code could not be loaded: {e}]"], passed
+        if "skill_precondition" in methods:
+            ok = True
+            for what, cells, num_items, expected in PRECONDITION_CASES:
+                chars, colors = _window(cells)
+                try:
+                    got = player.call("skill_precondition", {"grid": chars}, {"grid": colors}, num_items,
+                                      COLOR_MAP)
+                    good = isinstance(got, list) and len(got) == 2 and tuple(bool(v) for v in got) == expected
+                except Exception as e:  # noqa: BLE001
+                    got, good = f"an error: {e}", False
+                ok &= good
+                lines.append(f"skill_precondition with {what}: returned {got}, expected (worshipper_"
+                             f"precondition, merchant_precondition) = {expected}: {'ok' if good else 'WRONG'}")
+            passed["skill_precondition"] = ok
+        if "skill_termination" in methods:
+            ok = True
+            for *args, expected in TERMINATION_CASES:
+                try:
+                    got = player.call("skill_termination", *args)
+                    good = isinstance(got, (bool, int)) and bool(got) == expected
+                except Exception as e:  # noqa: BLE001
+                    got, good = f"an error: {e}", False
+                ok &= good
+                call = ", ".join(repr(a) for a in args)
+                lines.append(f"skill_termination({call}): returned {got}, expected {expected}: "
+                             f"{'ok' if good else 'WRONG'}")
+            passed["skill_termination"] = ok
+    finally:
+        handle.close()
+    return lines, passed
+
+
+def init_term_provenance(program: str | Path) -> dict:
+    """Which initiation/termination functions `program` runs with, for evaluation records.
+
+    program: what `load_program` is given (a program name = our reference, or a codegen folder
+    <codegen>/<program>/seed<k> or its program.py). Returns {"path", "sha256", "source", "functions"}:
+    source "llm" (both functions written by the coder, tests passed), "mixed" (one of them) or
+    "reference" (programs/init_term.py: a program by name, generation switched off, or the coder's
+    functions failed their tests); functions: {method: "llm" | "reference-fallback" | "reference"}.
+    """
+    path = Path(program)
+    folder = path.parent if path.name == "program.py" else path
+    summary_path = folder / "summary.json"
+    if str(program) not in SETTINGS and summary_path.is_file():
+        import json
+
+        record = json.loads(summary_path.read_text()).get("init_term")
+        if record:  # written by the codegen stage: the init_term output this program was composed with
+            return {"path": str(folder.parent.parent / record["path"]), "sha256": record["sha256"],
+                    "source": record["source"], "functions": dict(record["functions"])}
+    reference = PROGRAMS_DIR / "init_term.py"
+    return {"path": str(reference), "sha256": hashlib.sha256(reference.read_bytes()).hexdigest(),
+            "source": "reference", "functions": {m: "reference" for m in INIT_TERM_METHODS}}

@@ -1,5 +1,6 @@
 """The codegen stage: answer parsing, the refine loop (with a scripted fake engine for control flow),
-fallbacks, outputs; and one real run with the embedded coder."""
+fallbacks, outputs, the generated initiation/termination functions; and one real run with the embedded
+coder."""
 from __future__ import annotations
 
 import json
@@ -31,6 +32,8 @@ for turn in range(12):
 
 
 def good_answer(step: str) -> str:
+    if step.startswith("init_term/"):  # our reference class, both methods
+        return "Here it is.\n```python\n" + (PROGRAMS_DIR / "init_term.py").read_text() + "```\n"
     if step.startswith("training/"):
         code = (PROGRAMS_DIR / "exploration.py").read_text()
         method, extra = ("select_skill", "") if step.endswith("select_skill") else (step.split("/")[1], "0, ")
@@ -67,6 +70,10 @@ class FakeCoder:
 
 
 def _step_of(first_prompt: str) -> str:
+    if 'method "skill_precondition"' in first_prompt:
+        return "init_term/initiation"
+    if 'method "skill_termination"' in first_prompt:
+        return "init_term/termination"
     if 'method "select_skill"' in first_prompt:
         return "training/select_skill"
     if 'method "reach_gnomish_mines"' in first_prompt:
@@ -112,8 +119,14 @@ def test_passing_code_is_kept_and_everything_is_logged(tmp_path):
     runs = [json.loads(line) for line in (out / "gnomish" / "seed0" / "log.jsonl").read_text().splitlines()
             if '"run"' in line]
     assert runs[0]["ok"] and "Turn 1: Skill = discoverer" in runs[0]["trace"]
-    # batched: one call per phase and prompt kind (training step 1, steps 2-3, tasks), code and check
-    assert len(fake.calls) == 6 and fake.calls[0] == (1, 48) and fake.calls[1] == (1, 4)
+    # batched: one call per phase and prompt kind: init/term (code only: our unit tests decide), training
+    # step 1, steps 2-3, tasks (code and check)
+    assert len(fake.calls) == 7 and fake.calls[:3] == [(2, 48), (1, 48), (1, 4)]
+    init_term = json.loads((out / "init_term" / "seed0" / "summary.json").read_text())
+    assert init_term["source"] == "llm" and init_term["functions"] == {"skill_precondition": "llm",
+                                                                       "skill_termination": "llm"}
+    assert overall["init_term"] == {"seed0": {"source": "llm", "functions": init_term["functions"],
+                                              "reason": ""}}
     # finished programs are not redone (a batching cap does not change what was generated)
     again = FakeCoder(lambda step: (good_answer(step), "Yes"))
     CodegenStage(params_for(tmp_path, "codegen.max_batch_prompt_tokens=100"), engine=again).run()
@@ -123,7 +136,7 @@ def test_passing_code_is_kept_and_everything_is_logged(tmp_path):
 def test_batches_are_split_under_the_prompt_token_cap(tmp_path):
     fake = FakeCoder(lambda step: (good_answer(step), "Yes"))
     CodegenStage(params_for(tmp_path, "codegen.max_batch_prompt_tokens=1000"), engine=fake).run()
-    assert len(fake.calls) == 10 and all(n == 1 for n, _ in fake.calls)  # no two long prompts share a call
+    assert len(fake.calls) == 12 and all(n == 1 for n, _ in fake.calls)  # no two long prompts share a call
 
 
 @pytest.mark.timeout(300)
@@ -193,7 +206,9 @@ def test_select_skill_has_its_own_refinements_and_token_cap(tmp_path):
 def test_code_that_crashes_in_the_game_loop_falls_back(tmp_path):
     def behaviour(step):
         if step == "gnomish":  # runs its own unit test, but perform_task returns a non-skill
-            answer = good_answer(step).replace('return "discoverer"  # arrived', 'return "dance"  # arrived')
+            answer = good_answer(step).replace("        return self.reach_gnomish_mines(current_skill,",
+                                               '        if branch_number == 2:\n            return "dance"\n'
+                                               "        return self.reach_gnomish_mines(current_skill,")
             answer = answer.replace("perform_task(skill, dungeon_depth, 0, False, False)", "select_skill(skill, dungeon_depth, False, False)")
             return answer, "Yes"
         return good_answer(step), "Yes"
@@ -220,3 +235,102 @@ def test_codegen_with_the_embedded_coder(tmp_path, embedded_engine):
         assert summary["source"] == "llm" or summary["reason"]
         interface_check(load_program(folder), InProcessRunner())
         assert (folder / "log.jsonl").read_text().count('"event": "answer"') >= 1
+    # the coder also wrote (and our unit tests judged) the initiation/termination functions
+    folder = tmp_path / "data" / "codegen" / "init_term" / "seed0"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert set(summary["functions"]) == {"skill_precondition", "skill_termination"}
+    assert summary["source"] == "llm" or summary["reason"]
+    assert overall["init_term"]["seed0"]["source"] == summary["source"]
+    assert (folder / "log.jsonl").read_text().count('"event": "answer"') >= 2
+
+
+# ---------------------------------------------------------------- initiation/termination functions
+COUNTING_TERMINATION = '''I will count my calls.
+```python
+class NetHackPlayer:
+    def skill_termination(self, skill, skill_time, current_depth, previous_depth, preconditions):
+        self.llm_termination_calls = getattr(self, "llm_termination_calls", 0) + 1
+        if any(preconditions):
+            return True
+        limits = {"discoverer": self.discoverer_skill_steps, "merchant": self.merchant_skill_steps,
+                  "worshipper": self.worshipper_skill_steps}
+        if skill in limits:
+            return skill_time >= limits[skill]
+        return current_depth > previous_depth if skill == "descender" else current_depth < previous_depth
+```'''
+STUCK_DESCENDER = COUNTING_TERMINATION.replace('if skill == "descender" else', 'if skill == "nobody" else')
+
+
+def init_term_behaviour(termination: str):
+    def behaviour(step):
+        return (termination if step == "init_term/termination" else good_answer(step)), "Yes"
+    return behaviour
+
+
+@pytest.mark.timeout(300)
+def test_generated_init_term_functions_pass_their_tests_and_run_in_the_game(tmp_path):
+    from benchmark.env import make
+    from maestromotif.options.program import init_term_provenance
+    from maestromotif.options.wrapper import OptionsWrapper
+
+    overall = CodegenStage(params_for(tmp_path, "codegen.programs=[training,gnomish]"),
+                           engine=FakeCoder(init_term_behaviour(COUNTING_TERMINATION))).run()
+    assert overall["init_term"]["seed0"]["source"] == "llm" and overall["init_term_fallbacks"] == 0
+    out = tmp_path / "data" / "codegen"
+    for program in ("training", "gnomish"):
+        folder = out / program / "seed0"
+        assert "llm_termination_calls" in (folder / "program.py").read_text()
+        provenance = init_term_provenance(folder)
+        assert provenance["source"] == "llm"
+        assert provenance["path"] == str(out / "init_term" / "seed0" / "program.py")
+        assert provenance["sha256"] == load_program(out / "init_term" / "seed0").sha256
+    assert init_term_provenance("gnomish")["source"] == "reference"  # a program by name: our functions
+    # the options runtime calls the coder's skill_termination, in the sandbox, every env step
+    env = OptionsWrapper(make(seed=7), str(out / "gnomish" / "seed0"), on_error="raise")
+    try:
+        assert env.runner.sandboxed
+        env.reset(seed=7)
+        for _ in range(5):
+            env.step(0)
+        assert env.player.get("llm_termination_calls") == 5
+    finally:
+        env.close()
+
+
+@pytest.mark.timeout(300)
+def test_init_term_functions_that_fail_their_tests_fall_back_visibly(tmp_path):
+    fake = FakeCoder(init_term_behaviour(STUCK_DESCENDER))
+    params = params_for(tmp_path, "codegen.programs=[training,gnomish]",
+                        "codegen.init_term_max_refinements=1")
+    overall = CodegenStage(params, engine=fake).run()
+    out = tmp_path / "data" / "codegen"
+    summary = json.loads((out / "init_term" / "seed0" / "summary.json").read_text())
+    assert summary["source"] == "mixed"
+    assert summary["functions"] == {"skill_precondition": "llm", "skill_termination": "reference-fallback"}
+    assert "init_term/termination: unit tests not passed after 1 refinement(s)" in summary["reason"]
+    assert summary["refinements"] == {"init_term/initiation": 0, "init_term/termination": 1}
+    assert overall["init_term"]["seed0"]["source"] == "mixed" and overall["init_term_fallbacks"] == 1
+    log = (out / "init_term" / "seed0" / "log.jsonl").read_text()
+    wrong = "skill_termination('descender', 3, 3, 2, [False, False]): returned False, expected True: WRONG"
+    assert wrong in log
+    assert "Here are the results of unit tests run on your method" in log  # the failing cases went back
+    for program in ("init_term", "gnomish"):
+        text = (out / program / "seed0" / "program.py").read_text()
+        assert "llm_termination_calls" not in text and "def skill_termination" in text
+    player = InProcessRunner().load(load_program(out / "gnomish" / "seed0").source, "g").new_player()
+    assert player.call("skill_termination", "descender", 3, 3, 2, [False, False]) is True  # the reference one
+    assert load_program(out / "gnomish" / "seed0").meta["init_term"]["source"] == "mixed"
+
+
+@pytest.mark.timeout(300)
+def test_init_term_generation_can_be_switched_off(tmp_path):
+    fake = FakeCoder(lambda step: (good_answer(step), "Yes"))
+    params = params_for(tmp_path, "codegen.programs=[training]", "codegen.generate_init_term=false")
+    overall = CodegenStage(params, engine=fake).run()
+    assert overall["init_term"] == {} and not (tmp_path / "data" / "codegen" / "init_term").exists()
+    assert [n for n, _ in fake.calls] == [1, 1, 2, 2]  # training only: select_skill, then steps 2-3
+    folder = tmp_path / "data" / "codegen" / "training" / "seed0"
+    assert json.loads((folder / "summary.json").read_text())["init_term"] is None
+    from maestromotif.options.program import init_term_provenance
+
+    assert init_term_provenance(folder)["source"] == "reference"

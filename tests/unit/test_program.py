@@ -52,8 +52,8 @@ def test_training_program_picks_the_mines_in_about_half_the_episodes(runner):
     assert set(mines) == {0, 1} and 70 < sum(mines) < 130
 
 
-def test_shared_termination_and_preconditions(runner):
-    player = runner.load(reference_program("gnomish").source, "gnomish").new_player()
+def test_reference_termination_and_preconditions(runner):
+    player = runner.load(reference_program("training").source, "training").new_player()
     t = lambda *a: player.call("skill_termination", *a)  # noqa: E731
     assert t("discoverer", 499, 1, 1, [False, False]) is False and t("discoverer", 500, 1, 1, [False, False])
     assert t("descender", 10**6, 1, 1, [False, False]) is False and t("descender", 1, 2, 1, [False, False])
@@ -67,7 +67,7 @@ def test_shared_termination_and_preconditions(runner):
     assert pre(1) == [True, False] and pre(0) == [False, False]
 
 
-@pytest.mark.parametrize("name,max_depth,steps", [("training", (2, 4), 500), ("gnomish", (5, 5), 500),
+@pytest.mark.parametrize("name,max_depth,steps", [("training", (2, 4), 500), ("gnomish", (5, 5), 50),
                                                   ("delphi", (10, 10), 50), ("minetown", (5, 5), 50),
                                                   ("goldenexit", (3, 3), 500), ("discoveryhunger", (10, 10), 500)])
 def test_deployment_settings_are_the_papers(name, max_depth, steps):
@@ -96,7 +96,7 @@ def test_layering_keeps_earlier_methods_and_drops_unit_tests(runner):
     source = compose("gnomish", [base, answer], SETTINGS["gnomish"], "test")
     player = runner.load(source, "layered").new_player()
     assert player.call("a") == "discoverer" and player.call("b") == "descender"
-    assert player.get("max_depth") == 5  # shared set_initial_values came last
+    assert player.get("max_depth") == 5  # set_initial_values came last
     assert method_source(answer, "b").startswith("def b(self):")
 
 

@@ -1,5 +1,6 @@
 # ruff: noqa
 # BUC Identified (interaction): drop items on altars to learn whether they are blessed/uncursed/cursed.
+# Whenever the Worshipper may start it does; otherwise the plain exploration tour (no branch policy).
 
 
 class NetHackPlayer(NetHackPlayer):
@@ -7,4 +8,4 @@ class NetHackPlayer(NetHackPlayer):
                      worshipper_precondition):
         if worshipper_precondition:
             return "worshipper"
-        return self.reach_dungeons_of_doom(current_skill, dungeon_depth, branch_number, False, False)
+        return self.select_skill(current_skill, dungeon_depth, merchant_precondition, worshipper_precondition)

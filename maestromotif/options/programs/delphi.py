@@ -1,5 +1,6 @@
 # ruff: noqa
-# Delphi (navigation): reach the Oracle level (DL 5-9, Dungeons of Doom) as fast as possible.
+# Delphi (navigation): reach the Oracle level (DL 5-9, Dungeons of Doom) as fast as possible: out of
+# any other branch first, then straight down to the deepest the Oracle can be, then the usual tour.
 
 
 class NetHackPlayer(NetHackPlayer):
@@ -7,8 +8,9 @@ class NetHackPlayer(NetHackPlayer):
 
     def perform_task(self, current_skill, dungeon_depth, branch_number, merchant_precondition,
                      worshipper_precondition):
-        if branch_number == 2:
-            return "ascender"  # the Mines are a detour: climb back to the fork
+        if branch_number != 0:
+            return self.reach_dungeons_of_doom(current_skill, dungeon_depth, branch_number,
+                                               merchant_precondition, worshipper_precondition)
         if dungeon_depth < self.oracle_depth:
             return "descender"
-        return "discoverer"
+        return self.select_skill(current_skill, dungeon_depth, merchant_precondition, worshipper_precondition)

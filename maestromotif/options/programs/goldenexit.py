@@ -1,6 +1,6 @@
 # ruff: noqa
-# Golden Exit (composite): alternate over DL 1-3 of the Dungeons of Doom until 20 gold and 25 kills,
-# then leave the dungeon (the Ascender on DL 1 climbs out). The wrapper feeds update_gold/defeat_monster.
+# Golden Exit (composite): tour DL 1-3 of the Dungeons of Doom until 20 gold and 25 kills, then leave
+# the dungeon (the Ascender on DL 1 climbs out). The wrapper feeds update_gold/defeat_monster.
 
 
 class NetHackPlayer(NetHackPlayer):
@@ -8,7 +8,6 @@ class NetHackPlayer(NetHackPlayer):
         super().__init__(max_depth, branch_depth)
         self.gold_pieces = 0
         self.monsters_defeated = 0
-        self.deepest = 1
 
     def update_gold(self, gold):
         self.gold_pieces = gold
@@ -18,9 +17,12 @@ class NetHackPlayer(NetHackPlayer):
 
     def perform_task(self, current_skill, dungeon_depth, branch_number, merchant_precondition,
                      worshipper_precondition):
-        self.deepest = max(self.deepest, dungeon_depth)
-        if branch_number == 2:
-            return "ascender"
-        if self.gold_pieces >= 20 and self.monsters_defeated >= 25 and self.deepest >= self.max_depth:
+        if self.gold_pieces >= 20 and self.monsters_defeated >= 25:
             return "ascender"  # all the way up, and out
-        return self.select_skill(current_skill, dungeon_depth, False, False)
+        if branch_number == 0:
+            return self.select_skill(current_skill, dungeon_depth, merchant_precondition,
+                                     worshipper_precondition)
+        # any other branch: back to the Dungeons of Doom (the released program handled only the Mines here
+        # and returned nothing elsewhere, which is no skill)
+        return self.reach_dungeons_of_doom(current_skill, dungeon_depth, branch_number, merchant_precondition,
+                                           worshipper_precondition)

@@ -1,6 +1,7 @@
 # ruff: noqa
-# Level Up & Sell (composite): stay on DL 1 until XP level 4, then find a shop and sell, then survive.
-# The wrapper feeds update_xp_level.
+# Level Up & Sell (composite): explore the current level until XP level 4, then find a shop (Dungeons of
+# Doom branch policy) and sell once, then the usual tour for the remaining steps. The wrapper feeds
+# update_xp_level.
 
 
 class NetHackPlayer(NetHackPlayer):
@@ -15,10 +16,11 @@ class NetHackPlayer(NetHackPlayer):
     def perform_task(self, current_skill, dungeon_depth, branch_number, merchant_precondition,
                      worshipper_precondition):
         if self.xp_level < 4:
-            return "ascender" if dungeon_depth > 1 else "discoverer"
+            return "discoverer"
         if not self.items_sold:
-            if merchant_precondition and dungeon_depth > 1:
+            if merchant_precondition:
                 self.items_sold = True
                 return "merchant"
-            return self.reach_dungeons_of_doom(current_skill, dungeon_depth, branch_number, False, False)
-        return "discoverer"  # sold: stay out of trouble for the remaining steps
+            return self.reach_dungeons_of_doom(current_skill, dungeon_depth, branch_number,
+                                               merchant_precondition, worshipper_precondition)
+        return self.select_skill(current_skill, dungeon_depth, merchant_precondition, worshipper_precondition)

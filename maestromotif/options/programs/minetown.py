@@ -9,9 +9,6 @@ class NetHackPlayer(NetHackPlayer):
                      worshipper_precondition):
         if branch_number == 2:
             return "descender" if dungeon_depth < self.minetown_depth else "discoverer"
-        if self.branch_depth > 0:  # fork known: go straight for it
-            if dungeon_depth > self.branch_depth:
-                return "ascender"
-            if dungeon_depth <= self.branch_depth:
-                return "descender"
-        return self.select_skill(current_skill, dungeon_depth, False, False)  # fork unknown: explore to find it
+        # not in the Mines yet: the Mines branch policy (the usual tour until the fork is found)
+        return self.reach_gnomish_mines(current_skill, dungeon_depth, branch_number, merchant_precondition,
+                                        worshipper_precondition)
