@@ -52,7 +52,9 @@ class CodegenConfig:
     """The `codegen` section of the params (conf/codegen/default.yaml = the paper's values)."""
 
     programs: list[str] = field(default_factory=lambda: list(PROGRAM_NAMES))
-    code_seeds: int = 3  # paper: 3 code-generation seeds per program
+    # paper: 3 code-generation seeds per program; seed k writes data/codegen/<program>/seed<k>/ and samples
+    # with derive_seed(root_seed, "codegen", k), so adding a seed leaves the others' programs as they are
+    code_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     max_refinements: int = 3  # paper: at most 3 (the released script allows 4)
     max_tokens: int = 5000  # per code answer (paper: 5000)
     check_max_tokens: int = 5000  # per code_check answer
@@ -74,8 +76,11 @@ class CodegenConfig:
         tasks = [p for p in self.programs if p != TRAINING]
         if tasks and TRAINING not in self.programs:
             raise ValueError("codegen.programs must include 'training': task prompts show the training policy")
-        if self.code_seeds < 1 or self.max_refinements < 0 or self.max_tokens < 1 or self.check_max_tokens < 1:
-            raise ValueError("codegen: code_seeds >= 1, max_refinements >= 0, max_tokens and check_max_tokens >= 1")
+        seeds = list(self.code_seeds)
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"codegen.code_seeds must be a non-empty list of distinct seeds >= 0, got {seeds}")
+        if self.max_refinements < 0 or self.max_tokens < 1 or self.check_max_tokens < 1:
+            raise ValueError("codegen: max_refinements >= 0, max_tokens and check_max_tokens >= 1")
         return self
 
 
@@ -263,8 +268,9 @@ class Coder:
 
 # ---------------------------------------------------------------- the stage
 def config_fingerprint(cfg: CodegenConfig, coder_llm: Any, root_seed: int) -> str:
-    # batching caps change how requests are grouped, not what is generated
-    settings = {k: v for k, v in asdict(cfg).items() if k != "max_batch_prompt_tokens"}
+    # batching caps change how requests are grouped, not what is generated; code seed k's program does not
+    # depend on which other seeds are generated
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("max_batch_prompt_tokens", "code_seeds")}
     data = json.dumps({"codegen": settings, "coder_llm": coder_llm, "root_seed": root_seed}, sort_keys=True,
                       default=str)
     return hashlib.sha256(data.encode()).hexdigest()[:16]
@@ -324,7 +330,7 @@ class CodegenStage:
 
     def run(self) -> dict:
         start = time.perf_counter()
-        seeds = list(range(self.cfg.code_seeds))
+        seeds = list(self.cfg.code_seeds)
         with Sandbox(timeout_s=self.cfg.unit_test_timeout_s, memory_mb=self.cfg.sandbox_memory_mb) as sandbox:
             self.sandbox = sandbox
             todo_training = [k for k in seeds if TRAINING in self.cfg.programs and not self.done(TRAINING, k)]
