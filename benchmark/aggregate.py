@@ -140,7 +140,9 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
         provs.append(prov)
     if missing:
         raise ConfigError(f"{len(missing)} evaluation(s) missing, e.g. {missing[:3]}; run `dvc repro` "
-                          "(or benchmark.evaluate for each) first")
+                          "(or benchmark.evaluate for each) first. DVC evaluates the methods of `fit_methods` "
+                          "per seed (stage evaluate) and MaestroMotif per skill x code seed "
+                          "(evaluate_maestromotif): a method in `methods` must be in one of them")
     scores = pd.DataFrame(rows)
     if len(scores):
         scores["code_seed"] = scores["code_seed"].astype("Int64")  # empty for methods without code seeds
