@@ -2,11 +2,19 @@
 
     python -m benchmark.aggregate
 
-Reads data/evaluate/<method>/<task>/seed<S>/ for the methods, tasks and seeds of params.yaml and writes
-results/scores_per_seed.csv  one row per (method, task, seed): the seed's score = mean task value over episodes
-results/summary.csv          one row per (method, task): mean ± standard error over seeds (the paper's numbers)
+Reads data/evaluate/<method>/<task>/<run>/ for the methods, tasks and runs of params.yaml (a run is a seed
+of `seeds`; for MaestroMotif a (skill seed, code seed) pair of `skill_seeds` x `code_seeds`, folder
+seed<S>_code<C>) and writes
+results/scores_per_seed.csv  one row per (method, task, run): the run's score = mean task value over episodes;
+                             columns seed, code_seed (code-seeded methods), run, and fallback: the parts of
+                             the policy that ran a reference stand-in for LLM-written code (e.g. "program")
+results/summary.csv          one row per (method, task): mean ± standard error over runs (the paper's numbers)
 results/aggregate.json       IQM and mean with stratified-bootstrap 95% CIs per category, P(X > Y) per pair
 results/provenance.json      this stage's provenance plus every evaluation's
+
+Standard error as the paper computes it: every run is one seed, so MaestroMotif's 3 skill seeds x 3 code
+seeds are 9 independent seeds (n = 9: sample std with ddof=1 over sqrt(9)), the code seeds' variance folded
+into the seeds' spread; nothing is averaged per network first. Bootstrap CIs resample the same runs.
 
 A task's value is what its tracker reports (1/0 success for navigation and composite tasks, a count for
 interaction tasks). For the IQM across tasks the scores are put on one scale by `report.normalise`
@@ -28,7 +36,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import provenance, stats
 from benchmark.config import REPO_ROOT, ConfigError, load_params, root, section
-from benchmark.evaluate import EPISODES_FILE, EvaluateConfig, finished_records, method_spec, output_dir
+from benchmark.evaluate import (
+    EPISODES_FILE,
+    EvaluateConfig,
+    finished_records,
+    method_runs,
+    method_spec,
+    output_dir,
+)
 from benchmark.io import read_json, write_json, write_text
 from benchmark.logs import setup_logging
 
@@ -81,13 +96,21 @@ def load_paper_results(path: str | Path) -> pd.DataFrame:
     return df.assign(mean=df["mean"] * scale, stderr=df["stderr"] * scale)
 
 
+def fallback_parts(record: dict) -> str:
+    """The parts of a record's policy_provenance that ran a reference stand-in (e.g. "program"), joined by ","."""
+    parts = record.get("policy_provenance") or {}
+    return ",".join(sorted(k for k, v in parts.items() if isinstance(v, dict) and v.get("fallback")))
+
+
 def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
-    """Per-seed scores of every (method, task, seed) in the params, and the evaluations' provenance."""
+    """Per-run scores of every (method, task, run) in the params, and the evaluations' provenance."""
     top = root(params)
     ev = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
     rows, provs, missing = [], [], []
-    for method, task, seed in itertools.product(top.methods, top.tasks, top.seeds):
-        out = output_dir(params, ev, method, task, seed)
+    runs = {m: method_runs(method_spec(m), top) for m in top.methods}
+    for method, task, run in [(m, t, r) for m in top.methods for t in top.tasks for r in runs[m]]:
+        seed = run.seed
+        out = output_dir(params, ev, method, task, run.seed, run.code_seed)
         if not (out / "provenance.json").exists():
             missing.append(str(out))
             continue
@@ -97,12 +120,16 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
             raise ConfigError(f"{out} was evaluated under profile {prov['profile']!r}, but the params say "
                               f"{top.profile!r}; tables never mix profiles: rerun `dvc repro` (or the evaluate stage)")
         if len(records) < ev.episodes:
-            raise ConfigError(f"{out}/{EPISODES_FILE} has {len(records)} of {ev.episodes} episodes; "
-                              f"finish it with `python -m benchmark.evaluate --method {method} --task {task} --seed {seed}`")
+            code = "" if run.code_seed is None else f" --code-seed {run.code_seed}"
+            raise ConfigError(f"{out}/{EPISODES_FILE} has {len(records)} of {ev.episodes} episodes; finish it "
+                              f"with `python -m benchmark.evaluate --method {method} --task {task} --seed {seed}"
+                              f"{code}`")
         records = records[: ev.episodes]
         successes = [r["success"] for r in records if r["success"] is not None]
         rows.append({
-            "method": method, "task": task, "seed": seed, "profile": prov["profile"],
+            "method": method, "task": task, "seed": seed, "code_seed": run.code_seed, "run": run.name,
+            "fallback": ",".join(sorted({p for r in records for p in fallback_parts(r).split(",") if p})),
+            "profile": prov["profile"],
             "category": records[0]["category"], "metric": records[0]["metric"],
             "score": float(np.mean([r["value"] for r in records])),
             "success_rate": float(np.mean(successes)) if successes else np.nan,
@@ -113,18 +140,28 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
         provs.append(prov)
     if missing:
         raise ConfigError(f"{len(missing)} evaluation(s) missing, e.g. {missing[:3]}; run `dvc repro` "
-                          "(or benchmark.evaluate for each) first")
-    return pd.DataFrame(rows), provs
+                          "(or benchmark.evaluate for each) first. DVC evaluates the methods of `fit_methods` "
+                          "per seed (stage evaluate) and MaestroMotif per skill x code seed "
+                          "(evaluate_maestromotif): a method in `methods` must be in one of them")
+    scores = pd.DataFrame(rows)
+    if len(scores):
+        scores["code_seed"] = scores["code_seed"].astype("Int64")  # empty for methods without code seeds
+    return scores, provs
 
 
 def summarise(scores: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± standard error over seeds per (method, task), as the paper reports them."""
+    """Mean ± standard error over runs per (method, task), as the paper reports them: each run (a seed, or
+    a skill seed x code seed pair) is one independent seed. n_fallback_runs: runs whose policy ran a
+    reference stand-in for LLM-written code (the tables mark those cells)."""
     rows = []
     for (method, task), g in scores.groupby(["method", "task"], sort=False):
         mean, se = stats.mean_stderr(g["score"])
+        fallback = g["fallback"].fillna("") if "fallback" in g else pd.Series([""] * len(g))
+        parts = sorted({p for f in fallback for p in str(f).split(",") if p})
         rows.append({"method": method, "task": task, "category": g["category"].iloc[0],
                      "metric": g["metric"].iloc[0], "mean": mean, "stderr": se, "n_seeds": len(g),
-                     "episodes_per_seed": int(g["episodes"].iloc[0]), "profile": g["profile"].iloc[0]})
+                     "episodes_per_seed": int(g["episodes"].iloc[0]), "profile": g["profile"].iloc[0],
+                     "n_fallback_runs": int((fallback != "").sum()), "fallback_parts": ",".join(parts)})
     return pd.DataFrame(rows)
 
 
@@ -146,9 +183,11 @@ def normalised(scores: pd.DataFrame, cfg: ReportConfig, paper: pd.DataFrame) -> 
 
 
 def score_matrix(scores: pd.DataFrame, method: str, tasks: Sequence[str], column: str = "normalised") -> np.ndarray:
-    """(seeds, tasks) matrix of one method, seeds in ascending order."""
-    table = scores[scores["method"] == method].pivot(index="seed", columns="task", values=column)
-    return table.reindex(columns=list(tasks)).sort_index().to_numpy()
+    """(runs, tasks) matrix of one method, runs in the order of the scores (seed, then code seed)."""
+    mine = scores[scores["method"] == method]
+    key = "run" if "run" in mine else "seed"
+    table = mine.pivot(index=key, columns="task", values=column)
+    return table.reindex(index=list(dict.fromkeys(mine[key])), columns=list(tasks)).to_numpy()
 
 
 def interval_summary(scores: pd.DataFrame, methods: Sequence[str], cfg: ReportConfig) -> dict:
@@ -186,7 +225,11 @@ def aggregate(params: DictConfig) -> Path:
     write_text(results / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
     intervals = interval_summary(scores, list(top.methods), cfg)
     write_json(results / "aggregate.json", {
-        "profile": top.profile, "seeds": list(top.seeds), "methods": labels,
+        "profile": top.profile, "seeds": list(top.seeds), "skill_seeds": list(top.skill_seeds),
+        "code_seeds": list(top.code_seeds), "methods": labels,
+        "runs": {m: list(dict.fromkeys(scores.loc[scores["method"] == m, "run"])) for m in top.methods},
+        "standard_error": "over runs, each run one independent seed (MaestroMotif: skill seed x code seed "
+                          "pairs), sample std (ddof=1) / sqrt(runs), as the paper",
         "normalisation": ("score / the paper's MaestroMotif mean on the task (1.0 = the paper's result)"
                           if cfg.normalise == "paper_maestromotif" else "raw task value"),
         "bootstrap": {"reps": cfg.bootstrap_reps, "ci": cfg.ci, "seed": cfg.bootstrap_seed,
@@ -195,9 +238,11 @@ def aggregate(params: DictConfig) -> Path:
     })
     write_json(results / "provenance.json", {
         "aggregate": provenance.record(stage="aggregate", profile=top.profile, root_seed=top.root_seed,
-                                       methods=list(top.methods), tasks=list(top.tasks), seeds=list(top.seeds),
+                                       methods=list(top.methods), tasks=list(top.tasks),
+                                       seeds=list(top.seeds), skill_seeds=list(top.skill_seeds), code_seeds=list(top.code_seeds),
                                        episodes_per_seed=int(scores["episodes"].min())),
-        "evaluations": sorted(provs, key=lambda p: (p["method"], p["task"], p["seed"])),
+        "evaluations": sorted(provs, key=lambda p: (p["method"], p["task"], p["seed"],
+                                                     -1 if p.get("code_seed") is None else p["code_seed"])),
     })
     log.info("wrote %s/{scores_per_seed.csv, summary.csv, aggregate.json, provenance.json}", results)
     return results

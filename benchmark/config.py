@@ -33,11 +33,14 @@ class RootConfig:
 
     profile: str
     root_seed: int
-    seeds: list[int]
+    seeds: list[int]                # the baselines' seeds (each method fit once per seed)
     skills: list[str]
     tasks: list[str]
     methods: list[str]
     fit_methods: list[str] = field(default_factory=list)
+    # MaestroMotif's runs: skill_seeds x code_seeds (paper: 3 x 3). code_seeds is codegen.code_seeds.
+    skill_seeds: list[int] = field(default_factory=lambda: [0])
+    code_seeds: list[int] = field(default_factory=lambda: [0])
     data_dir: str = "data"
     results_dir: str = "results"
 
@@ -106,6 +109,21 @@ def root(cfg: DictConfig) -> RootConfig:
         raise ConfigError(f"bad top-level params: {e}") from e
     if merged.profile not in PROFILES:
         raise ConfigError(f"profile {merged.profile!r} is not one of {PROFILES}")
+    for key in ("seeds", "skill_seeds", "code_seeds"):
+        values = list(merged[key])
+        if not values or len(set(values)) != len(values) or min(values) < 0:
+            raise ConfigError(f"params `{key}` must be a non-empty list of distinct seeds >= 0, got {values}")
+    codegen = cfg.get("codegen") if isinstance(cfg, DictConfig) else None
+    if codegen is None or "code_seeds" not in codegen:
+        return merged
+    if not OmegaConf.is_list(codegen.code_seeds):
+        raise ConfigError(f"codegen.code_seeds must be a list of seeds (e.g. [0, 1, 2]), got "
+                          f"{codegen.code_seeds!r}; regenerate params.yaml from conf/")
+    if list(codegen.code_seeds) != list(merged.code_seeds):
+        raise ConfigError(f"params `code_seeds` {list(merged.code_seeds)} differs from `codegen.code_seeds` "
+                          f"{list(codegen.code_seeds)}: codegen.code_seeds is the one source (conf/config.yaml "
+                          "sets code_seeds: ${codegen.code_seeds}); set codegen.code_seeds and regenerate "
+                          "params.yaml")
     return merged  # type: ignore[return-value]
 
 

@@ -1,16 +1,23 @@
-"""Stage `evaluate`: play one method on one task for one seed, and record every episode.
+"""Stage `evaluate`: play one method on one task for one run, and record every episode.
 
     python -m benchmark.evaluate --method random --task gnomish --seed 0
+    python -m benchmark.evaluate --method maestromotif --task gnomish --seed 0 --code-seed 1
 
-Writes data/evaluate/<method>/<task>/seed<S>/ :
-  episodes.jsonl   one record per finished episode (success, value, steps, return, score, depth, end reason)
+A run is a fit seed (`seeds`; MaestroMotif: its skill seed, from `skill_seeds`) and, for a method whose
+`benchmark.code_seeds` is true (MaestroMotif), a code seed (`code_seeds`): the paper deploys each of its 3
+skill networks with each of 3 code seeds' task programs, 9 runs. Writes
+data/evaluate/<method>/<task>/seed<S>/ (code-seeded runs: .../seed<S>_code<C>/):
+  episodes.jsonl   one record per finished episode (success, value, steps, return, score, depth, end reason;
+                   code-seeded runs add skill_seed and code_seed; `policy_provenance` names what the
+                   policy ran beyond its artefact, e.g. MaestroMotif's program over skills)
   provenance.json  who/what/where: method, task, seed, profile, LLM model ids, NLE version, git describe, ...
-  summary.json     the seed's mean task value, success rate and throughput
+  summary.json     the run's mean task value, success rate and throughput
 
 Repeatable: episode k of (task, seed) plays the NetHack game of seed derive_seed(root_seed, "evaluate",
-task, seed, k), whatever the method, so every method faces the same games. Resumable: records are appended
-as episodes finish; a rerun skips finished episodes, and drops records written under other settings
-(their `run_key` differs), so a changed config never pools with old numbers.
+task, seed, k), whatever the method and code seed, so every method faces the same games (and the code seeds
+of one network differ only by their programs). Resumable: records are appended as episodes finish; a rerun
+skips finished episodes, and drops records written under other settings (their `run_key` differs), so a
+changed config or program never pools with old numbers.
 """
 from __future__ import annotations
 
@@ -64,6 +71,33 @@ class MethodSpec:
     group: str = "reference"        # zero-shot | task-specific | score | reference
     artefact: str | None = "{data_dir}/{fit_dir}/{method}/seed{seed}"  # fit() output; per-task methods add /<task>
     llm_models: list[str] = field(default_factory=list)  # params sections (e.g. coder_llm) whose `model` it uses
+    fit_seeds: str = "seeds"        # the params list its fit() runs for: seeds, or skill_seeds (MaestroMotif)
+    # True: each fit seed is deployed once per params `code_seeds` entry (the constructor gets `code_seed`)
+    code_seeds: bool = False
+
+
+FIT_SEED_LISTS = ("seeds", "skill_seeds")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One evaluated run of a method: its fit seed, and its code seed for a code-seeded method."""
+
+    seed: int
+    code_seed: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Its folder under data/evaluate/<method>/<task>/ and its row key in the results."""
+        return f"seed{self.seed}" + ("" if self.code_seed is None else f"_code{self.code_seed}")
+
+
+def method_runs(spec: MethodSpec, top) -> list[Run]:
+    """Every run of a method under the params: its fit seeds, crossed with the code seeds if it has them."""
+    seeds = list(getattr(top, spec.fit_seeds))
+    if spec.code_seeds:
+        return [Run(s, c) for s in seeds for c in top.code_seeds]
+    return [Run(s) for s in seeds]
 
 
 METHOD_DIRS_ENV = "MM_METHOD_DIRS"  # extra folders of <name>.yaml method files (os.pathsep-separated)
@@ -91,18 +125,22 @@ def method_spec(name: str) -> MethodSpec:
     except Exception as e:  # omegaconf validation errors
         raise ConfigError(f"bad 'benchmark:' block in conf/method/{name}.yaml: {e}") from e
     spec.label = spec.label or name
+    if spec.fit_seeds not in FIT_SEED_LISTS:
+        raise ConfigError(f"conf/method/{name}.yaml: benchmark.fit_seeds must be one of {FIT_SEED_LISTS}, "
+                          f"got {spec.fit_seeds!r}")
     return spec
 
 
-def build_method(name: str) -> Method:
-    """Instantiate conf/method/<name>.yaml (Hydra `_target_`): the method registry is the conf folder."""
+def build_method(name: str, **overrides: Any) -> Method:
+    """Instantiate conf/method/<name>.yaml (Hydra `_target_`): the method registry is the conf folder.
+    `overrides` are constructor arguments on top of the file's (the evaluate stage's `code_seed`)."""
     from hydra.utils import instantiate
 
     conf = OmegaConf.load(method_config_path(name))
     conf.pop("benchmark", None)
     if "_target_" not in conf:
         raise ConfigError(f"conf/method/{name}.yaml has no `_target_` naming the Method class")
-    method = instantiate(conf)
+    method = instantiate(conf, **overrides)
     if not isinstance(method, Method):
         raise ConfigError(f"conf/method/{name}.yaml built {type(method).__name__}, not a benchmark.method.Method")
     return method
@@ -131,8 +169,23 @@ def task_metadata(task: str) -> dict[str, Any]:
     return {k: get(k) for k in ("name", "title", "category", "metric")}
 
 
-def output_dir(params: DictConfig, cfg: EvaluateConfig, method: str, task: str, seed: int) -> Path:
-    return Path(params.data_dir) / cfg.out_dir / method / task / f"seed{seed}"
+def output_dir(params: DictConfig, cfg: EvaluateConfig, method: str, task: str, seed: int,
+               code_seed: int | None = None) -> Path:
+    return Path(params.data_dir) / cfg.out_dir / method / task / Run(seed, code_seed).name
+
+
+def check_run(spec: MethodSpec, name: str, top, code_seed: int | None) -> None:
+    """A code-seeded method needs a code seed of the params' `code_seeds`; any other method takes none."""
+    if spec.code_seeds and code_seed is None:
+        raise ConfigError(f"{name} is deployed once per code seed (benchmark.code_seeds in "
+                          f"conf/method/{name}.yaml): pass --code-seed, one of the params code_seeds "
+                          f"{list(top.code_seeds)}")
+    if not spec.code_seeds and code_seed is not None:
+        raise ConfigError(f"{name} has no code seeds (benchmark.code_seeds is false in "
+                          f"conf/method/{name}.yaml): drop --code-seed")
+    if code_seed is not None and code_seed not in top.code_seeds:
+        raise ConfigError(f"code seed {code_seed} is not one of the params code_seeds {list(top.code_seeds)} "
+                          "(codegen.code_seeds): codegen wrote no programs for it")
 
 
 class _Slot:
@@ -238,9 +291,10 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
     return total_steps
 
 
-def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
-             make_env: Callable[..., gym.Env] = make, progress: bool = True) -> Path:
-    """Evaluate `method_name` on `task` for `seed` under `params`; return the output folder."""
+def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_env: Callable[..., gym.Env] = make,
+             progress: bool = True, code_seed: int | None = None) -> Path:
+    """Evaluate `method_name` on `task` for fit seed `seed` (and `code_seed`, for a code-seeded method) under
+    `params`; return the output folder."""
     top = root(params)
     cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
     env_cfg: EnvConfig = OmegaConf.to_object(section(params, "env", EnvConfig))
@@ -251,7 +305,8 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
     env_cfg.max_episode_steps = cfg.max_episode_steps
 
     spec = method_spec(method_name)
-    method = build_method(method_name)
+    check_run(spec, method_name, top, code_seed)
+    method = build_method(method_name, **({} if code_seed is None else {"code_seed": code_seed}))
     artefact = method_artefact(spec, method, method_name, task, seed, params, cfg)
     if artefact is not None and not artefact.exists():
         raise FileNotFoundError(
@@ -260,17 +315,26 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
         )
     llm_models = {key: str(params[key].get("model")) for key in spec.llm_models if key in params}
     method_conf = OmegaConf.to_container(OmegaConf.load(method_config_path(method_name)))
-    out = output_dir(params, cfg, method_name, task, seed)
+    out = output_dir(params, cfg, method_name, task, seed, code_seed)
+    policy = method.policy(artefact, task, params)
+    ran = policy.provenance()  # e.g. MaestroMotif's program over skills: path, sha256, llm or reference
 
     # Settings that must match before records from two runs may sit in one file.
-    run_key = provenance.fingerprint({
+    keyed = {
         "method": method_name, "method_conf": method_conf, "task": task, "seed": seed,
         "root_seed": top.root_seed, "profile": top.profile, "env": asdict(env_cfg),
         "artefact": provenance.tree_digest(artefact), "llm_models": llm_models,
-    })
+    }
+    if code_seed is not None:
+        keyed["code_seed"] = code_seed
+    if ran:  # a regenerated program is a new run, never pooled with the old one's episodes
+        keyed["policy_provenance"] = ran
+    run_key = provenance.fingerprint(keyed)
     done = _load_finished(out / EPISODES_FILE, run_key, cfg.episodes)
     pending = [(k, episode_seed(top.root_seed, task, seed, k)) for k in range(cfg.episodes) if k not in done]
     meta = {"method": method_name, "method_label": spec.label, "task": task, "seed": seed}
+    if code_seed is not None:
+        meta.update(skill_seed=seed, code_seed=code_seed)
     try:
         meta.update({f"task_{k}": v for k, v in task_metadata(task).items() if k != "name"})
     except (ImportError, FileNotFoundError, KeyError) as e:
@@ -282,17 +346,20 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
         num_envs=cfg.num_envs, max_episode_steps=cfg.max_episode_steps,
         episode_seeds={"derivation": "derive_seed(root_seed, 'evaluate', task, seed, episode)",
                        "first": episode_seed(top.root_seed, task, seed, 0)},
+        policy_provenance=ran,
     )
-    log.info("evaluate %s on %s, seed %d (%s profile): %d episodes to play, %d already done in %s",
-             method_name, task, seed, top.profile, len(pending), len(done), out)
+    log.info("evaluate %s on %s, %s (%s profile): %d episodes to play, %d already done in %s",
+             method_name, task, Run(seed, code_seed).name, top.profile, len(pending), len(done), out)
 
-    policy = method.policy(artefact, task, params)
     # Policies with global RNG (torch sampling) repeat too; seeded by where this run starts, so a resume is seeded.
-    _seed_process(derive_seed(top.root_seed, "evaluate-policy", method_name, task, seed,
+    run_id = (seed,) if code_seed is None else (seed, "code", code_seed)
+    _seed_process(derive_seed(top.root_seed, "evaluate-policy", method_name, task, *run_id,
                               pending[0][0] if pending else -1))
+    extra = {"policy_provenance": ran} if ran else {}
 
     def on_record(record: dict) -> None:
-        append_jsonl(out / EPISODES_FILE, [{**meta, **record, "profile": top.profile, "run_key": run_key}])
+        append_jsonl(out / EPISODES_FILE,
+                     [{**meta, **record, **extra, "profile": top.profile, "run_key": run_key}])
 
     t0 = time.perf_counter()
     steps = play(policy, lambda: make_env(task=task, cfg=env_cfg), pending, cfg.num_envs, on_record, progress)
@@ -362,12 +429,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--method", required=True, help="a conf/method/<name>.yaml name, e.g. random")
     parser.add_argument("--task", required=True, help="a task name from params.yaml `tasks`")
-    parser.add_argument("--seed", required=True, type=int, help="training/evaluation seed from params.yaml `seeds`")
+    parser.add_argument("--seed", required=True, type=int,
+                        help="fit seed: one of params.yaml `seeds` (MaestroMotif: of `skill_seeds`)")
+    parser.add_argument("--code-seed", type=int, default=None,
+                        help="code-seeded methods (MaestroMotif): which of `code_seeds` deploys its programs")
     parser.add_argument("--params", default=None, help="params file (default: $MM_PARAMS or params.yaml)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
-    out = evaluate(args.method, args.task, args.seed, load_params(args.params), progress=not args.no_progress)
+    out = evaluate(args.method, args.task, args.seed, load_params(args.params), progress=not args.no_progress,
+                   code_seed=args.code_seed)
     log.info("wrote %s", out)
 
 

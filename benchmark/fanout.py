@@ -1,13 +1,16 @@
 """Fan the stage x method x task x seed grid out over a cluster (Hydra launchers), beyond one machine.
 
-    python -m benchmark.fanout -m launcher=slurm profile=paper job.method=maestromotif,random \
+    python -m benchmark.fanout -m launcher=slurm profile=paper job.method=random \
         job.task=gnomish,delphi,minetown job.seed=0,1,2,3,4,5,6,7,8 hydra.launcher.partition=gpu
+    python -m benchmark.fanout -m launcher=slurm profile=paper job.method=maestromotif \
+        job.task=gnomish,delphi job.seed=0,1,2 job.code_seed=0,1,2      # skill seeds x code seeds
 
 `launcher` switches the backend: local (in-process, default), submitit_local (one process per job),
 slurm (Hydra's submitit launcher) or ray (a local Ray instance, or a cluster given by
 hydra.launcher.ray.init.address). Each job composes the same config tree as params.yaml (conf/config.yaml
 plus the profile and overrides) and calls the stage's own function, so it writes exactly the outputs
-`dvc repro` would (data/evaluate/<method>/<task>/seed<S>/), resumably. Afterwards, `python -m
+`dvc repro` would (data/evaluate/<method>/<task>/seed<S>/, code-seeded methods .../seed<S>_code<C>/),
+resumably. Afterwards, `python -m
 benchmark.aggregate` and `python -m benchmark.report` (or `dvc commit` + `dvc repro`) pick them up.
 """
 from __future__ import annotations
@@ -41,8 +44,8 @@ def job_params(cfg: DictConfig) -> DictConfig:
 
 
 def run_job(cfg: DictConfig) -> str:
-    """Run one (stage, method, task, seed) job; return the folder it wrote."""
-    from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_spec
+    """Run one (stage, method, task, seed[, code seed]) job; return the folder it wrote."""
+    from benchmark.evaluate import EvaluateConfig, build_method, check_run, method_artefact, method_spec
     from benchmark.evaluate import evaluate
     from benchmark.config import section
     from benchmark.fit import fit
@@ -52,20 +55,28 @@ def run_job(cfg: DictConfig) -> str:
         raise ValueError(f"job.stage must be one of {STAGES}, got {job.stage!r}")
     params = job_params(cfg)
     method, task, seed = str(job.method), str(job.task), int(job.seed)
+    code_seed = None if job.get("code_seed") is None else int(job.code_seed)
     if job.stage == "fit":
         return str(fit(method, seed, params))
     ev = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
-    artefact = method_artefact(method_spec(method), build_method(method), method, task, seed, params, ev)
+    spec = method_spec(method)
+    check_run(spec, method, root(params), code_seed)  # before any fit: a bad job trains nothing
+    artefact = method_artefact(spec, build_method(method), method, task, seed, params, ev)
+    if artefact is not None and not artefact.exists() and spec.code_seeds:
+        # the jobs of one fit seed's code seeds would all train the same network at once
+        raise FileNotFoundError(f"no artefact at {artefact}: fit {method} first (job.stage=fit "
+                                f"job.seed={seed}), then fan out its code seeds")
     if artefact is not None and not artefact.exists():
         log.info("no artefact at %s: running %s's fit() first", artefact, method)
         fit(method, seed, params)
-    return str(evaluate(method, task, seed, params, progress=False))
+    return str(evaluate(method, task, seed, params, progress=False, code_seed=code_seed))
 
 
 @hydra.main(config_path="../conf", config_name="fanout", version_base="1.3")
 def main(cfg: DictConfig) -> str:
     out = run_job(cfg)
-    log.info("%s %s/%s/seed%s -> %s", cfg.job.stage, cfg.job.method, cfg.job.task, cfg.job.seed, out)
+    code = "" if cfg.job.get("code_seed") is None else f"_code{cfg.job.code_seed}"
+    log.info("%s %s/%s/seed%s%s -> %s", cfg.job.stage, cfg.job.method, cfg.job.task, cfg.job.seed, code, out)
     return out
 
 

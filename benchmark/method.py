@@ -33,6 +33,13 @@ class Policy(ABC):
         """Extra numbers for the record of the episode env `env_id` just finished (e.g. LLM tokens)."""
         return {}
 
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """What this policy runs beyond its fit() artefact, named for every evaluation record: one entry per
+        part, e.g. {"program": {"path": ..., "sha256": ..., "source": "llm" | "reference",
+        "fallback": bool, ...}}. A part with "fallback": true ran a reference stand-in for LLM-written code;
+        the tables mark it. Default: nothing beyond the artefact."""
+        return {}
+
     @abstractmethod
     def act(self, obs: dict[str, np.ndarray], state: Any, episode_start: np.ndarray) -> tuple[np.ndarray, Any]:
         """Actions (int array, one per env) for a batch of observations stacked along axis 0.

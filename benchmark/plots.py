@@ -52,7 +52,8 @@ def category_bars(scores: pd.DataFrame, stem: Path, profile: str, seeds: Sequenc
     """Fig. 1 style: per-category normalised score per method, bars = mean over seeds, whiskers = s.e.
 
     scores: one row per (method_label, task, seed) with columns category and normalised."""
-    per_seed = scores.groupby(["method_label", "category", "seed"], as_index=False)["normalised"].mean()
+    run = "run" if "run" in scores else "seed"  # a run: a seed, or MaestroMotif's (skill seed, code seed) pair
+    per_seed = scores.groupby(["method_label", "category", run], as_index=False)["normalised"].mean()
     order = [c for c in CATEGORY_ORDER if c in set(per_seed["category"])]
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(order), 3.6))
     sns.barplot(data=per_seed, x="category", y="normalised", hue="method_label", order=order,

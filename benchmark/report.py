@@ -10,6 +10,10 @@ results/figures/          category bars (Fig. 1), per-task bars vs the paper, Ma
                           score-maximising agents (Fig. 5), IQM intervals, per-skill reward curves
                           (Fig. 8b/c) when the train stage wrote them
 results/report.md         all of the above with the provenance that produced it
+
+A cell of ours whose runs (some or all) ran a reference stand-in for LLM-written code (MaestroMotif: codegen
+fell back to our reference program over skills, or wrote none) carries a dagger (†), and the table's
+footnote lists those cells with their run counts.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
+FALLBACK_MARK = "†"
 TABLES = {  # table number -> (categories, caption)
     1: (("navigation", "interaction"), "Navigation (success rate) and interaction (items per episode) tasks"),
     2: (("composite",), "Composite tasks (success rate)"),
@@ -72,18 +77,24 @@ def build_table(summary: pd.DataFrame, paper: pd.DataFrame, table: int, methods:
         t_ours = ours[ours["task"] == task]
         metric = t_ours["metric"].iloc[0]
         for header, source, key in columns:
+            fallback, parts = 0, ""
             if source == "ours":
                 r = t_ours[t_ours["method"] == key]
                 mean, se = (float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
                 n, eps = (int(r["n_seeds"].iloc[0]), int(r["episodes_per_seed"].iloc[0])) if len(r) else (0, 0)
+                if len(r) and "n_fallback_runs" in r:
+                    fallback = int(r["n_fallback_runs"].iloc[0])
+                    parts = "" if pd.isna(r["fallback_parts"].iloc[0]) else str(r["fallback_parts"].iloc[0])
             else:
                 r = paper_t[(paper_t["task"] == title) & (paper_t["method"] == key)]
                 mean, se = (float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
                 n, eps = 9, None  # "All results are averaged across nine seeds"
+            cell = format_value(mean, se, metric) + (f" {FALLBACK_MARK}" if fallback else "")
             rows.append({"table": table, "task": task, "title": title, "category": t_ours["category"].iloc[0],
                          "metric": metric, "column": header, "source": source,
                          "profile": profile if source == "ours" else "paper", "mean": mean, "stderr": se,
-                         "n_seeds": n, "episodes_per_seed": eps, "cell": format_value(mean, se, metric)})
+                         "n_seeds": n, "episodes_per_seed": eps, "n_fallback_runs": fallback,
+                         "fallback_parts": parts, "cell": cell})
     return pd.DataFrame(rows)
 
 
@@ -92,7 +103,28 @@ def table_markdown(long: pd.DataFrame, table: int, header_note: str) -> str:
     wide = wide.reindex(index=list(dict.fromkeys(long["title"])), columns=list(dict.fromkeys(long["column"])))
     lines = [f"| Task | {' | '.join(wide.columns)} |", "|---" * (len(wide.columns) + 1) + "|"]
     lines += [f"| {t} | {' | '.join(str(c) for c in row)} |" for t, row in zip(wide.index, wide.to_numpy())]
-    return f"**Table {table}. {TABLES[table][1]}.** {header_note}\n\n" + "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n" + fallback_note(long)
+    return f"**Table {table}. {TABLES[table][1]}.** {header_note}\n\n" + body
+
+
+def fallback_note(long: pd.DataFrame) -> str:
+    """The footnote of the cells marked with the dagger: which, and in how many of their runs."""
+    marked = long[long["n_fallback_runs"] > 0] if "n_fallback_runs" in long else long.iloc[:0]
+    if marked.empty:
+        return ""
+    cells = "; ".join(f"{r.column}, {r.title}: {r.n_fallback_runs} of {r.n_seeds} runs ({r.fallback_parts})"
+                      for r in marked.itertuples())
+    return (f"\n{FALLBACK_MARK} Ran our reference code in place of LLM-written code (the codegen stage fell "
+            f"back, or wrote none; the part is in brackets) in some or all runs: {cells}. The evaluation "
+            "records' `policy_provenance` names each run's files and hashes.\n")
+
+
+def runs_note(methods: Sequence[str], top) -> str:
+    """How the code-seeded methods' runs are made (MaestroMotif: skill seeds x code seeds), for the notes."""
+    specs = [method_spec(m) for m in methods]
+    return "".join(f"; {spec.label}: {spec.fit_seeds.replace('_', ' ')} {list(top[spec.fit_seeds])} x "
+                   f"code seeds {list(top.code_seeds)} (n={len(top[spec.fit_seeds]) * len(top.code_seeds)} runs)"
+                   for spec in specs if spec.code_seeds)
 
 
 def load_curves(pattern: str) -> pd.DataFrame | None:
@@ -130,9 +162,10 @@ def report(params: DictConfig) -> Path:
     labels = {m: method_spec(m).label for m in methods}
     episodes = int(summary["episodes_per_seed"].min())
     aprov = prov["aggregate"]
-    note = (f"Ours: profile **{top.profile}**, seeds {seeds} (n={len(seeds)}), {episodes} episodes per seed, "
-            f"episode cap {params.evaluate.max_episode_steps} steps, NLE {aprov.get('nle_version')}, "
-            f"code {aprov.get('git_describe')}; mean ± standard error over seeds. Paper: 9 seeds, full budget.")
+    note = (f"Ours: profile **{top.profile}**, seeds {seeds} (n={len(seeds)}){runs_note(methods, top)}, "
+            f"{episodes} episodes per run, episode cap {params.evaluate.max_episode_steps} steps, NLE "
+            f"{aprov.get('nle_version')}, code {aprov.get('git_describe')}; mean ± standard error over runs, "
+            "each run one seed. Paper: 9 seeds, full budget.")
 
     sections, written = [], []
     for table in TABLES:
@@ -166,7 +199,8 @@ def report(params: DictConfig) -> Path:
                       "the Fig. 8b/c plot is skipped.")
         log.warning(curve_note)
     else:
-        figs += plots.skill_curves(curves, figures / "skill_reward_curves", top.profile, seeds, fmt)
+        figs += plots.skill_curves(curves, figures / "skill_reward_curves", top.profile, list(top.skill_seeds),
+                                   fmt)
         curve_note = f"Per-skill reward curves from {curves['seed'].nunique()} training run(s) at `{curves_glob}`."
 
     poi = agg.get("probability_of_improvement", {})
@@ -191,7 +225,8 @@ def report(params: DictConfig) -> Path:
         f"ids, NLE version, git describe, episode count, episode seeds): `provenance.json`.", "",
         f"- methods: {', '.join(f'{m} ({labels[m]})' for m in methods)}",
         f"- tasks: {', '.join(top.tasks)}",
-        f"- root seed {top.root_seed}; seeds {seeds}; {episodes} episodes per (method, task, seed)",
+        (f"- root seed {top.root_seed}; seeds {seeds}{runs_note(methods, top)}; {episodes} episodes per "
+         "(method, task, run)"),
         f"- NLE {aprov.get('nle_version')}; code {aprov.get('git_describe')}; packages {aprov.get('packages')}", "",
     ])
     write_text(results / "report.md", text)

@@ -66,7 +66,9 @@ class CodegenConfig:
     """The `codegen` section of the params (conf/codegen/default.yaml = the paper's values)."""
 
     programs: list[str] = field(default_factory=lambda: list(PROGRAM_NAMES))
-    code_seeds: int = 3  # paper: 3 code-generation seeds per program
+    # paper: 3 code-generation seeds per program; seed k writes data/codegen/<program>/seed<k>/ and samples
+    # with derive_seed(root_seed, "codegen", k), so adding a seed leaves the others' programs as they are
+    code_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # The released hf_llama.py scripts: every task program and the training policy's steps 2-3 allow 3
     # refinements (`iterations < 4`) and 10,000 tokens per answer; the training policy's first step
     # (select_skill) allows 4 (`iterations < 5`) and 5,000 tokens per answer, code and check alike.
@@ -97,8 +99,11 @@ class CodegenConfig:
         tasks = [p for p in self.programs if p != TRAINING]
         if tasks and TRAINING not in self.programs:
             raise ValueError("codegen.programs must include 'training': task prompts show the training policy")
-        if self.code_seeds < 1 or self.max_refinements < 0 or self.max_tokens < 1 or self.check_max_tokens < 1:
-            raise ValueError("codegen: code_seeds >= 1, max_refinements >= 0, max_tokens and check_max_tokens >= 1")
+        seeds = list(self.code_seeds)
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"codegen.code_seeds must be a non-empty list of distinct seeds >= 0, got {seeds}")
+        if self.max_refinements < 0 or self.max_tokens < 1 or self.check_max_tokens < 1:
+            raise ValueError("codegen: max_refinements >= 0, max_tokens and check_max_tokens >= 1")
         if self.select_skill_max_refinements is not None and self.select_skill_max_refinements < 0:
             raise ValueError("codegen.select_skill_max_refinements must be >= 0, or null for max_refinements")
         if self.select_skill_max_tokens is not None and self.select_skill_max_tokens < 1:
@@ -352,9 +357,10 @@ class Coder:
 
 # ---------------------------------------------------------------- the stage
 def config_fingerprint(cfg: CodegenConfig, coder_llm: Any, root_seed: int) -> str:
-    # batching caps change how requests are grouped, not what is generated; an unset select_skill cap
-    # generates what the fields before it existed generated, so it keeps the fingerprint of that time
-    settings = {k: v for k, v in asdict(cfg).items() if k != "max_batch_prompt_tokens"
+    # batching caps change how requests are grouped, not what is generated; code seed k's program does not
+    # depend on which other seeds are generated; an unset select_skill cap generates what the fields before
+    # it existed generated, so it keeps the fingerprint of that time
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("max_batch_prompt_tokens", "code_seeds")
                 and not (k.startswith("select_skill_") and v is None)}
     data = json.dumps({"codegen": settings, "coder_llm": coder_llm, "root_seed": root_seed}, sort_keys=True,
                       default=str)
@@ -436,7 +442,7 @@ class CodegenStage:
 
     def run(self) -> dict:
         start = time.perf_counter()
-        seeds = list(range(self.cfg.code_seeds))
+        seeds = list(self.cfg.code_seeds)
         with Sandbox(timeout_s=self.cfg.unit_test_timeout_s, memory_mb=self.cfg.sandbox_memory_mb) as sandbox:
             self.sandbox = sandbox
             if self.cfg.generate_init_term and self.cfg.programs:

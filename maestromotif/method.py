@@ -1,9 +1,11 @@
-"""MaestroMotif as a benchmark Method: skills are trained once per seed, then deployed zero-shot per task.
+"""MaestroMotif as a benchmark Method: skills trained once per skill seed, then deployed zero-shot per task.
 
-fit() runs the train_skills stage (maestromotif.rl.train) for the seed; policy() pairs the trained
-network with the task's program over skills: codegen's data/codegen/<task>/seed<code_seed>/program.py
-when it exists, else maestromotif.options' reference program of the task (the fallback). A small task
-variant (benchmark.variants) without a program of its own runs its paper task's program: the variant
+fit() runs the train_skills stage (maestromotif.rl.train) for the skill seed; policy() pairs the trained
+network with the task's program over skills of code seed `code_seed` (the evaluate stage builds the method
+once per params `code_seeds` entry: the paper's 3 skill seeds x 3 code seeds): codegen's
+data/codegen/<task>/seed<code_seed>/program.py when it exists, else maestromotif.options' reference program
+of the task (the fallback). Every evaluation record names the program that ran (Policy.provenance). A small
+task variant (benchmark.variants) without a program of its own runs its paper task's program: the variant
 keeps that task's goal, only the levels are smaller.
 """
 from __future__ import annotations
@@ -33,14 +35,20 @@ class MaestroMotif(Method):
         return Path(out_dir)
 
     def policy(self, artefact: Path, task: str, params: Any) -> Policy:
+        from maestromotif.options.program import load_program
         from maestromotif.rl.policy import SkillPolicy
         from maestromotif.rl.sf_env import resolve_program
 
         run = self.run_dir(Path(artefact))
         codegen = self.codegen_dir or str(Path(params.get("data_dir", "data")) / "codegen")
-        program = resolve_program(self.program_task(task, codegen), codegen, self.code_seed)
+        name = self.program_task(task, codegen)
+        where = resolve_program(name, codegen, self.code_seed)  # codegen's folder, or the name (reference)
+        program = load_program(where)  # loaded once: this Program runs in every env and the records name it
         seed = json.loads((run / "summary.json").read_text()).get("seed", 0) if (run / "summary.json").exists() else 0
-        return SkillPolicy.from_run(run, program, deterministic=self.deterministic, seed=seed)
+        file = Path(where) / "program.py" if where != name else None
+        provenance = {"program": program_provenance(program, self.code_seed, file, Path(codegen) / name)}
+        return SkillPolicy.from_run(run, program, deterministic=self.deterministic, seed=seed,
+                                    provenance=provenance)
 
     def program_task(self, task: str, codegen_dir: str) -> str:
         """The task whose program runs: the task itself, or a small variant's paper task when the variant
@@ -59,3 +67,23 @@ class MaestroMotif(Method):
         if (artefact / "run.json").exists():
             return Path(json.loads((artefact / "run.json").read_text())["run_dir"])
         return artefact
+
+
+def program_provenance(program, code_seed: int, file: Path | None, codegen_program_dir: Path) -> dict:
+    """The record's entry for a program over skills: which file, its hash, and whether the LLM wrote it.
+
+    source "llm": codegen's program passed its checks; "reference" with fallback true: codegen fell back to
+    our reference program (its summary says why), or wrote nothing for this task and code seed (the
+    built-in reference ran, path null); "file": a program.py without a codegen summary."""
+    path = str(file) if file is not None else None
+    entry = {"name": program.name, "code_seed": int(code_seed), "sha256": program.sha256}
+    if program.origin == "llm":
+        return {**entry, "path": path, "source": "llm", "fallback": False, "reason": ""}
+    if program.origin == "reference-fallback":
+        return {**entry, "path": path, "source": "reference", "fallback": True,
+                "reason": program.meta.get("reason") or "codegen fell back to the reference program"}
+    if program.origin == "reference":
+        return {**entry, "path": None, "source": "reference", "fallback": True,
+                "reason": f"no codegen program at {codegen_program_dir}/seed{code_seed}/program.py: the "
+                          "built-in reference program ran"}
+    return {**entry, "path": path, "source": "file", "fallback": False, "reason": ""}

@@ -60,18 +60,24 @@ def load_actor_critic(run: Path, checkpoint: Path | None = None):
 class SkillPolicy(Policy):
     """Acts in a batch of envs with the skill network; the skill comes from the task program's wrapper."""
 
-    def __init__(self, model, cfg, program: str, deterministic: bool = False, seed: int = 0):
+    def __init__(self, model, cfg, program, deterministic: bool = False, seed: int = 0,
+                 provenance: dict | None = None):
+        """program: a maestromotif.options.program.Program, or a name/codegen folder for load_program."""
         self.model, self.cfg = model, cfg
         self.program, self.deterministic, self.seed = program, deterministic, seed
+        self._provenance = dict(provenance or {})
         self.keys = tuple(observation_space(cfg.mm_crop_mode).spaces)
         self._envs = 0
 
     @classmethod
-    def from_run(cls, run: str | Path, program: str, deterministic: bool = False, seed: int = 0,
-                 checkpoint: str | Path | None = None) -> "SkillPolicy":
+    def from_run(cls, run: str | Path, program, deterministic: bool = False, seed: int = 0,
+                 checkpoint: str | Path | None = None, provenance: dict | None = None) -> "SkillPolicy":
         model, cfg, ckpt = load_actor_critic(Path(run), Path(checkpoint) if checkpoint else None)
-        log.info("skill policy from %s with program %s", ckpt, program)
-        return cls(model, cfg, program, deterministic, seed)
+        log.info("skill policy from %s with program %s", ckpt, getattr(program, "name", program))
+        return cls(model, cfg, program, deterministic, seed, provenance)
+
+    def provenance(self) -> dict:
+        return {k: dict(v) for k, v in self._provenance.items()}
 
     def wrap_env(self, env: gym.Env) -> gym.Env:
         self._envs += 1  # each env's program gets its own random stream

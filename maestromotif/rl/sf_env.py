@@ -205,8 +205,9 @@ def resolve_program(name: str, codegen_dir: str | Path | None, code_seed: int) -
     return str(folder) if (folder / "program.py").is_file() else name
 
 
-def wrap_skills(env: gym.Env, program: str, seed: int) -> gym.Env:
-    """Add the skill protocol: a policy over skills (name or codegen folder), or the isolated ablation."""
+def wrap_skills(env: gym.Env, program, seed: int) -> gym.Env:
+    """Add the skill protocol: a policy over skills (a Program, a name or a codegen folder), or the isolated
+    ablation."""
     if program == "isolated":
         return IsolatedSkill(env, first=seed % NUM_SKILLS)
     from maestromotif.options.wrapper import OptionsWrapper

@@ -77,7 +77,7 @@ class RLConfig:
     # skills
     program: str = "training"  # the training policy over skills; "isolated" = the ablation without one
     codegen_dir: str = "data/codegen"  # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
-    code_seed: int = 0  # which generated training program (the reference program when codegen has none)
+    code_seed: int = 0  # which generated training program, for every skill seed (one of codegen.code_seeds)
     reward_dir: str = "data/reward"  # conf sets ${data_dir}/reward
     # plumbing
     device: str = "auto"  # auto: cuda when available, else cpu
@@ -258,6 +258,10 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
 
 
 def _check_inputs(rl: RLConfig, top, skill_rewards: bool = True) -> None:
+    if skill_rewards and rl.program != "isolated" and rl.code_seed not in top.code_seeds:
+        raise ValueError(f"rl.code_seed={rl.code_seed} (the training program's code seed) is not one of the "
+                         f"params code_seeds {list(top.code_seeds)}: codegen writes no program for it; set "
+                         "rl.code_seed to one of codegen.code_seeds")
     missing = [s for s in top.skills if skill_rewards and not (Path(rl.reward_dir) / s / "model.pt").exists()]
     if missing:
         raise FileNotFoundError(
@@ -289,7 +293,11 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     if args.params:
         os.environ["MM_PARAMS"] = str(Path(args.params).resolve())
-    train(load_params(args.params), args.seed)
+    params = load_params(args.params)
+    if args.seed not in root(params).skill_seeds:
+        raise SystemExit(f"--seed {args.seed} is not one of the params skill_seeds {list(root(params).skill_seeds)} "
+                         "(one skill network per skill seed; set skill_seeds in conf/ or the profile)")
+    train(params, args.seed)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def test_records_have_every_field_and_the_output_has_provenance(reference):
         assert key in prov, key
     assert prov["episodes"] == 3 and prov["task_title"] == "Gnomish Mines"
     assert json.loads((out / "summary.json").read_text())["episodes"] == 3
+    # a plain-seed method: no code seed, and nothing beyond its artefact to name (Policy.provenance is empty)
+    assert out.name == "seed0" and all("code_seed" not in r and "policy_provenance" not in r for r in records)
 
 
 @pytest.mark.timeout(300)
@@ -90,3 +92,10 @@ def test_unknown_method_and_task_are_clear_errors(tmp_path):
 def test_missing_artefact_says_which_stage_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="training stage"):
         evaluate.evaluate("random", "gnomish", 0, ci_params(tmp_path))
+
+
+def test_a_code_seed_for_a_method_without_code_seeds_is_a_clear_error(tmp_path):
+    params = ci_params(tmp_path)
+    fit("random", 0, params)
+    with pytest.raises(config.ConfigError, match="has no code seeds.*drop --code-seed"):
+        evaluate.evaluate("random", "gnomish", 0, params, code_seed=0)

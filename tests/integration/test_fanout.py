@@ -50,3 +50,22 @@ def test_submitit_local_launcher(tmp_path):
 def test_local_ray_launcher(tmp_path):
     fan_out(tmp_path, "ray")
     check_outputs(tmp_path)
+
+
+def job_config(tmp_path, *overrides):
+    """The fan-out's composed config for one job (what @hydra.main hands run_job), without a launcher."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config.CONF_DIR), version_base="1.3"):
+        return compose("fanout", overrides=["profile=ci", f"data_dir={tmp_path}/data", *overrides])
+
+
+def test_code_seed_jobs_are_checked_before_anything_runs(tmp_path):
+    from benchmark.fanout import run_job
+
+    with pytest.raises(config.ConfigError, match="has no code seeds"):
+        run_job(job_config(tmp_path, "job.method=random", "job.code_seed=0", "evaluate.episodes=1"))
+    # a code-seed job never trains: the code seeds of one network would train it at once
+    with pytest.raises(FileNotFoundError, match="fit maestromotif first"):
+        run_job(job_config(tmp_path, "job.method=maestromotif", "job.code_seed=0"))
+    assert not (tmp_path / "data" / "fit").exists()

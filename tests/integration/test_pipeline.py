@@ -29,9 +29,14 @@ def results(tmp_path_factory):
 def test_per_seed_scores_and_summary(results):
     scores = pd.read_csv(results / "scores_per_seed.csv")
     assert len(scores) == len(TASKS) * 2 and set(scores["profile"]) == {"ci"}
+    # plain seeds: one run per seed, no code seed, nothing ran in place of LLM-written code
+    assert set(scores["run"]) == {"seed0", "seed1"} and scores["code_seed"].isna().all()
+    assert scores["fallback"].isna().all()
     summary = pd.read_csv(results / "summary.csv")
     assert set(summary["n_seeds"]) == {2} and set(summary["episodes_per_seed"]) == {2}
+    assert set(summary["n_fallback_runs"]) == {0}
     agg = json.loads((results / "aggregate.json").read_text())
+    assert agg["runs"] == {"random": ["seed0", "seed1"]}
     assert set(agg["iqm"]) == {"all", "navigation", "interaction", "composite"}
     prov = json.loads((results / "provenance.json").read_text())
     assert len(prov["evaluations"]) == len(TASKS) * 2 and prov["aggregate"]["profile"] == "ci"

@@ -63,3 +63,29 @@ def ci_params(tmp_path, *overrides: str):
     path = tmp_path / "params.yaml"
     write_params(cfg, path)
     return cfg, path
+
+
+def untrained_skill_run(params, seed: int = 0):
+    """A train_skills run dir as deployment reads it (sample-factory config.json + one checkpoint), holding the
+    real skill network at its random initialisation: evaluation tests need the network, not its training."""
+    import json
+
+    import gymnasium as gym
+    from sample_factory.cfg.arguments import cfg_dict
+    from sample_factory.model.actor_critic import create_actor_critic
+
+    from benchmark.config import section
+    from benchmark.env import ACTIONS
+    from maestromotif.rl.obs import observation_space
+    from maestromotif.rl.sf_run import parse_cfg
+    from maestromotif.rl.train import EXPERIMENT, RLConfig, run_dir, sf_argv
+
+    run = run_dir(params, seed)
+    cfg = parse_cfg(sf_argv(section(params, "rl", RLConfig), params, seed, run))
+    (run / EXPERIMENT / "checkpoint_p0").mkdir(parents=True, exist_ok=True)
+    (run / EXPERIMENT / "config.json").write_text(json.dumps(cfg_dict(cfg), default=str))
+    torch.manual_seed(seed)
+    model = create_actor_critic(cfg, observation_space(cfg.mm_crop_mode), gym.spaces.Discrete(len(ACTIONS)))
+    torch.save({"model": model.state_dict()}, run / EXPERIMENT / "checkpoint_p0" / "checkpoint_000000000_0.pth")
+    (run / "summary.json").write_text(json.dumps({"seed": seed, "note": "untrained (tests)"}))
+    return run

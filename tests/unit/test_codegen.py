@@ -334,3 +334,20 @@ def test_init_term_generation_can_be_switched_off(tmp_path):
     from maestromotif.options.program import init_term_provenance
 
     assert init_term_provenance(folder)["source"] == "reference"
+
+
+@pytest.mark.timeout(300)
+def test_code_seeds_are_a_list_and_adding_one_keeps_the_others(tmp_path):
+    """codegen.code_seeds names the seeds (the evaluate stage deploys exactly these); seed k's program does not
+    depend on which other seeds are generated, so adding a seed redoes nothing already written."""
+    fake = FakeCoder(lambda step: (good_answer(step), "Yes"))
+    CodegenStage(params_for(tmp_path, "codegen.programs=[training]", "codegen.code_seeds=[1]"), engine=fake).run()
+    out = tmp_path / "data" / "codegen" / "training"
+    assert (out / "seed1" / "program.py").is_file() and not (out / "seed0").exists()
+    seed1 = (out / "seed1" / "summary.json").read_text()
+    more = FakeCoder(lambda step: (good_answer(step), "Yes"))
+    overall = CodegenStage(params_for(tmp_path, "codegen.programs=[training]", "codegen.code_seeds=[0,1]"),
+                           engine=more).run()
+    assert overall["programs"] == 2 and (out / "seed0" / "program.py").is_file()
+    assert more.calls == fake.calls  # one seed's conversations: seed 0's, seed 1 was not redone
+    assert (out / "seed1" / "summary.json").read_text() == seed1

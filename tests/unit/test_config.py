@@ -54,3 +54,20 @@ def test_params_round_trip_and_unchanged_file_is_not_rewritten(tmp_path):
 def test_missing_params_file_says_how_to_make_it(tmp_path):
     with pytest.raises(config.ConfigError, match="python -m benchmark.config"):
         config.load_params(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("profile, skill_seeds, code_seeds", [
+    ("ci", [0], [0]), ("small", [0, 1, 2], [0]), ("paper", [0, 1, 2], [0, 1, 2])])
+def test_maestromotif_runs_cross_skill_seeds_with_the_codegen_seeds(profile, skill_seeds, code_seeds):
+    """The paper's 9 seeds are 3 networks x 3 code seeds: 3 networks trained, not 9."""
+    cfg = config.compose(profile)
+    assert list(cfg.skill_seeds) == skill_seeds and list(cfg.code_seeds) == code_seeds
+    assert list(cfg.codegen.code_seeds) == code_seeds  # one source: top-level code_seeds follows codegen
+    assert list(config.compose(profile, ["codegen.code_seeds=[4,5]"]).code_seeds) == [4, 5]
+
+
+def test_code_seeds_that_disagree_with_codegen_name_the_one_source():
+    with pytest.raises(config.ConfigError, match="codegen.code_seeds is the one source"):
+        config.compose("ci", ["code_seeds=[0,1]"])
+    with pytest.raises(config.ConfigError, match="distinct seeds"):
+        config.compose("ci", ["skill_seeds=[0,0]"])

@@ -66,3 +66,38 @@ def test_report_refuses_results_of_another_profile(tmp_path):
     (tmp_path / "provenance.json").write_text("{}")
     with pytest.raises(config.ConfigError, match="never mix profiles"):
         report.report(params)
+
+
+def fake_maestromotif_scores():
+    """FAKE per-run scores of a 3 skill seeds x 3 code seeds MaestroMotif on one task (not results)."""
+    values = [0.1, 0.2, 0.3, 0.5, 0.4, 0.6, 0.2, 0.9, 0.7]
+    return pd.DataFrame([{"method": "maestromotif", "task": "gnomish", "seed": s, "code_seed": c,
+                          "run": f"seed{s}_code{c}", "fallback": "program" if (s, c) == (2, 1) else "",
+                          "category": "navigation", "metric": "success", "score": values[3 * s + c],
+                          "normalised": values[3 * s + c], "episodes": 4, "profile": "ci"}
+                         for s in range(3) for c in range(3)])
+
+
+def test_standard_error_treats_each_skill_and_code_seed_pair_as_one_seed():
+    scores = fake_maestromotif_scores()
+    row = aggregate.summarise(scores).iloc[0]
+    assert row["n_seeds"] == 9 and row["n_fallback_runs"] == 1 and row["fallback_parts"] == "program"
+    assert row["mean"] == pytest.approx(scores["score"].mean())
+    assert row["stderr"] == pytest.approx(scores["score"].std(ddof=1) / 3)  # sqrt(9): not 3 network means
+    matrix = aggregate.score_matrix(scores, "maestromotif", ["gnomish"])
+    assert matrix[:, 0].tolist() == scores["score"].tolist()  # 9 runs, seed-major, none merged
+
+
+def test_cells_whose_runs_ran_a_fallback_program_are_marked(paper):
+    ours = aggregate.summarise(fake_maestromotif_scores()).assign(method_label="MaestroMotif")
+    summary = pd.concat([ours, fake_summary().assign(n_fallback_runs=0, fallback_parts="")])
+    long = report.build_table(summary, paper, 1, ["maestromotif", "random"], ReportConfig(), "ci")
+    cell = long[(long["column"] == "MaestroMotif (ours, ci)") & (long["task"] == "gnomish")].iloc[0]
+    assert cell["cell"].endswith(" †") and cell["n_fallback_runs"] == 1
+    assert not long[long["column"] == "Random (ours, ci)"]["cell"].str.contains("†").any()
+    md = report.table_markdown(long, 1, "FAKE note")
+    assert "† Ran our reference code in place of LLM-written code" in md
+    assert "MaestroMotif (ours, ci), Gnomish Mines: 1 of 9 runs (program)" in md
+    clean = report.table_markdown(report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci"),
+                                  1, "FAKE note")
+    assert "†" not in clean
