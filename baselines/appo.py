@@ -143,7 +143,7 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[
                       reward_clip: float = 10.0, intrinsic: Optional[dict] = None) -> gym.Env:
     """sample-factory env factory (via maestromotif.rl.sf_env.make_factory_env) for the baselines."""
     from maestromotif.rl.obs import PolicyObservation
-    from maestromotif.rl.sf_env import CrashReport
+    from maestromotif.rl.sf_env import CrashReport, OwnSeeds
 
     if reward not in REWARDS:
         raise ValueError(f"reward={reward!r}: choose one of {REWARDS}")
@@ -162,7 +162,7 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[
         spec = intrinsic or {}
         env = IntrinsicRewardWrapper(env, _intrinsic(spec["kind"], spec["path"],
                                                      json.dumps(spec.get("config", {}), sort_keys=True)))
-    return PolicyObservation(CrashReport(env), cfg.mm_crop_mode)
+    return OwnSeeds(PolicyObservation(CrashReport(env), cfg.mm_crop_mode), env_seed)
 
 
 # --- training -------------------------------------------------------------------------------------------

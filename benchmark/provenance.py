@@ -72,6 +72,27 @@ def tree_digest(path: str | Path | None, ignore: tuple[str, ...] = ("provenance.
     return digest.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def machine() -> dict[str, str]:
+    """What a floating-point result depends on besides the code: CPU model and instruction set, torch build.
+    Two machines with the same record compute bit-identical single-threaded CPU results."""
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        torch_build = f"{torch.__version__} {torch.backends.cpu.get_cpu_capability()}"
+    except Exception:  # torch missing or too old to say
+        torch_build = package_version("torch") or "none"
+    return {"cpu": cpu, "arch": platform.machine(), "torch": torch_build}
+
+
 def record(*, stage: str, profile: str, root_seed: int, **fields: Any) -> dict[str, Any]:
     """The provenance block of one output: stage, profile, seeds, code and package versions, plus `fields`
     (method, task, seed, llm_models, episodes, ... as the stage knows them)."""

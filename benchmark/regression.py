@@ -19,6 +19,8 @@ What is checked (conf/regression/default.yaml, section `regression`), on the ci 
     intrinsic/*  the paper's intrinsic reward along a recorded trajectory (ci collect, episode 0)
     stats/*      mean/SE, IQM, bootstrap CIs (fixed bootstrap seed) and P(X > Y) on fixed matrices
     options/encoder_*   the skill network's encoder (seeded init) on those network inputs
+  machine (exact on the machine kind the reference was measured on)
+    weights/*    the trained rows' networks (below)
   stochastic (a bound from the measured spread)
     policy/<method>/<task>   mean task value of `episodes` seeded episodes on a small variant, for every
                  method in `regression.methods` (reference methods: nothing to train) and every method in
@@ -39,10 +41,18 @@ with K the number of stochastic rows and alpha (`false_alarm_rate`) the family-w
 (Bonferroni). Unchanged code replays block 0 exactly; the bound matters when a legitimate change
 re-randomises the episodes (a new NLE build, a policy that consumes its RNG differently).
 
-Trained rows. Training is not bit-reproducible (asynchronous APPO workers), so for a trained method block r
-is a whole training run: training seed r, then `episodes` episodes of block r. `--update` trains seeds
-1..`train_repeats`; the block means' spread then holds the training-to-training variation as well as the
-episodes', and the check (training seed 0, block 0) is compared with the same formula.
+Trained rows. The check trains with rl.reproducible (sample-factory's serial, synchronous mode, one torch
+thread, env seeds fixed by the env factory): the run is a function of the code and settings on one kind
+of machine, whatever else runs beside it. Two rows per trained method and task:
+  weights/<method>/<task>  (kind "machine") a hash of the trained network. Compared exactly when the check
+                 runs on the machine kind the reference was measured on (benchmark.provenance.machine():
+                 CPU model, instruction set, torch build); elsewhere reported, not compared, since another
+                 CPU computes other floats and the run diverges.
+  policy/<method>/<task>   (stochastic) the trained policy's mean task value. `--update` trains seeds
+                 1..`train_repeats` (block r = training seed r, then block r's episodes), so the block means'
+                 spread holds the training-to-training variation as well as the episodes'; the check
+                 (training seed 0, block 0) is compared with the same formula. Because training no longer
+                 depends on machine load, the spread measured on a quiet machine holds on a busy one.
 """
 from __future__ import annotations
 
@@ -62,6 +72,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark import provenance
 from benchmark.config import REPO_ROOT, ConfigError, compose, root, section
 from benchmark.io import read_json, write_json
 from benchmark.logs import setup_logging
@@ -93,6 +104,9 @@ class RegressionConfig:
     trained_episodes: int = 32           # per trained row and block (a trained score is noisier than a script's)
     trained_max_episode_steps: int = 1000  # episode cap of the trained rows' evaluation
     trained_num_envs: int = 8            # envs stepped together when playing a trained policy
+    # Train the trained rows reproducibly (rl.reproducible: serial, synchronous, one torch thread): the same
+    # machine gives the same weights under any load, so the weights/* rows compare exactly there.
+    trained_reproducible: bool = True
     max_episode_steps: int = 300         # episode cap of the policy runs and of the tracker replays
     repeats: int = 40                    # --update: independent blocks that measure the spread
     false_alarm_rate: float = 0.01       # family-wise, over all stochastic rows
@@ -121,7 +135,10 @@ class Metric:
     extra: dict = field(default_factory=dict)  # stochastic: episode values and seeds of this run
 
     def reference_entry(self) -> dict:
-        return {"kind": self.kind, "value": self.value}
+        entry = {"kind": self.kind, "value": self.value}
+        if self.kind == "machine":
+            entry["machine"] = self.extra["machine"]
+        return entry
 
 
 @dataclass
@@ -536,6 +553,8 @@ def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: b
     method = build_method(method_name)
     params = (variant_fit_params(inp.params, method_name, inp.cfg.trained_tasks, inp.cfg.train_for_env_steps)
               if trained else inp.params)
+    if trained and inp.cfg.trained_reproducible:
+        params = OmegaConf.merge(params, {method_name: {"trainer": {"rl": {"reproducible": True}}}})
     try:
         # Fits at ci size when missing (instant for the reference methods; the trained rows' budget for
         # trained ones). A method whose fit needs upstream stages (MaestroMotif: reward models, programs)
@@ -558,7 +577,21 @@ def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: b
     play(policy, lambda: make(task=task, cfg=env_cfg), list(enumerate(seeds)), num_envs, records.append, progress)
     records.sort(key=lambda r: r["episode"])
     return {"seeds": seeds, "values": [float(r["value"]) for r in records],
-            "steps": [int(r["steps"]) for r in records], "train_seed": train_seed}
+            "steps": [int(r["steps"]) for r in records], "train_seed": train_seed,
+            "weights": weights_fingerprint(artefact) if trained else None}
+
+
+def weights_fingerprint(artefact: Path | None) -> str | None:
+    """Hash of the trained network in a fit() artefact: the newest sample-factory checkpoint's model tensors
+    (names, dtypes, shapes, bytes); None when the artefact holds no sample-factory checkpoint."""
+    ckpts = sorted(Path(artefact).rglob("checkpoint_p0/checkpoint_*.pth")) if artefact is not None else []
+    if not ckpts:
+        return None
+    import torch
+
+    state = torch.load(ckpts[-1], map_location="cpu", weights_only=False)["model"]
+    return sha(*(f"{k}|{v.dtype}|{tuple(v.shape)}".encode() + v.contiguous().numpy().tobytes()
+                 for k, v in sorted(state.items())))
 
 
 def policy_rows(cfg: RegressionConfig) -> list[tuple[str, str]]:
@@ -588,6 +621,9 @@ def check_policy(inp: Inputs, block: int = 0, progress: bool = False, trained: b
                  block, np.mean(run["values"]), len(run["values"]), time.perf_counter() - t0)
         mean = float(np.mean(run["values"]))
         out.append(Metric(f"policy/{method_name}/{task}", "stochastic", mean, run))
+        if run["weights"] is not None and block == 0:
+            out.append(Metric(f"weights/{method_name}/{task}", "machine", run["weights"],
+                              {"machine": provenance.machine()}))
     return out
 
 
@@ -649,6 +685,11 @@ def compare(metrics: Sequence[Metric], reference: dict, cfg: RegressionConfig,
             rows.append(Row(m.name, m.kind, f"kind {entry['kind']}", _fmt(m.value), "-", False))
         elif m.kind == "exact":
             rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "exact", m.value == ref))
+        elif m.kind == "machine":
+            if entry.get("machine") == m.extra["machine"]:
+                rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "exact (same machine)", m.value == ref))
+            else:  # another CPU or torch build computes other floats: only the stochastic row applies
+                rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "other machine: not compared", True))
         elif m.kind == "float":
             now_v, ref_v = np.atleast_1d(np.asarray(m.value, float)), np.atleast_1d(np.asarray(ref, float))
             if now_v.shape != ref_v.shape:
@@ -719,8 +760,6 @@ def spread(block_values: Sequence[Sequence[float]], episodes: int) -> dict:
 
 def update(inp: Inputs, path: Path, progress: bool = True) -> dict:
     """Recompute every metric, measure the stochastic spread over `repeats` blocks, write the reference."""
-    from benchmark import provenance
-
     from tqdm import tqdm
 
     cfg = inp.cfg
@@ -729,7 +768,12 @@ def update(inp: Inputs, path: Path, progress: bool = True) -> dict:
     seed_ref = {"tracker_episodes": tracker_episodes}
     metrics = run(inp, seed_ref, [s for s in SECTIONS if s != "policy"])
     entries = {m.name: m.reference_entry() for m in metrics}
-    check_block = {m.name: m for m in check_policy(inp, block=0)}
+    check_block = {}
+    for m in check_policy(inp, block=0):
+        if m.kind == "stochastic":
+            check_block[m.name] = m
+        else:  # the trained rows' weights: exact on this machine
+            entries[m.name] = m.reference_entry()
     blocks: dict[str, list[list[float]]] = {name: [] for name in check_block}
     for block in tqdm(range(1, max(cfg.repeats, cfg.train_repeats) + 1), desc="reference blocks",
                       disable=not progress):

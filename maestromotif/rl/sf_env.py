@@ -135,6 +135,25 @@ class CrashReport(gym.Wrapper):
         return self._guard(self.env.step, action)
 
 
+class OwnSeeds(gym.Wrapper):
+    """Keeps the game seeds that the env factory derived, and makes sample-factory's random actions seeded.
+
+    sample-factory 2.1.1 resets every env with `seed=<its global env index>` (0, 1, 2, ...), which our
+    SeededReset would take as the game seed: every run, whatever its training seed or method, would play
+    games 0, 1, 2, ... and env i would replay env i+1's games one episode later. It also plays
+    `rollout * env_index` decorrelation steps with `action_space.sample()` from an unseeded RNG, so no two
+    runs saw the same data. This wrapper (the outermost one) drops that seed and seeds the action space from
+    the factory's own seed, so training is a function of its settings (docs/deviations.md, "Seeding").
+    """
+
+    def __init__(self, env: gym.Env, seed: int):
+        super().__init__(env)
+        self.action_space.seed(seed)
+
+    def reset(self, *, seed=None, options=None):
+        return self.env.reset(options=options)
+
+
 class CrashAfter(gym.Wrapper):
     """Test-only: raises after `steps` env steps, to check that a dead worker ends the run with an error."""
 
@@ -232,7 +251,7 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     reward = _intrinsic_reward(cfg.mm_reward_dir, tuple(cfg.mm_skills.split(",")), cfg.mm_params)
     env = IntrinsicRewardWrapper(env, reward)
     env = CrashReport(env)
-    return PolicyObservation(env, cfg.mm_crop_mode)
+    return OwnSeeds(PolicyObservation(env, cfg.mm_crop_mode), env_seed)
 
 
 def make_factory_env(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:

@@ -42,6 +42,8 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
     p("--mm_run_dir", default="", help="where progress.jsonl and curve.jsonl go")
     p("--mm_report_every_sec", type=float, default=5.0)
     p("--mm_curve_every_sec", type=float, default=30.0)
+    p("--mm_reproducible", type=lambda v: str(v).lower() in ("1", "true", "yes"), default=False,
+      help="one torch thread (with --serial_mode=True --async_rl=False: a reproducible run)")
     p("--mm_crash_after", type=int, default=10**9, help="test-only env: raise after this many steps")
     # env name "mm_factory" (baselines): the training env comes from this importable function instead
     p("--mm_env_factory", default="", help="'module:function(cfg, env_config, **kwargs) -> env' for mm_factory")
@@ -156,6 +158,12 @@ def run(argv: list[str]) -> int:
 
     exit_with_parent()
     cfg = parse_cfg(argv)
+    if cfg.mm_reproducible:
+        import torch
+
+        # Multi-threaded CPU kernels reduce in a load-dependent order: two threads gave different weights
+        # after one update from the same batch and parameters; one thread gave identical runs under load.
+        torch.set_num_threads(1)
     run_dir = Path(cfg.mm_run_dir or ".")
     curves = SkillCurves(run_dir / "curve.jsonl", cfg.mm_skills.split(","), cfg.mm_curve_every_sec)
     cfg, runner = make_runner(cfg)

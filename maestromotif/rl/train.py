@@ -88,6 +88,12 @@ class RLConfig:
     startup_timeout_s: float = 600.0
     stall_timeout_s: float = 300.0
     extra_sf_args: list[str] = field(default_factory=list)  # any other sample-factory flag, e.g. --serial_mode=True
+    # Reproducible training: sample-factory's serial, synchronous mode with one torch thread and a fixed
+    # Python hash seed, so a run is a function of its settings on one kind of machine (same CPU, same torch
+    # build), whatever the load.
+    # About 0.6x the asynchronous default's frames/s on 2 cores; the regression check's trained rows use it
+    # (docs/regression.md). The training math is the same.
+    reproducible: bool = False
 
 
 def run_dir(params, seed: int) -> Path:
@@ -149,6 +155,8 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skil
         "mm_run_dir": str(run), "mm_report_every_sec": rl.report_every_sec,
         "mm_curve_every_sec": rl.curve_every_sec,
     }
+    if rl.reproducible:
+        a.update(serial_mode=True, async_rl=False, mm_reproducible=True)
     return [f"--{k}={v}" for k, v in a.items()] + list(rl.extra_sf_args)
 
 
@@ -220,6 +228,10 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
         drop_rows_after(run / name, start_steps)
 
     env = {**os.environ, ERROR_FILE_ENV: str(run / "errors.jsonl"), **(extra_env or {})}
+    if rl.reproducible:
+        # sample-factory walks sets of component names when it wires its event loop; with Python's per-process
+        # string hashing the order (and with it which env gets which sampled action) changed between runs
+        env["PYTHONHASHSEED"] = "0"
     cmd = [sys.executable, "-m", "maestromotif.rl.sf_run", *argv]
     bar = tqdm(total=rl.train_for_env_steps, initial=start_steps, unit="step", desc=f"{'train_skills' if method == 'maestromotif' else method} seed{seed}",
                disable=None)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from benchmark import provenance
 from benchmark import regression as R
 from benchmark.config import REPO_ROOT, section
 
@@ -70,7 +71,7 @@ def test_unmodified_code_passes(regression_data):
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-4000:]
     table = proc.stdout
     assert " 0 failed" in table and "FAIL" not in table
-    for kind in ("exact", "float", "stochastic"):
+    for kind in ("exact", "float", "stochastic", "machine"):
         assert f" {kind} " in table
     for name in R.SECTIONS:
         assert any(line.startswith(f"{name}/") for line in table.splitlines()), name
@@ -85,8 +86,11 @@ def test_same_ci_run_gives_same_seeds_and_numbers(full_run, regression_inputs, r
     for name, entry in reference["metrics"].items():
         if entry["kind"] == "stochastic":
             assert metrics[name].extra["seeds"] == entry["check_block"]["seeds"], name
-            if name not in trained:  # a training run is not bit-reproducible: its bound covers that
+            if name not in trained:  # played in this process: the trained policy's floats may differ
                 assert metrics[name].extra["values"] == entry["check_block"]["values"], name
+        elif entry["kind"] == "machine" and entry["machine"] == provenance.machine():
+            # reproducible training (a subprocess, one torch thread): the same network as the reference's
+            assert metrics[name].value == entry["value"], name
     again = R.check_policy(narrowed(regression_inputs, tasks=["goldenexit_small", "transactions_small"],
                                     trained_methods=[]))
     assert again, "nothing was replayed"
@@ -99,6 +103,24 @@ def test_same_ci_run_gives_same_seeds_and_numbers(full_run, regression_inputs, r
 
 
 # ----- planted regressions ---------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_halved_learning_signal_fails_the_trained_row(tmp_path, regression_inputs, reference):
+    """A planted bug that halves the trained method's reward (its score term, reward_scale 0.1 -> 0.05) trains
+    another network: the weights row catches it exactly on the reference's machine kind."""
+    name = "weights/task_ppo/delphi_small"
+    if reference["metrics"][name]["machine"] != provenance.machine():
+        pytest.skip(f"reference measured on {reference['metrics'][name]['machine']}, this is "
+                    f"{provenance.machine()}: the weights row is not compared here")
+    params = OmegaConf.merge(regression_inputs.params, {"data_dir": str(tmp_path / "data"),
+                                                        "task_ppo": {"trainer": {"reward_scale": 0.05}}})
+    inp = R.Inputs(params, dataclasses.replace(regression_inputs.cfg, methods=[], tasks=[]),
+                   obs_dir=regression_inputs.obs_dir, pairs_dir=regression_inputs.pairs_dir)
+    metrics = R.check_policy(inp)
+    assert {m.name for m in metrics} == {name, "policy/task_ppo/delphi_small"}
+    assert name in failed(R.compare(metrics, reference, regression_inputs.cfg))
+
+
 @pytest.mark.timeout(600)
 def test_tracker_that_never_fires_fails_the_check(monkeypatch, regression_inputs, reference):
     from benchmark.tasks import TASKS
@@ -130,7 +152,7 @@ def test_tracker_that_never_fires_fails_the_trained_row(monkeypatch, regression_
 
     monkeypatch.setitem(TASKS, "delphi_small", NeverFires)
     inp = narrowed(regression_inputs, methods=[], tasks=[])  # the trained rows only (trained in full_run)
-    metrics = R.check_policy(inp)
+    metrics = [m for m in R.check_policy(inp) if m.kind == "stochastic"]
     name = "policy/task_ppo/delphi_small"
     assert [m.name for m in metrics] == [name]
     healthy = full_run[0][name].value
@@ -205,3 +227,7 @@ def test_reference_records_how_it_was_measured(reference):
             blocks = cfg["train_repeats"] if name in trained else measured["stochastic"]["blocks"]
             assert len(entry["block_means"]) == blocks, name
             assert entry["se_run"] > 0 and entry["se_ref"] > 0, name
+    for name in trained:  # every trained row has its network's hash, with the machine it was measured on
+        weights = reference["metrics"][name.replace("policy/", "weights/", 1)]
+        assert weights["kind"] == "machine" and len(weights["value"]) == 16
+        assert set(weights["machine"]) == {"cpu", "arch", "torch"}
