@@ -96,7 +96,7 @@ def normalisation(raw: np.ndarray) -> tuple[float, float, dict[float, float]]:
     raw = np.asarray(raw, dtype=np.float64)
     if raw.size < 2:
         raise ConfigError(f"need at least 2 distinct messages to normalise the similarity, got {raw.size}: "
-                          "collect more observations (collect.episodes)")
+                          "collect more observations (the episodes of collect.sources)")
     mean, var = float(raw.mean()), max(float(raw.var()), 1e-8)
     norm = (raw - mean) / math.sqrt(var)
     return mean, var, {q: float(np.quantile(norm, q)) for q in QUANTILE_LEVELS}

@@ -1,35 +1,46 @@
-"""Stage `collect`: roll out a behaviour policy in the paper's env and record every step.
+"""Stage `collect`: record every step of a configured mix of behaviour sources in the paper's env.
 
     python -m maestromotif.data.collect            # reads params.yaml (MM_PARAMS overrides the path)
 
-Writes `<data_dir>/observations/`: one parquet file per chunk of episodes (schema
-`maestromotif.data.schema.OBSERVATION_SCHEMA`) and `meta.json`, written last, which lists the chunk
-files and the provenance. Each chunk is written atomically, so a killed run resumes at the first
-missing chunk; a chunk whose recorded settings differ from the current ones is redone.
+`collect.sources` is a list; each entry has a `kind` and writes records tagged with its `label` (the
+`source` column; defaults below):
+  - random      uniform over the env's actions; `episodes`.                              label "random"
+  - scripted    benchmark.calibrate's scripted reference agent, playing the behaviour of the small
+                variant `task` (default gnomish_small: find and take the down stairs), taking a
+                uniform random action instead with probability `epsilon`; `episodes`.  "scripted_eps<epsilon>"
+  - checkpoint  a trained policy: conf/method/<method>.yaml's policy() loads the artefact directory
+                `path` (e.g. a score_ppo fit, data/fit/score_ppo/seed0, or a MaestroMotif skills run
+                with its program for `task`); plays the plain env, or `task`'s env when set;
+                `epsilon` as above; `episodes`.                                       "checkpoint:<path>"
+  - nld         human games of Dungeons and Data (maestromotif.data.nld): the nle.dataset sqlite
+                file `path`, its `dataset`, at most `max_games` games (0: all).            "nld:<path>"
+The paper annotated a trained agent's and human players' observations (the paper profile: checkpoint
++ nld, paths set by the user); the ci and small profiles play random episodes only.
 
-Behaviour policy (`collect.behaviour`):
-  - "random": uniform over the env's actions (the default; MaestroMotif's own data came from a
-    trained Motif agent, see reference/method.md §1.3);
-  - "package.module:factory": `factory(params, artefact, seed) -> benchmark.method.Policy`, e.g. a
-    trained method's policy (`collect.behaviour_artefact` is passed through). Records get
-    `collect.source` (default: the factory's name) as their source.
-Episode e plays the NetHack game of seed derive_seed(root_seed, "collect", "episode", e), whichever
-worker runs it, so the dataset does not depend on the number of workers.
+Writes `<data_dir>/observations/`: one parquet file per chunk (schema
+`maestromotif.data.schema.OBSERVATION_SCHEMA`) and `meta.json`, written last, which lists the chunk
+files and how many episodes and records each source gave. Each chunk is written atomically, so a
+killed run resumes at the first missing chunk; a chunk whose recorded settings differ from the
+current ones (including the checkpoint's content hash) is redone.
+
+The played sources' episodes are numbered in config order: episode e (the records' episode_id) plays
+the NetHack game of seed derive_seed(root_seed, "collect", "episode", e), whichever worker runs it, so
+the dataset does not depend on the number of workers. NLD records keep their gameid as episode_id;
+episodes are told apart by (source, episode_id).
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import multiprocessing as mp
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.config import load_params, root, section
+from benchmark.config import ConfigError, load_params, root, section
 from benchmark.io import read_json, write_json
 from benchmark.logs import setup_logging
 from benchmark.method import Policy
@@ -43,23 +54,135 @@ log = logging.getLogger(__name__)
 OUT_NAME = "observations"
 META_FILE = "meta.json"
 
+PLAYED_KINDS = ("random", "scripted", "checkpoint")  # rolled out in the env, in chunks of episodes
+KINDS = (*PLAYED_KINDS, "nld")
+# The keys each kind reads (besides kind and label); any other key set on a source is an error.
+KIND_KEYS = {
+    "random": ("episodes",),
+    "scripted": ("episodes", "epsilon", "task"),
+    "checkpoint": ("episodes", "epsilon", "task", "method", "path"),
+    "nld": ("path", "dataset", "max_games", "subselect_sql"),
+}
+SCRIPTED_TASK = "gnomish_small"  # the navigation behaviour: explore, find the down stairs, descend
+
+
+@dataclass
+class SourceConfig:
+    """One entry of `collect.sources` (see the module docstring for what each kind reads)."""
+
+    kind: str = "random"                 # random | scripted | checkpoint | nld
+    label: str | None = None             # the records' `source` (default: per kind, module docstring)
+    episodes: int = 0                    # played kinds: episodes to play
+    epsilon: float = 0.0                 # scripted, checkpoint: chance of a uniform random action instead
+    task: str | None = None              # scripted: small variant whose behaviour runs; checkpoint: task env
+    method: str = "score_ppo"            # checkpoint: conf/method/<method>.yaml, whose policy() loads `path`
+    path: str | None = None              # checkpoint: fit() artefact directory; nld: nle.dataset sqlite file
+    dataset: str | None = None           # nld: dataset name inside that db (e.g. nld-nao)
+    max_games: int = 0                   # nld: first games by gameid (0: every game)
+    subselect_sql: str | None = None     # nld: "SELECT gameid FROM games WHERE role='Mon' AND race='Hum'"
+
 
 @dataclass
 class CollectConfig:
     """The `collect` section of the params (conf/collect/default.yaml)."""
 
-    episodes: int = 2000               # behaviour-policy episodes
+    sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig(kind="random", episodes=2000)])
     episodes_per_chunk: int = 50       # unit of resumption and of work per worker task
     max_steps_per_episode: int = 0     # 0: the env's own cap (10,000 steps)
     workers: int = 2                   # worker processes (1: run in this process)
-    behaviour: str = "random"          # "random" or "package.module:factory" (see module docstring)
-    behaviour_artefact: str | None = None
-    source: str | None = None          # label of the records (default: "random" / the factory name)
-    # Optional human data (Dungeons & Data) read through nle.dataset; see maestromotif.data.nld.
-    nld_db: str | None = None          # sqlite file made by nle.dataset (nld.db.create + add_*_directory)
-    nld_dataset: str | None = None     # dataset name inside that db
-    nld_max_games: int = 0             # 0: every game of the dataset
-    nld_subselect_sql: str | None = None  # e.g. "SELECT gameid FROM games WHERE role='Mon' AND race='Hum'"
+
+
+def as_config(cfg) -> CollectConfig:
+    """`cfg` (the params' collect section, raw or already merged) checked against CollectConfig."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return OmegaConf.merge(OmegaConf.structured(CollectConfig), cfg)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad 'collect' section in the params: {e}") from e
+
+
+def source_label(src: SourceConfig) -> str:
+    if src.label:
+        return src.label
+    return {"random": "random", "scripted": f"scripted_eps{src.epsilon:g}",
+            "checkpoint": f"checkpoint:{src.path}", "nld": f"nld:{src.path}"}[src.kind]
+
+
+def _set_path(i: int, profile: str) -> str:
+    return (f"set it in conf/profile/{profile}.yaml or on the command line, e.g. "
+            f"`python -m benchmark.config --profile {profile} collect.sources.{i}.path=<path>`")
+
+
+def check_sources(cfg: CollectConfig, profile: str = "small") -> None:
+    """Every source is complete and its files exist; raise ConfigError / FileNotFoundError naming the key."""
+    if not cfg.sources:
+        raise ConfigError("collect.sources is empty: list at least one source, "
+                          "e.g. [{kind: random, episodes: 100}]")
+    defaults = SourceConfig()
+    labels: dict[str, int] = {}
+    for i, src in enumerate(cfg.sources):
+        key = f"collect.sources[{i}]"
+        if src.kind not in KINDS:
+            raise ConfigError(f"{key}.kind={src.kind!r}: choose one of {', '.join(KINDS)}")
+        stray = [k for k in asdict(defaults) if k not in ("kind", "label", *KIND_KEYS[src.kind])
+                 and getattr(src, k) != getattr(defaults, k)]
+        if stray:
+            raise ConfigError(f"{key} (kind {src.kind}) sets {stray}, which kind {src.kind} does not read; "
+                              f"it reads {list(KIND_KEYS[src.kind])}. Remove them (or fix the kind).")
+        if src.kind in PLAYED_KINDS and src.episodes <= 0:
+            raise ConfigError(f"{key}.episodes must be > 0 for kind {src.kind}, got {src.episodes}")
+        if not 0.0 <= src.epsilon <= 1.0:
+            raise ConfigError(f"{key}.epsilon must be within [0, 1], got {src.epsilon}")
+        if src.kind == "scripted":
+            from benchmark.variants import VARIANTS
+
+            if (src.task or SCRIPTED_TASK) not in VARIANTS:
+                raise ConfigError(f"{key}.task={src.task!r}: the scripted agent plays the behaviour of a "
+                                  f"small variant, one of {list(VARIANTS)}")
+        if src.kind == "checkpoint":
+            _check_checkpoint(src, key, i, profile)
+        if src.kind == "nld":
+            if not src.path:
+                raise ConfigError(f"{key}.path (kind nld) is not set: give the sqlite file made by "
+                                  "nle.dataset from the Dungeons and Data games (see "
+                                  f"maestromotif/data/nld.py); {_set_path(i, profile)}")
+            if not Path(src.path).exists():
+                raise FileNotFoundError(f"{key}.path={src.path} does not exist: create it with nle.dataset "
+                                        f"(see maestromotif/data/nld.py) or fix the path; "
+                                        f"{_set_path(i, profile)}")
+            if not src.dataset:
+                raise ConfigError(f"{key}.dataset is not set: name the dataset registered in {src.path} "
+                                  "(e.g. nld-nao)")
+            if src.max_games < 0:
+                raise ConfigError(f"{key}.max_games must be >= 0 (0: every game), got {src.max_games}")
+        label = source_label(src)
+        if label in labels:
+            raise ConfigError(f"collect.sources[{labels[label]}] and {key} both label their records "
+                              f"{label!r}: give one of them another `label`")
+        labels[label] = i
+
+
+def _check_checkpoint(src: SourceConfig, key: str, i: int, profile: str) -> None:
+    from benchmark.evaluate import method_config_path, method_spec
+
+    if not src.path:
+        raise ConfigError(f"{key}.path (kind checkpoint) is not set: give the directory of a trained agent, "
+                          f"the fit() artefact of conf/method/{src.method}.yaml (e.g. data/fit/{src.method}/"
+                          f"seed0 of a finished run, `python -m benchmark.fit --method {src.method} "
+                          f"--seed 0`); {_set_path(i, profile)}")
+    if not Path(src.path).exists():
+        raise FileNotFoundError(f"{key}.path={src.path} does not exist: train the agent first (`python -m "
+                                f"benchmark.fit --method {src.method} --seed 0`) or fix the path; "
+                                f"{_set_path(i, profile)}")
+    try:
+        method_config_path(src.method)
+    except (ConfigError, FileNotFoundError) as e:
+        raise ConfigError(f"{key}.method={src.method!r}: {e}") from e
+    if method_spec(src.method).code_seeds and not src.task:
+        raise ConfigError(f"{key}.task is not set: {src.method} plays a task's program over skills; name the "
+                          "task whose program runs (e.g. gnomish)")
 
 
 class RandomPolicy(Policy):
@@ -77,27 +200,51 @@ class RandomPolicy(Policy):
         return self.rng.integers(self.num_actions, size=n), state
 
 
-def make_behaviour(spec: str, num_actions: int, seed: int, params: Any = None, artefact: str | None = None) -> Policy:
-    """The behaviour policy named by `spec` (see module docstring)."""
-    if spec == "random":
+class EpsilonRandom(Policy):
+    """`inner`, except that each action is replaced by a uniform random one with probability `epsilon`:
+    a competent agent that still stumbles into varied states."""
+
+    def __init__(self, inner: Policy, epsilon: float, num_actions: int, seed: int):
+        self.inner, self.epsilon, self.num_actions = inner, epsilon, num_actions
+        self.rng = np.random.default_rng(seed)
+
+    def wrap_env(self, env):
+        return self.inner.wrap_env(env)
+
+    def initial_state(self, num_envs: int) -> Any:
+        return self.inner.initial_state(num_envs)
+
+    def seed_episodes(self, state, env_ids, episode_seeds):
+        return self.inner.seed_episodes(state, env_ids, episode_seeds)
+
+    def act(self, obs, state, episode_start):
+        actions, state = self.inner.act(obs, state, episode_start)
+        swap = self.rng.random(len(actions)) < self.epsilon
+        actions = np.asarray(actions).copy()
+        actions[swap] = self.rng.integers(self.num_actions, size=int(swap.sum()))
+        return actions, state
+
+
+def make_behaviour(behaviour: dict, num_actions: int, seed: int, params: Any = None) -> Policy:
+    """The policy of a chunk's `behaviour` (see chunk_plan), seeded with the chunk's policy seed."""
+    kind = behaviour["kind"]
+    if kind == "random":
         return RandomPolicy(num_actions, seed)
-    if ":" not in spec:
-        raise ValueError(f"collect.behaviour={spec!r}: use 'random' or 'package.module:factory'")
-    module_name, attr = spec.split(":", 1)
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"collect.behaviour={spec!r} cannot be imported: {e}") from e
-    policy = factory(params, artefact, seed)
-    if not isinstance(policy, Policy):
-        raise TypeError(f"collect.behaviour={spec!r} returned {type(policy).__name__}, not a benchmark.method.Policy")
+    if kind == "scripted":
+        from benchmark.calibrate import ScriptedPolicy
+
+        policy: Policy = ScriptedPolicy(behaviour["task"], seed=seed)
+    elif kind == "checkpoint":
+        from benchmark.evaluate import build_method
+        from benchmark.seeding import seed_everything
+
+        seed_everything(seed)  # sampled actions (torch) repeat per chunk
+        policy = build_method(behaviour["method"]).policy(Path(behaviour["path"]), behaviour["task"], params)
+    else:
+        raise ValueError(f"collect: no played behaviour of kind {kind!r}")
+    if behaviour["epsilon"] > 0:
+        policy = EpsilonRandom(policy, behaviour["epsilon"], num_actions, derive_seed(seed, "epsilon"))
     return policy
-
-
-def source_name(cfg: CollectConfig) -> str:
-    if cfg.source:
-        return cfg.source
-    return "random" if cfg.behaviour == "random" else cfg.behaviour.split(":", 1)[1]
 
 
 def record_of(obs: dict, prev_message: str, episode_id: int, step: int, source: str) -> dict:
@@ -116,7 +263,7 @@ def record_of(obs: dict, prev_message: str, episode_id: int, step: int, source: 
 def rollout_episode(env, policy: Policy, episode_id: int, game_seed: int, source: str, max_steps: int) -> list[dict]:
     """Play one episode with `policy` (batch of one) and return its records, reset observation included."""
     obs, _ = env.reset(seed=game_seed)
-    state = policy.initial_state(1)
+    state = policy.seed_episodes(policy.initial_state(1), [0], [game_seed])
     records = [record_of(obs, "", episode_id, 0, source)]
     start = np.array([True])
     for step in range(1, max_steps + 1):
@@ -132,47 +279,71 @@ def rollout_episode(env, policy: Policy, episode_id: int, game_seed: int, source
     return records
 
 
-def chunk_plan(cfg: CollectConfig, root_seed: int, env: dict | None = None) -> list[dict]:
-    """Every chunk's episodes and settings; a chunk file is reused only if its settings match these.
+def _behaviour(src: SourceConfig) -> dict:
+    """What a played source's chunks depend on besides seeds (a changed checkpoint redoes its chunks)."""
+    from benchmark.provenance import tree_digest
+
+    out: dict[str, Any] = {"kind": src.kind}
+    if src.kind in ("scripted", "checkpoint"):
+        out["epsilon"] = float(src.epsilon)
+        out["task"] = src.task or (SCRIPTED_TASK if src.kind == "scripted" else None)
+    if src.kind == "checkpoint":
+        out.update(method=src.method, path=str(src.path), digest=tree_digest(src.path))
+    return out
+
+
+def chunk_plan(cfg, root_seed: int, env: dict | None = None) -> list[dict]:
+    """Every played chunk's episodes and settings; a chunk file is reused only if its settings match these.
 
     env: the params' `env` section as a dict (default: benchmark.env.EnvConfig's defaults). It is part
     of each chunk's settings, so chunks played with other NetHack options are played again.
     """
-    from dataclasses import asdict
-
     from benchmark.env import EnvConfig
 
+    cfg = as_config(cfg)
     env = dict(env) if env is not None else asdict(EnvConfig())
-    plan = []
-    for c, first in enumerate(range(0, cfg.episodes, cfg.episodes_per_chunk)):
-        episodes = list(range(first, min(first + cfg.episodes_per_chunk, cfg.episodes)))
-        plan.append({
-            "chunk": c,
-            "file": f"chunk_{c:05d}.parquet",
-            "episodes": episodes,
-            "game_seeds": [derive_seed(root_seed, "collect", "episode", e) for e in episodes],
-            "policy_seed": derive_seed(root_seed, "collect", "policy", c),
-            "behaviour": cfg.behaviour,
-            "behaviour_artefact": cfg.behaviour_artefact,
-            "source": source_name(cfg),
-            "max_steps_per_episode": cfg.max_steps_per_episode,
-            "root_seed": root_seed,
-            "env": env,
-        })
+    plan, first_episode = [], 0
+    for src in cfg.sources:
+        if src.kind not in PLAYED_KINDS:
+            continue
+        behaviour, label = _behaviour(src), source_label(src)
+        episodes = range(first_episode, first_episode + src.episodes)
+        for first in range(0, len(episodes), cfg.episodes_per_chunk):
+            c = len(plan)
+            chunk = list(episodes[first: first + cfg.episodes_per_chunk])
+            plan.append({
+                "chunk": c,
+                "file": f"chunk_{c:05d}.parquet",
+                "episodes": chunk,
+                "game_seeds": [derive_seed(root_seed, "collect", "episode", e) for e in chunk],
+                "policy_seed": derive_seed(root_seed, "collect", "policy", c),
+                "behaviour": behaviour,
+                "source": label,
+                "max_steps_per_episode": cfg.max_steps_per_episode,
+                "root_seed": root_seed,
+                "env": env,
+            })
+        first_episode += src.episodes
     return plan
 
 
 def _collect_chunk(task: dict) -> dict:
     """Worker: roll out one chunk's episodes and write its parquet file atomically."""
+    from omegaconf import OmegaConf
+
     from benchmark.env import EnvConfig, make
 
     plan, out_dir = task["plan"], Path(task["out_dir"])
+    params = OmegaConf.create(task["params"]) if task.get("params") is not None else None
+    behaviour = plan["behaviour"]
     t0 = time.perf_counter()
-    env = make(cfg=EnvConfig(**plan["env"]))
+    env_cfg = EnvConfig(**plan["env"])
+    env_task = behaviour["task"] if behaviour["kind"] == "checkpoint" else None
+    env = make(task=env_task, cfg=env_cfg)
     try:
         max_steps = plan["max_steps_per_episode"] or env.unwrapped._max_episode_steps
-        policy = make_behaviour(plan["behaviour"], env.action_space.n, plan["policy_seed"],
-                                task.get("params"), plan["behaviour_artefact"])
+        policy = make_behaviour(behaviour, env.action_space.n, plan["policy_seed"], params)
+        env = policy.wrap_env(env)
         rows: list[dict] = []
         for episode_id, game_seed in zip(plan["episodes"], plan["game_seeds"]):
             rows += rollout_episode(env, policy, episode_id, game_seed, plan["source"], max_steps)
@@ -196,10 +367,12 @@ def collect(params, out_dir: Path | None = None) -> Path:
     from tqdm import tqdm
 
     top = root(params)
-    cfg: CollectConfig = section(params, "collect", CollectConfig)
-    if cfg.episodes < 0 or cfg.episodes_per_chunk <= 0 or cfg.workers <= 0 or cfg.max_steps_per_episode < 0:
-        raise ValueError(f"collect: episodes >= 0, episodes_per_chunk > 0, workers > 0 and "
-                         f"max_steps_per_episode >= 0 are required, got {cfg}")
+    cfg: CollectConfig = as_config(section(params, "collect", CollectConfig))
+    if cfg.episodes_per_chunk <= 0 or cfg.workers <= 0 or cfg.max_steps_per_episode < 0:
+        raise ConfigError(f"collect: episodes_per_chunk > 0, workers > 0 and max_steps_per_episode >= 0 are "
+                          f"required, got episodes_per_chunk={cfg.episodes_per_chunk}, "
+                          f"workers={cfg.workers}, max_steps_per_episode={cfg.max_steps_per_episode}")
+    check_sources(cfg, top.profile)  # every path is checked before anything is played
     out_dir = Path(out_dir or Path(top.data_dir) / OUT_NAME)
     out_dir.mkdir(parents=True, exist_ok=True)
     from benchmark.env import EnvConfig
@@ -207,14 +380,14 @@ def collect(params, out_dir: Path | None = None) -> Path:
     env = _plain(section(params, "env", EnvConfig)) if "env" in params else None
     plan = [dict(p) for p in chunk_plan(cfg, top.root_seed, env)]
     todo = [p for p in plan if not chunk_is_done(out_dir / p["file"], p)]
-    log.info("collect: %d episodes in %d chunks, %d to do (%s behaviour, %d workers) -> %s",
-             cfg.episodes, len(plan), len(todo), cfg.behaviour, cfg.workers, out_dir)
-    tasks = [{"plan": p, "out_dir": str(out_dir), "params": None} for p in todo]
+    log.info("collect: %s; %d played chunks, %d to do (%d workers) -> %s",
+             ", ".join(f"{source_label(s)}" for s in cfg.sources), len(plan), len(todo), cfg.workers, out_dir)
+    # checkpoint policies are built from the params (method sections, data_dir); plain data for the workers
+    tasks = [{"plan": p, "out_dir": str(out_dir), "params": _plain(params)} for p in todo]
     t0, steps = time.perf_counter(), 0
     with tqdm(total=len(tasks), desc="collect chunks", unit="chunk") as bar:
         if cfg.workers == 1 or len(tasks) <= 1:
-            results = map(_collect_chunk, tasks)
-            for r in results:
+            for r in map(_collect_chunk, tasks):
                 steps += r["steps"]
                 bar.update(1)
         else:
@@ -228,17 +401,29 @@ def collect(params, out_dir: Path | None = None) -> Path:
     if tasks:
         log.info("collect: %d steps in %.1f s (%.0f steps/s)", steps, elapsed, steps / max(elapsed, 1e-9))
     files = [p["file"] for p in plan]
-    if cfg.nld_db or cfg.nld_dataset:
-        from maestromotif.data.nld import import_nld_chunks
+    per_source = []
+    for i, src in enumerate(cfg.sources):
+        label = source_label(src)
+        if src.kind == "nld":
+            from maestromotif.data.nld import import_nld_chunks
 
-        files += import_nld_chunks(cfg, out_dir)
-    total = sum(_num_rows(out_dir / f) for f in files)
+            mine = import_nld_chunks(src, out_dir, label, prefix=f"nld{i}", key=f"collect.sources[{i}]")
+            files += mine
+        else:
+            mine = [p["file"] for p in plan if p["source"] == label]
+        episodes, rows = _count(out_dir, mine)
+        entry = {"label": label, **{k: v for k, v in _plain_source(src).items() if k != "label"},
+                 "files": len(mine), "episodes": episodes, "records": rows}
+        if src.kind == "checkpoint":
+            entry["digest"] = next(p["behaviour"]["digest"] for p in plan if p["source"] == label)
+        per_source.append(entry)
+        log.info("collect: source %s: %d episodes, %d records", label, episodes, rows)
+    total = sum(s["records"] for s in per_source)
     import nle
 
     write_json(out_dir / META_FILE, {
         "files": files, "rows": total, "profile": top.profile, "root_seed": top.root_seed,
-        "collect": _plain(cfg), "nle_version": nle.__version__,
-        "source": source_name(cfg),
+        "collect": _plain(cfg), "nle_version": nle.__version__, "sources": per_source,
     })
     log.info("collect: %d records in %d files", total, len(files))
     return out_dir
@@ -250,10 +435,23 @@ def _plain(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def _num_rows(path: Path) -> int:
+def _plain_source(src: SourceConfig) -> dict:
+    """The keys this source's kind reads (plus kind and label), for the provenance."""
+    plain = _plain(src)
+    if src.kind == "scripted":
+        plain["task"] = src.task or SCRIPTED_TASK
+    return {k: plain[k] for k in ("kind", "label", *KIND_KEYS[src.kind])}
+
+
+def _count(out_dir: Path, files: list[str]) -> tuple[int, int]:
+    """(episodes, records) in these chunk files."""
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    episodes, rows = 0, 0
+    for f in files:
+        ids = pq.read_table(out_dir / f, columns=["episode_id"]).column("episode_id").to_numpy()
+        episodes, rows = episodes + len(np.unique(ids)), rows + len(ids)
+    return episodes, rows
 
 
 def load_observations(obs_dir: str | Path) -> pd.DataFrame:

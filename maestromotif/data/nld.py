@@ -13,7 +13,7 @@ are -1 too.
 
 Setting up the data (once): `import nle.dataset as nld; nld.db.create(DB);
 nld.add_altorg_directory(path, "nld-nao", DB)` (or `add_nledata_directory` for NLE-made data), then
-set collect.nld_db / collect.nld_dataset in the params.
+add a source `{kind: nld, path: DB, dataset: nld-nao}` to collect.sources in the params.
 """
 from __future__ import annotations
 
@@ -96,40 +96,45 @@ def game_ids(db: str, dataset: str, subselect_sql: str | None = None) -> list[in
 
 
 def records_from_ttyrecs(db: str, dataset: str, gameids: list[int] | None = None,
-                         subselect_sql: str | None = None) -> pd.DataFrame:
+                         subselect_sql: str | None = None, source: str = SOURCE) -> pd.DataFrame:
     """Observation records for the frames of `gameids` (all games of `dataset` when None)."""
     rows: list[dict] = []
     step, last_game, prev = 0, None, ""
     for gameid, chars in iter_game_frames(db, dataset, gameids, subselect_sql=subselect_sql):
         if gameid != last_game:
             step, last_game, prev = 0, gameid, ""
-        rec = frame_record(chars, prev, gameid, step)
+        rec = frame_record(chars, prev, gameid, step, source)
         rows.append(rec)
         prev, step = rec["message"], step + 1
     return pd.DataFrame(rows, columns=OBSERVATION_SCHEMA.names)
 
 
-def import_nld_chunks(cfg, out_dir: Path, games_per_chunk: int = 20) -> list[str]:
-    """Write the configured NLD games as `nld_<k>.parquet` chunks in out_dir (resumable); return their names."""
-    if not (cfg.nld_db and cfg.nld_dataset):
-        raise ValueError("collect: set both nld_db and nld_dataset to import human data (or neither)")
-    if not Path(cfg.nld_db).exists():
-        raise FileNotFoundError(f"collect.nld_db={cfg.nld_db} does not exist; create it with nle.dataset "
+def import_nld_chunks(src, out_dir: Path, label: str = SOURCE, prefix: str = "nld", games_per_chunk: int = 20,
+                      key: str = "collect.sources[i]") -> list[str]:
+    """Write the games of the nld source `src` (path, dataset, max_games, subselect_sql: a
+    collect.SourceConfig) as `<prefix>_<k>.parquet` chunks in out_dir, records labelled `label`
+    (resumable: a chunk with the same settings is kept); return their names."""
+    if not (src.path and src.dataset):
+        raise ValueError(f"{key}: an nld source needs both `path` (the nle.dataset sqlite file) and "
+                         "`dataset`")
+    if not Path(src.path).exists():
+        raise FileNotFoundError(f"{key}.path={src.path} does not exist; create it with nle.dataset "
                                 "(see maestromotif/data/nld.py)")
-    ids = game_ids(cfg.nld_db, cfg.nld_dataset, cfg.nld_subselect_sql)
-    if cfg.nld_max_games:
-        ids = ids[: cfg.nld_max_games]
+    ids = game_ids(src.path, src.dataset, src.subselect_sql)
+    if src.max_games:
+        ids = ids[: src.max_games]
     if not ids:
-        raise ValueError(f"NLD dataset {cfg.nld_dataset!r} in {cfg.nld_db} has no games (check nld_subselect_sql)")
+        raise ValueError(f"NLD dataset {src.dataset!r} in {src.path} has no games ({key}: check dataset and "
+                         "subselect_sql)")
     files = []
     t0, frames = time.perf_counter(), 0
     for k, first in enumerate(range(0, len(ids), games_per_chunk)):
         chunk_ids = ids[first: first + games_per_chunk]
-        name = f"nld_{k:05d}.parquet"
-        meta = {"db": str(cfg.nld_db), "dataset": cfg.nld_dataset, "gameids": chunk_ids}
+        name = f"{prefix}_{k:05d}.parquet"
+        meta = {"db": str(src.path), "dataset": src.dataset, "gameids": chunk_ids, "source": label}
         path = out_dir / name
         if not (path.exists() and file_metadata(path) == meta):
-            df = records_from_ttyrecs(cfg.nld_db, cfg.nld_dataset, chunk_ids)
+            df = records_from_ttyrecs(src.path, src.dataset, chunk_ids, source=label)
             write_table(df, path, OBSERVATION_SCHEMA, metadata=meta)
             frames += len(df)
         files.append(name)

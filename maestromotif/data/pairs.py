@@ -56,22 +56,24 @@ class PairsConfig:
     gap: int = 100                                  # steps between the two observations of a sample
     sizes: dict[str, int] = field(default_factory=lambda: dict(PAPER_SIZES))  # pairs per skill
     motif: int = 100_000                            # pairs for the Motif baseline (0: none)
-    sources: list[str] | None = None                # keep only records of these sources (None: all)
+    sources: list[str] | None = None                # keep only records with these source labels (None: all)
     sampling: str = "uniform"                       # uniform | changed (see module docstring)
     changed_fraction: float = 0.5                   # changed: share of samples with a depth/gold/XP change
 
 
 def eligible_samples(obs: pd.DataFrame, gap: int) -> pd.DataFrame:
-    """Every (observation, observation gap steps earlier) of the same episode, as one row per sample."""
+    """Every (observation, observation gap steps earlier) of the same episode, as one row per sample.
+
+    An episode is (source, episode_id): NLD gameids and played episode indices may coincide."""
     cur = obs.drop(columns=["prev_message"])
-    earlier = obs[["episode_id", "step", "message", *STATS]].copy()
+    earlier = obs[["source", "episode_id", "step", "message", *STATS]].copy()
     earlier["step"] = earlier["step"] + gap  # align the earlier row with the step it precedes
     earlier = earlier.rename(columns={"message": "prev_message_gap", **{s: f"{s}_prev" for s in STATS}})
-    samples = cur.merge(earlier, on=["episode_id", "step"], how="inner")
+    samples = cur.merge(earlier, on=["source", "episode_id", "step"], how="inner")
     samples["prev_step"] = samples["step"] - gap
     # The caption's "previously seen" message is the one of the earlier observation.
     samples["prev_message"] = samples.pop("prev_message_gap")
-    return samples.sort_values(["episode_id", "step"], kind="stable").reset_index(drop=True)
+    return samples.sort_values(["source", "episode_id", "step"], kind="stable").reset_index(drop=True)
 
 
 def change_kind(samples: pd.DataFrame) -> np.ndarray:
@@ -88,17 +90,27 @@ def changed_mask(samples: pd.DataFrame) -> np.ndarray:
     return change_kind(samples) >= 0
 
 
+class TooFewSamples(ValueError):
+    """The observations hold fewer usable samples than a pair set needs; the message says how to fix it."""
+
+
 def _choose(rng: np.random.Generator, pool: np.ndarray, size: int, name: str, what: str) -> np.ndarray:
-    replace = size > len(pool)
-    if replace:
-        log.warning("pairs[%s]: %d %s for %d draws: drawing with replacement (collect more episodes)",
-                    name, len(pool), what, size)
-    return rng.choice(pool, size=size, replace=replace)
+    """`size` distinct samples of `pool`: a pair set never repeats a sample (drawing with replacement
+    would annotate the same observation twice and overweight it in the reward model)."""
+    if size > len(pool):
+        size_key = "pairs.motif" if name == MOTIF_SET else f"pairs.sizes.{name}"
+        raise TooFewSamples(
+            f"pairs[{name}]: {size} {what} are needed but the observations hold only {len(pool)}. Collect "
+            "more (raise the episodes of collect.sources, or collect.max_steps_per_episode), or ask for "
+            f"fewer pairs ({size_key}), or lower pairs.gap"
+            + (" or pairs.changed_fraction, or use pairs.sampling=uniform" if what != "samples" else ""))
+    return rng.choice(pool, size=size, replace=False)
 
 
 def draw_pairs(samples: pd.DataFrame, n_pairs: int, seed: int, name: str, sampling: str = "uniform",
                changed_fraction: float = 0.5) -> pd.DataFrame:
-    """n_pairs pairs of samples (2i, 2i+1), drawn without replacement when there are enough samples."""
+    """n_pairs pairs of samples (2i, 2i+1), 2 * n_pairs distinct samples; TooFewSamples when there are not
+    enough (overall, or in a stratum of `changed` sampling)."""
     if len(samples) == 0:
         raise ValueError(f"pairs[{name}]: no sample has an observation `gap` steps earlier in its episode; "
                          "collect longer episodes (collect.max_steps_per_episode) or lower pairs.gap")
@@ -147,6 +159,10 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
     obs = load_observations(obs_dir)
     obs_meta = read_json(obs_dir / OBS_META_FILE)
     if cfg.sources is not None:
+        absent = sorted(set(cfg.sources) - set(obs["source"].unique()))
+        if absent:
+            raise ValueError(f"pairs.sources names {absent}, which no record carries; the records' sources "
+                             f"(collect.sources labels) are {sorted(obs['source'].unique())}")
         obs = obs[obs["source"].isin(list(cfg.sources))]
     samples = eligible_samples(obs, cfg.gap)
     log.info("pairs: %d records, %d samples with an observation %d steps earlier (%d with a depth/gold/XP "

@@ -2,8 +2,9 @@
 
 An observation record is one step of one episode: the top-line message (and the one shown the step
 before), the six statistics the annotator sees, the dungeon branch, the game turn, and where the
-step came from ("random", "nld", or a method name). Stages exchange these as parquet files; a file
-written by an older or foreign version fails loudly here instead of deep inside a later stage.
+step came from (the label of its collect source, e.g. "random" or "nld:<db>"). Stages exchange these
+as parquet files; a file written by an older or foreign version fails loudly here instead of deep
+inside a later stage.
 """
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ STAT_BLSTATS_INDEX = {"dlvl": BL_DEPTH, "gold": BL_GOLD, "hp": BL_HP, "hpmax": B
 UNKNOWN = -1  # a field the source cannot provide (e.g. the dungeon branch in human ttyrecs)
 
 OBSERVATION_SCHEMA = pa.schema([
-    ("episode_id", pa.int64()),   # unique within a dataset (collect: global episode index; nld: gameid)
+    ("episode_id", pa.int64()),   # unique within a source (played: global episode index; nld: gameid)
     ("step", pa.int32()),         # step (frame for NLD) within the episode, from 0
-    ("source", pa.string()),      # "random", "nld", or the behaviour method's name
+    ("source", pa.string()),      # the collect source's label: "random", "scripted_eps0.2", "nld:<db>"...
     ("message", pa.string()),     # top-line message after this step
     ("prev_message", pa.string()),  # the message of the step before ("" at step 0)
     ("dlvl", pa.int32()),         # absolute depth (blstats 12)

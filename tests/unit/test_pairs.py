@@ -82,3 +82,31 @@ def test_changed_sampling_over_represents_depth_and_gold_changes_in_equal_shares
     pd.testing.assert_frame_equal(p, draw_pairs(s, 200, seed=3, name="descender", sampling="changed"))
     with pytest.raises(ValueError, match="pairs.sampling"):
         draw_pairs(s, 5, seed=0, name="descender", sampling="stratified")
+
+
+def test_samples_never_join_two_sources_episodes_that_share_an_id():
+    human = records(1, 150).assign(source="nld:games.db", message=lambda d: "h" + d.message)
+    obs = pd.concat([records(1, 150), human], ignore_index=True)
+    s = eligible_samples(obs, gap=100)
+    assert len(s) == 2 * 50  # 50 per source, no cross-source pairing of episode 1's steps
+    assert (s.prev_message.str.startswith("h") == (s.source == "nld:games.db")).all()
+    assert (s.message.str.startswith("h") == (s.source == "nld:games.db")).all()
+
+
+def test_too_few_samples_is_an_error_naming_the_skill_the_counts_and_the_fix():
+    from maestromotif.data.pairs import TooFewSamples
+
+    s = eligible_samples(records(0, 150), gap=100)  # 50 samples
+    draw_pairs(s, 25, seed=0, name="ascender")  # exactly enough
+    with pytest.raises(TooFewSamples, match=r"pairs\[ascender\]: 52 samples are needed but the observations "
+                                            r"hold only 50\. Collect more .*pairs\.sizes\.ascender"):
+        draw_pairs(s, 26, seed=0, name="ascender")
+    with pytest.raises(TooFewSamples, match=r"pairs\[motif\]: .*\(pairs\.motif\)"):
+        draw_pairs(s, 26, seed=0, name="motif")
+    obs = records(0, 400)
+    obs["dlvl"] = 1 + (obs.step >= 395)  # a descent 5 steps before the end: 5 depth-changed samples
+    obs["gold"] = 0
+    s = eligible_samples(obs, gap=100)
+    with pytest.raises(TooFewSamples, match=r"pairs\[descender\]: 20 samples with a dlvl change are needed "
+                                            r"but the observations hold only 5\..*pairs\.sampling=uniform"):
+        draw_pairs(s, 20, seed=0, name="descender", sampling="changed", changed_fraction=0.5)
