@@ -204,7 +204,8 @@ def train_appo(params: Any, out_dir: Path, seed: int, method: str, trainer: Trai
 
 
 # --- deployment -----------------------------------------------------------------------------------------
-def load_policy(artefact: Path, deterministic: bool = False, seed: int = 0) -> Policy:
+def load_policy(artefact: Path, deterministic: bool = False, seed: int = 0, device: str = "cpu") -> Policy:
+    """The trained network of a baseline's artefact, on `device` (benchmark.evaluate.policy_device)."""
     from maestromotif.rl.policy import SkillPolicy, load_actor_critic
     from maestromotif.rl.obs import PolicyObservation
 
@@ -217,8 +218,8 @@ def load_policy(artefact: Path, deterministic: bool = False, seed: int = 0) -> P
     run = Path(artefact) / RUN_DIR
     if not run.exists():
         raise FileNotFoundError(f"no trained policy at {run}: run `python -m benchmark.fit` for this method")
-    model, cfg, ckpt = load_actor_critic(run)
-    log.info("baseline policy from %s", ckpt)
+    model, cfg, ckpt = load_actor_critic(run, device=device)
+    log.info("baseline policy from %s on %s", ckpt, device)
     return BaselinePolicy(model, cfg, program="none", deterministic=deterministic, seed=seed)
 
 
@@ -247,4 +248,7 @@ class TrainedBaseline(Method):
         return out_dir
 
     def policy(self, artefact: Path, task: str, params: Any) -> Policy:
-        return load_policy(Path(artefact), deterministic=self.trainer(params).deterministic)
+        from benchmark.evaluate import policy_device
+
+        return load_policy(Path(artefact), deterministic=self.trainer(params).deterministic,
+                           device=policy_device(params))

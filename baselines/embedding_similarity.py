@@ -245,5 +245,6 @@ def appo_trainer(params: Any, out_dir: Path, seed: int, task: str, reward, setti
 def appo_policy(policy_dir: Path, task: str, params: Any, deterministic: bool = False) -> Policy:
     """The trained network of appo_trainer (policy_dir = <artefact>/policy)."""
     from baselines.appo import load_policy
+    from benchmark.evaluate import policy_device
 
-    return load_policy(Path(policy_dir).parent, deterministic=deterministic)
+    return load_policy(Path(policy_dir).parent, deterministic=deterministic, device=policy_device(params))

@@ -60,6 +60,7 @@ class EvaluateConfig:
     max_episode_steps: int = 10000  # the paper's cap; profiles shrink it
     out_dir: str = "evaluate"       # under data_dir
     fit_dir: str = "fit"            # under data_dir: where methods' fit() artefacts live (see method_artefact)
+    device: str = "auto"            # trained networks: auto (cuda if there is a GPU, else cpu) | cpu | cuda:N
 
 
 @dataclass
@@ -144,6 +145,30 @@ def build_method(name: str, **overrides: Any) -> Method:
     if not isinstance(method, Method):
         raise ConfigError(f"conf/method/{name}.yaml built {type(method).__name__}, not a benchmark.method.Method")
     return method
+
+
+def resolve_device(name: str) -> str:
+    """The torch device of an `evaluate.device` setting: "auto" is cuda when torch sees a GPU, else cpu."""
+    import torch
+
+    name = str(name).strip().lower()
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return name
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"evaluate.device={name} but torch sees no CUDA GPU here: set "
+                              "evaluate.device=auto (or cpu)")
+        return name
+    raise ConfigError(f"evaluate.device={name!r}: choose auto, cpu, cuda or cuda:<index>")
+
+
+def policy_device(params: Any) -> str:
+    """Where a trained policy's network runs during evaluation: the params' `evaluate.device`, resolved."""
+    if params is None or "evaluate" not in params:
+        return resolve_device(EvaluateConfig.device)
+    return resolve_device(section(params, "evaluate", EvaluateConfig).device)
 
 
 def method_artefact(spec: MethodSpec, method: Method, name: str, task: str, seed: int, params: DictConfig,
@@ -347,6 +372,7 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_en
         episode_seeds={"derivation": "derive_seed(root_seed, 'evaluate', task, seed, episode)",
                        "first": episode_seed(top.root_seed, task, seed, 0)},
         policy_provenance=ran,
+        policy_device=str(getattr(policy, "device", "cpu")),  # recorded, not keyed: a resume may move device
     )
     log.info("evaluate %s on %s, %s (%s profile): %d episodes to play, %d already done in %s",
              method_name, task, Run(seed, code_seed).name, top.profile, len(pending), len(done), out)

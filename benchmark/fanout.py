@@ -4,14 +4,18 @@
         job.task=gnomish,delphi,minetown job.seed=0,1,2,3,4,5,6,7,8 hydra.launcher.partition=gpu
     python -m benchmark.fanout -m launcher=slurm profile=paper job.method=maestromotif \
         job.task=gnomish,delphi job.seed=0,1,2 job.code_seed=0,1,2      # skill seeds x code seeds
+    python -m benchmark.fanout -m launcher=slurm_llm profile=paper job.method=llm_policy \
+        job.task=gnomish,delphi,minetown job.seed=0,1,2,3,4,5,6,7,8    # Llama-3.1-70B over 8 GPUs a job
 
-`launcher` switches the backend: local (in-process, default), submitit_local (one process per job),
-slurm (Hydra's submitit launcher) or ray (a local Ray instance, or a cluster given by
-hydra.launcher.ray.init.address). Each job composes the same config tree as params.yaml (conf/config.yaml
-plus the profile and overrides) and calls the stage's own function, so it writes exactly the outputs
-`dvc repro` would (data/evaluate/<method>/<task>/seed<S>/, code-seeded methods .../seed<S>_code<C>/),
-resumably. Afterwards, `python -m
-benchmark.aggregate` and `python -m benchmark.report` (or `dvc commit` + `dvc repro`) pick them up.
+`launcher` switches the backend: local (in-process, default), submitit_local (one process per job), slurm
+(Hydra's submitit launcher), slurm_llm (the same with 8 GPUs per job and the LLM tensor parallel over them:
+the LLM policy at paper scale runs a 70B model in process) or ray (a local Ray instance, or a cluster given
+by hydra.launcher.ray.init.address). A job whose in-process LLM is tensor parallel over more GPUs than its
+launcher gives it is refused before it starts (`check_resources`). Each job composes the same config tree as
+params.yaml (conf/config.yaml plus the profile and overrides) and calls the stage's own function, so it
+writes exactly the outputs `dvc repro` would (data/evaluate/<method>/<task>/seed<S>/, code-seeded methods
+.../seed<S>_code<C>/), resumably. Afterwards, `python -m benchmark.aggregate` and `python -m
+benchmark.report` (or `dvc commit` + `dvc repro`) pick them up.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from benchmark.config import REPO_ROOT, root
+from benchmark.config import REPO_ROOT, ConfigError, root
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,40 @@ def job_params(cfg: DictConfig) -> DictConfig:
                 params[key] = str(REPO_ROOT / params[key])
     root(params)
     return params
+
+
+def job_gpus(launcher: DictConfig | None) -> int | None:
+    """GPUs the launcher gives each job: submitit's gpus_per_node, Ray's remote num_gpus; None for the basic
+    launcher (the jobs run on this machine, with whatever it has)."""
+    if launcher is None:
+        return None
+    if launcher.get("gpus_per_node") is not None:
+        return int(launcher.gpus_per_node)
+    ray = launcher.get("ray")
+    if ray is not None and ray.get("remote") is not None:
+        return int(ray.remote.get("num_gpus", 0) or 0)
+    return None
+
+
+def check_resources(cfg: DictConfig, launcher: DictConfig | None) -> None:
+    """A job whose method runs an LLM in process (vLLM) over N GPUs (a numeric tensor_parallel_size) needs a
+    launcher that gives it at least N GPUs: fail at once, not after minutes of loading a 70B model."""
+    from benchmark.evaluate import method_spec
+
+    gpus = job_gpus(launcher)
+    if gpus is None:
+        return
+    for key in method_spec(str(cfg.job.method)).llm_models:
+        llm = cfg.get(key)
+        if llm is None or llm.get("engine") != "vllm":
+            continue  # an HTTP endpoint holds the model: the job needs no GPU for it
+        tp = str(llm.get("tensor_parallel_size", "auto"))
+        if tp.isdigit() and int(tp) > gpus:
+            raise ConfigError(
+                f"{cfg.job.method} runs {key} ({llm.get('model')}) in process with tensor_parallel_size="
+                f"{tp}, but the launcher gives each job {gpus} GPU(s): use launcher=slurm_llm (conf/launcher/"
+                f"slurm_llm.yaml), or set hydra.launcher.gpus_per_node={tp} (Ray: hydra.launcher.ray.remote."
+                f"num_gpus={tp}), or lower {key}.tensor_parallel_size")
 
 
 def run_job(cfg: DictConfig) -> str:
@@ -74,6 +112,9 @@ def run_job(cfg: DictConfig) -> str:
 
 @hydra.main(config_path="../conf", config_name="fanout", version_base="1.3")
 def main(cfg: DictConfig) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    check_resources(cfg, HydraConfig.get().launcher if HydraConfig.initialized() else None)
     out = run_job(cfg)
     code = "" if cfg.job.get("code_seed") is None else f"_code{cfg.job.code_seed}"
     log.info("%s %s/%s/seed%s%s -> %s", cfg.job.stage, cfg.job.method, cfg.job.task, cfg.job.seed, code, out)

@@ -8,7 +8,9 @@
 Annotators (`annotate.annotator`):
   - "llm": the `annotator_llm` engine with the paper's prompts (maestromotif.prompts), in one of two modes
       chain_of_thought  the paper's protocol: a free answer (up to `max_tokens`), parsed with the paper's
-                        regex; if that fails, one retry turn in the same conversation;
+                        regex; if that fails, one retry turn in the same conversation (the failed
+                        answer is echoed back, cut in its middle where prompt + answer + question +
+                        `retry_max_tokens` would overflow the model's window: see `fit_retry`);
       direct            (CPU budget, DESIGN.md §5) the assistant answer is prefilled up to
                         '("best_description": ' and the label is the argmax of the next-token log-probs of
                         "1" / "2" / "None" (one generated token per pair; raw top log-probs are stored);
@@ -38,6 +40,10 @@ are identical are labelled tie without asking, as Motif's annotator does; Maestr
 the LLM about every pair (`tie_identical`: motif, the default; all: both variants; never).
 Chain of thought: the first declaration in an answer counts, as in the official annotators
 (`answer_match: last` reads the final one instead).
+One bad pair never fails a chunk: a request the engine refuses on its own (too long, rejected by the
+endpoint), a retry that cannot fit, or an answer that stays unparsable gives that pair the label unknown
+with its `unknown_reason` (and `error`), counted in metrics.json `unknown_reasons`; the chunk completes.
+Failures of the engine itself, or a refusal of every request of a chunk (a setting at fault), stop the stage.
 
 Output, under <data_dir>/labels/<skill>/ (Motif: <data_dir>/labels/motif/<task>/):
   chunks/chunk_<k>.jsonl  one file per chunk of pairs, written atomically once the chunk is finished
@@ -116,13 +122,88 @@ def conversation(variant: str, key: str, d1: str, d2: str) -> list[dict]:
 direct_label = P.direct_label  # kept importable from here
 
 
+# Why a label is unknown: the record's `unknown_reason`, counted in metrics.json `unknown_reasons`. A pair
+# that fails on its own (its request refused, its retry unable to fit) is one unknown label, never a failed
+# chunk; failures of the engine itself (server down, model crashed) still stop the stage.
+UNPARSABLE = "unparsable"                    # chain of thought: no declaration, even after the retry turn
+NOT_IN_TOP_LOGPROBS = "not_in_top_logprobs"  # direct: neither "1" nor "2" among the top log-probs
+REQUEST_FAILED = "request_failed"            # the engine refused this pair's request (too long, rejected)
+RETRY_DOES_NOT_FIT = "retry_does_not_fit"    # not even the retry question fits the context window
+RETRY_FAILED = "retry_failed"                # the engine refused the retry turn
+UNKNOWN_REASONS = (UNPARSABLE, NOT_IN_TOP_LOGPROBS, REQUEST_FAILED, RETRY_DOES_NOT_FIT, RETRY_FAILED)
+CUT_MARK = "\n[... {n} characters cut to fit the context window ...]\n"
+# Engines that cannot count tokens locally (HTTP): the retry turn's own tokens (closing the answer, the retry
+# question, the reply header) are bounded by its characters plus the chat template's few tokens per message.
+RETRY_TURN_TOKENS = len(P.RETRY_PROMPT) + 32
+
+
+def cut_middle(text: str, keep: int) -> str:
+    """`text` with its middle replaced by a marker so that `keep` of its characters remain (head and tail)."""
+    if keep >= len(text):
+        return text
+    head = keep // 2
+    return text[:head] + CUT_MARK.format(n=len(text) - keep) + text[len(text) - (keep - head):]
+
+
+def fit_retry(conv: list[dict], answer: str, prompt_tokens: int, answer_tokens: int, budget: int,
+              count: Callable[[list[dict]], int | None] | None = None) -> tuple[list[dict] | None, int]:
+    """The retry conversation -- `conv`, the failed `answer`, the retry question -- in at most `budget` prompt
+    tokens (max_model_len - retry_max_tokens), and how many characters of the echoed answer were cut from its
+    middle to get there (0: none). (None, 0) when not even an empty answer fits.
+
+    `count` gives a conversation's exact prompt tokens (the in-process engine); without it, the size is
+    estimated from the first turn's token counts: prompt_tokens + answer_tokens + RETRY_TURN_TOKENS.
+    """
+    def build(text: str) -> list[dict]:
+        return conv + [{"role": "assistant", "content": text}, {"role": "user", "content": P.RETRY_PROMPT}]
+
+    chars_per_token = len(answer) / max(answer_tokens, 1)
+
+    def size(text: str) -> int:
+        exact = count(build(text)) if count is not None else None
+        if exact is not None:
+            return exact
+        # the kept text's tokens at the answer's average density, 5% dearer for safety
+        text_tokens = answer_tokens if text == answer else math.ceil(1.05 * len(text) / chars_per_token)
+        return prompt_tokens + text_tokens + RETRY_TURN_TOKENS
+
+    n, keep = size(answer), len(answer)
+    for _ in range(8):  # re-tokenising across the cut shifts counts a little: a few rounds at most
+        if n <= budget:
+            return build(cut_middle(answer, keep)), len(answer) - keep
+        keep -= math.ceil((n - budget) * chars_per_token) + 1
+        if keep < 0:
+            return None, 0
+        n = size(cut_middle(answer, keep))
+    return None, 0
+
+
+def _refused(error: Exception, reason: str, engine) -> dict:
+    return {"label": P.UNKNOWN, "answer": None, "retry_answer": None, "retried": False, "prompt_tokens": 0,
+            "completion_tokens": 0, "model_id": getattr(engine, "model_id", None), "unknown_reason": reason,
+            "error": f"{type(error).__name__}: {error}"}
+
+
+def _check_not_all_refused(outs: list, what: str) -> None:
+    """A refusal of every request of a batch is a setting at fault (a parameter the endpoint rejects, a
+    max_tokens that leaves no room for any prompt), not bad pairs: stop rather than label a chunk unknown."""
+    from maestromotif.llm import Completion, LLMError
+
+    refused = [o for o in outs if not isinstance(o, Completion)]
+    if len(outs) > 1 and len(refused) == len(outs):
+        raise LLMError(f"annotate: the engine refused all {len(outs)} {what} of this chunk, e.g. "
+                       f"{refused[0]}; fix the LLM config (annotator_llm) or annotate.max_tokens"
+                       ) from refused[0]
+
+
 def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, seed: int,
                        swapped: list[list[dict]] | None = None) -> list[dict]:
     """Label the conversations of one chunk with the LLM; one result dict per conversation.
 
     `swapped`: the same pairs with the descriptions in the other order (symmetrised direct mode).
+    A request the engine refuses makes its pair unknown (`unknown_reason`, `error`); the others are labelled.
     """
-    from maestromotif.llm import Sampling
+    from maestromotif.llm import Completion, Sampling
 
     base = engine.default_sampling()
     if cfg.mode == "direct":
@@ -132,39 +213,80 @@ def annotate_chunk_llm(engine, convs: list[list[dict]], cfg: AnnotateConfig, see
                             logprobs=cfg.logprobs)
         prefill = [{"role": "assistant", "content": P.DIRECT_PREFILL}]
         # Both orders go in one batch: they share the system prompt and the template's prefix (prefix cache).
-        outs = engine.generate([c + prefill for c in convs + (swapped or [])], sampling)
+        outs = engine.generate_each([c + prefill for c in convs + (swapped or [])], sampling)
+        _check_not_all_refused(outs, "requests")
         results = []
         for out in outs[:len(convs)]:
+            if not isinstance(out, Completion):
+                results.append(_refused(out, REQUEST_FAILED, engine))
+                continue
             top = out.top_logprobs[0] if out.top_logprobs else None
             label, label_logprobs = P.direct_label(top)
             results.append({"label": label, "answer": out.text, "retry_answer": None, "retried": False,
                             "label_logprobs": label_logprobs, "top_logprobs": top,
                             "prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
-                            "model_id": out.model_id})
+                            "model_id": out.model_id, "error": None,
+                            "unknown_reason": NOT_IN_TOP_LOGPROBS if label == P.UNKNOWN else None})
         if swapped is not None:
             for r, out in zip(results, outs[len(convs):]):
+                r["label_first_order"] = r["label"]
+                if r["unknown_reason"] == REQUEST_FAILED:
+                    continue
+                if not isinstance(out, Completion):  # the swapped order was refused: the pair has no margin
+                    r.update(label=P.UNKNOWN, unknown_reason=REQUEST_FAILED,
+                             error=f"{type(out).__name__}: {out}")
+                    continue
                 top = out.top_logprobs[0] if out.top_logprobs else None
                 label, info = P.symmetric_label(r["top_logprobs"], top, cfg.tau)
                 _, swapped_logprobs = P.direct_label(top)
-                r.update(label_first_order=r["label"], label=label, answer_swapped=out.text,
+                r.update(label=label, answer_swapped=out.text,
                          label_logprobs_swapped=swapped_logprobs, top_logprobs_swapped=top,
                          prompt_tokens=r["prompt_tokens"] + out.prompt_tokens,
-                         completion_tokens=r["completion_tokens"] + out.completion_tokens, **info)
+                         completion_tokens=r["completion_tokens"] + out.completion_tokens,
+                         unknown_reason=NOT_IN_TOP_LOGPROBS if label == P.UNKNOWN else None, **info)
         return results
     sampling = Sampling(temperature=base.temperature, top_k=base.top_k, top_p=base.top_p,
                         max_tokens=cfg.max_tokens, seed=seed)
-    outs = engine.generate(convs, sampling)
-    results = [{"label": P.parse_answer(o.text, cfg.answer_match), "answer": o.text, "retry_answer": None,
-                "retried": False, "prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens, "model_id": o.model_id}
-               for o in outs]
-    retry = [i for i, r in enumerate(results) if r["label"] == P.UNKNOWN]
-    if retry:  # the paper's one retry turn, in the same conversation
+    outs = engine.generate_each(convs, sampling)
+    _check_not_all_refused(outs, "requests")
+    results = []
+    for o in outs:
+        if not isinstance(o, Completion):
+            results.append(_refused(o, REQUEST_FAILED, engine))
+            continue
+        label = P.parse_answer(o.text, cfg.answer_match)
+        results.append({"label": label, "answer": o.text, "retry_answer": None, "retried": False,
+                        "retry_answer_cut": 0, "prompt_tokens": o.prompt_tokens,
+                        "completion_tokens": o.completion_tokens, "model_id": o.model_id,
+                        "unknown_reason": UNPARSABLE if label == P.UNKNOWN else None, "error": None})
+    # The paper's one retry turn, in the same conversation. The failed answer is echoed back; it may be
+    # max_tokens long, so it is cut in the middle where conversation + answer + question + retry_max_tokens
+    # would overflow the context window.
+    budget = engine.config.max_model_len - cfg.retry_max_tokens
+    retry, retry_convs = [], []
+    for i, r in enumerate(results):
+        if r["unknown_reason"] != UNPARSABLE:
+            continue
+        conv, cut = fit_retry(convs[i], r["answer"], r["prompt_tokens"], r["completion_tokens"], budget,
+                              engine.count_tokens)
+        if conv is None:
+            r.update(unknown_reason=RETRY_DOES_NOT_FIT,
+                     error=f"the conversation leaves no room for retry_max_tokens={cfg.retry_max_tokens} in "
+                           f"max_model_len={engine.config.max_model_len}")
+            continue
+        r["retry_answer_cut"] = cut
+        retry.append(i)
+        retry_convs.append(conv)
+    if retry:
         retry_sampling = Sampling(**{**sampling.__dict__, "max_tokens": cfg.retry_max_tokens})
-        retry_convs = [convs[i] + [{"role": "assistant", "content": results[i]["answer"]},
-                                   {"role": "user", "content": P.RETRY_PROMPT}] for i in retry]
-        for i, out in zip(retry, engine.generate(retry_convs, retry_sampling)):
+        for i, out in zip(retry, engine.generate_each(retry_convs, retry_sampling)):
             r = results[i]
-            r.update(label=P.parse_answer(out.text, cfg.answer_match), retry_answer=out.text, retried=True,
+            if not isinstance(out, Completion):
+                r.update(unknown_reason=RETRY_FAILED, error=f"{type(out).__name__}: {out}")
+                continue
+            label = P.parse_answer(out.text, cfg.answer_match)
+            r.update(label=label, retry_answer=out.text, retried=True,
+                     unknown_reason=UNPARSABLE if label == P.UNKNOWN else None,
                      prompt_tokens=r["prompt_tokens"] + out.prompt_tokens,
                      completion_tokens=r["completion_tokens"] + out.completion_tokens)
     return results
@@ -203,7 +325,8 @@ def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateCon
     records = []
     for row, r in zip(rows, results):
         records.append({
-            "pair_id": int(row["pair_id"]), **r, "mode": mode if r["asked"] else "identical",
+            "pair_id": int(row["pair_id"]), "unknown_reason": None, "error": None, **r,
+            "mode": mode if r["asked"] else "identical",
             "symmetrised": bool(r["asked"] and symmetrised(cfg)),
             "annotator": cfg.annotator, "variant": variant, "key": key, "seed": seed, "prompt_hash": prompt_hash,
             "message_1": str(row["message_1"]), "message_2": str(row["message_2"]),
@@ -280,6 +403,12 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     llm_cfg = params.get("annotator_llm") if cfg.annotator == "llm" else None
     if cfg.annotator == "llm" and llm_cfg is None and engine is None:
         raise ValueError("annotate.annotator=llm needs an `annotator_llm` section in the params (conf/llm/)")
+    if llm_cfg is not None and cfg.mode == "chain_of_thought":
+        window = int(llm_cfg.get("max_model_len", 0) or 0)
+        for name in ("max_tokens", "retry_max_tokens"):
+            if window and getattr(cfg, name) >= window:
+                raise ValueError(f"annotate.{name}={getattr(cfg, name)} leaves no room for a prompt in "
+                                 f"annotator_llm.max_model_len={window}: lower it or raise max_model_len")
     fingerprint = run_fingerprint(variant, key, cfg, llm_cfg, file_metadata(pairs_path))
     prompt_hash = P.prompt_hash(variant, key, cfg.mode)
 
@@ -401,6 +530,11 @@ def label_metrics(labels: pd.DataFrame) -> dict:
         "tokens_per_asked_pair": float((asked["prompt_tokens"] + asked["completion_tokens"]).mean()) if len(asked) else 0.0,
         "completion_tokens_per_asked_pair": float(asked["completion_tokens"].mean()) if len(asked) else 0.0,
     }
+    # Why the unknown labels are unknown; pairs refused by the engine or without room for their retry.
+    reasons = labels.loc[labels["label"] == P.UNKNOWN, "unknown_reason"] if "unknown_reason" in labels else []
+    out["unknown_reasons"] = {k: int(sum(r == k for r in reasons)) for k in UNKNOWN_REASONS}
+    cut = asked["retry_answer_cut"].fillna(0) if "retry_answer_cut" in asked else pd.Series(dtype=float)
+    out["retry_answers_cut"] = int((cut > 0).sum())  # retries whose echoed answer was cut to fit the window
     if "label_first_order" in labels:  # symmetrised: the histogram one order alone would have given
         first = Counter(int(v) for v in labels["label_first_order"].fillna(labels["label"]))
         margins = asked["margin"].dropna().to_numpy(dtype=float)

@@ -47,8 +47,10 @@ class MaestroMotif(Method):
         seed = json.loads((run / "summary.json").read_text()).get("seed", 0) if (run / "summary.json").exists() else 0
         file = Path(where) / "program.py" if where != name else None
         provenance = {"program": program_provenance(program, self.code_seed, file, Path(codegen) / name)}
+        from benchmark.evaluate import policy_device
+
         return SkillPolicy.from_run(run, program, deterministic=self.deterministic, seed=seed,
-                                    provenance=provenance)
+                                    provenance=provenance, device=policy_device(params))
 
     def program_task(self, task: str, codegen_dir: str) -> str:
         """The task whose program runs: the task itself, or a small variant's paper task when the variant

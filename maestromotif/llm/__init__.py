@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from maestromotif.llm.base import (
+    REQUEST_ERRORS,
     BadInputError,
     Completion,
     Conversation,
@@ -15,13 +16,15 @@ from maestromotif.llm.base import (
     Message,
     ModelNotFoundError,
     PromptTooLongError,
+    RequestRejectedError,
     Sampling,
     ServerError,
 )
 
 __all__ = [
     "BadInputError", "Completion", "Conversation", "Engine", "EngineConfigError", "LLMConfig", "LLMError",
-    "Message", "ModelNotFoundError", "PromptTooLongError", "Sampling", "ServerError", "load_config", "make_engine",
+    "Message", "ModelNotFoundError", "PromptTooLongError", "REQUEST_ERRORS", "RequestRejectedError",
+    "Sampling", "ServerError", "load_config", "make_engine",
 ]
 
 

@@ -46,6 +46,15 @@ class ServerError(LLMError):
     """An HTTP endpoint is unreachable, timed out, or answered something unusable."""
 
 
+class RequestRejectedError(BadInputError, ServerError):
+    """An endpoint refused this one request (an HTTP 4xx other than auth or rate limits): the request is at
+    fault, not the endpoint, so the other requests of a batch can still be answered."""
+
+
+# Failures that belong to one request, not to the engine: `generate_each` returns them in their slot.
+REQUEST_ERRORS = (BadInputError,)
+
+
 @dataclass
 class Sampling:
     """Sampling settings; the defaults are the paper's annotator sampling (method.md §1.3)."""
@@ -157,21 +166,49 @@ class Engine(ABC):
 
     def generate(self, conversations: list[Conversation], sampling: Optional[Sampling] = None) -> list[Completion]:
         """One completion per conversation, in order. Logs tokens/s and requests/s."""
+        return self._timed(self._generate, conversations, sampling)  # type: ignore[return-value]
+
+    def _timed(self, run, conversations: list[Conversation], sampling: Optional[Sampling]) -> list:
+        """Validate, set the seed, run `run(conversations, sampling)` and log its throughput."""
         validate_conversations(conversations)
         sampling = sampling or self.default_sampling()
         if sampling.seed is None:
             sampling = Sampling(**{**sampling.__dict__, "seed": self.config.seed})
         start = time.perf_counter()
-        completions = self._generate(list(conversations), sampling)
+        results = run(list(conversations), sampling)
         seconds = max(time.perf_counter() - start, 1e-9)
+        completions = [c for c in results if isinstance(c, Completion)]
         generated = sum(c.completion_tokens for c in completions)
         prompted = sum(c.prompt_tokens for c in completions)
-        log.info("%s: %d requests, %d prompt + %d generated tokens in %.2f s: %.1f tok/s generated, %.2f req/s",
-                 self.model_id, len(completions), prompted, generated, seconds, generated / seconds,
-                 len(completions) / seconds)
-        self.last_stats = {"requests": len(completions), "prompt_tokens": prompted,
-                           "completion_tokens": generated, "seconds": seconds}
-        return completions
+        failed = len(results) - len(completions)
+        log.info("%s: %d requests%s, %d prompt + %d generated tokens in %.2f s: %.1f tok/s generated, "
+                 "%.2f req/s", self.model_id, len(results), f" ({failed} refused)" if failed else "",
+                 prompted, generated, seconds, generated / seconds, len(results) / seconds)
+        self.last_stats = {"requests": len(results), "prompt_tokens": prompted,
+                           "completion_tokens": generated, "seconds": seconds, "refused": failed}
+        return results
+
+    def generate_each(self, conversations: list[Conversation],
+                      sampling: Optional[Sampling] = None) -> list[Completion | LLMError]:
+        """Like `generate`, but a request the engine refuses on its own (REQUEST_ERRORS: too long, rejected)
+        comes back as its exception in its slot while the others are answered. Failures of the engine itself
+        (unreachable server, crashed model) still raise. This default isolates bad requests by halving the
+        batch; engines that can tell which request failed override it."""
+        if not conversations:
+            return []
+        try:
+            return list(self.generate(conversations, sampling))
+        except REQUEST_ERRORS as e:
+            if len(conversations) == 1:
+                return [e]
+            mid = len(conversations) // 2
+            return (self.generate_each(conversations[:mid], sampling)
+                    + self.generate_each(conversations[mid:], sampling))
+
+    def count_tokens(self, conv: Conversation) -> Optional[int]:
+        """Prompt tokens of `conv` under the model's chat template, or None where the engine cannot count
+        locally (an HTTP endpoint): callers then budget from the token counts of earlier completions."""
+        return None
 
     @abstractmethod
     def _generate(self, conversations: list[Conversation], sampling: Sampling) -> list[Completion]:

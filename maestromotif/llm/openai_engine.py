@@ -15,13 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional
 
 from maestromotif.llm.base import (
+    REQUEST_ERRORS,
     Completion,
     Conversation,
     Engine,
     EngineConfigError,
     LLMConfig,
+    LLMError,
     ModelNotFoundError,
     PromptTooLongError,
+    RequestRejectedError,
     Sampling,
     ServerError,
     ends_with_prefill,
@@ -182,6 +185,9 @@ class OpenAIEngine(Engine):
         if any(h in lower for h in CONTEXT_ERROR_HINTS):
             return PromptTooLongError(f"the server at {self.base_url} says the prompt is too long (HTTP {status}: "
                                       f"{body}). Shorten it, lower max_tokens, or set llm.on_too_long=truncate")
+        if status is not None and 400 <= status < 500 and status != 404:  # this request, not the server (404:
+            # a wrong URL or model name, which every request would hit)
+            return RequestRejectedError(f"{self.base_url} rejected {what} (HTTP {status}): {body}")
         return ServerError(f"{self.base_url} rejected {what} (HTTP {status}): {body}")
 
     def _with_retries(self, call: Callable[[], Any], what: str) -> Any:
@@ -201,15 +207,35 @@ class OpenAIEngine(Engine):
 
     # -- a batch -------------------------------------------------------------------------------------------
     def _generate(self, conversations: list[Conversation], sampling: Sampling) -> list[Completion]:
+        return self._run_pool(conversations, sampling, keep_request_errors=False)
+
+    def generate_each(self, conversations: list[Conversation],
+                      sampling: Optional[Sampling] = None) -> list[Completion | LLMError]:
+        """One pass over the batch: a request the server refused keeps its error in its slot (nothing is
+        re-sent, unlike the base class's halving)."""
+        if not conversations:
+            return []
+        def run(convs: list[Conversation], s: Sampling) -> list:
+            return self._run_pool(convs, s, keep_request_errors=True)
+
+        return self._timed(run, conversations, sampling)
+
+    def _run_pool(self, conversations: list[Conversation], sampling: Sampling,
+                  keep_request_errors: bool) -> list:
         from tqdm.auto import tqdm
 
         workers = min(self.config.max_concurrency, len(conversations))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-http")
         try:
             futures = [pool.submit(self._request, c, sampling) for c in conversations]
-            results = []
+            results: list = []
             for f in tqdm(futures, desc=f"LLM {self.model_id}", unit="req", disable=len(futures) < 64):
-                results.append(f.result())  # the first failure propagates; the rest are cancelled below
+                try:
+                    results.append(f.result())  # any other failure propagates; the rest are cancelled below
+                except REQUEST_ERRORS as e:
+                    if not keep_request_errors:
+                        raise
+                    results.append(e)
             return results
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

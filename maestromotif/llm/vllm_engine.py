@@ -182,6 +182,9 @@ class VLLMEngine(Engine):
         except Exception as e:  # jinja errors, templates that reject a role, ...
             raise EngineConfigError(f"the chat template of {self.model_id} cannot render this conversation: {e}") from e
 
+    def count_tokens(self, conv: Conversation) -> int:
+        return len(self._encode(self.render(conv)))
+
     def prompt_token_ids(self, conv: Conversation, max_tokens: int) -> list[int]:
         """Token ids of the rendered prompt, fitted to the context window per `on_too_long`."""
         ids = self._encode(self.render(conv))

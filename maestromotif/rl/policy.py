@@ -1,11 +1,13 @@
-"""Deployment: the trained skill network + a task's program over skills, evaluated zero-shot on CPU.
+"""Deployment: the trained skill network + a task's program over skills, evaluated zero-shot.
 
     policy = SkillPolicy.from_run("data/fit/maestromotif/seed0", program="gnomish")
     env = policy.wrap_env(benchmark.env.make(task="gnomish"))   # + OptionsWrapper + network inputs
     actions, state = policy.act(stacked_obs, policy.initial_state(n), episode_start)
 
 The network is rebuilt from the run's sample-factory configuration (sf/config.json) through the same
-registration as training, and its weights are read from the latest checkpoint.
+registration as training, and its weights are read from the latest checkpoint. It runs on `device`
+(benchmark.evaluate passes the `evaluate.device` setting: "auto" is the GPU when there is one); the envs
+and the program stay on the CPU, so only the observations go to the device and the actions come back.
 """
 from __future__ import annotations
 
@@ -27,8 +29,8 @@ from maestromotif.rl.train import EXPERIMENT, checkpoints
 log = logging.getLogger(__name__)
 
 
-def load_actor_critic(run: Path, checkpoint: Path | None = None):
-    """(model in eval mode on CPU, its sample-factory cfg, the checkpoint path) of a training run."""
+def load_actor_critic(run: Path, checkpoint: Path | None = None, device: str | torch.device = "cpu"):
+    """(model in eval mode on `device`, its sample-factory cfg, the checkpoint path) of a training run."""
     from sample_factory.model.actor_critic import create_actor_critic
     from sample_factory.utils.attr_dict import AttrDict
 
@@ -45,7 +47,7 @@ def load_actor_critic(run: Path, checkpoint: Path | None = None):
     register()
     model = create_actor_critic(cfg, observation_space(cfg.mm_crop_mode), gym.spaces.Discrete(len(ACTIONS)))
     allow_checkpoint_globals()  # only tensors, builtins and numpy scalars are unpickled (weights_only)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    state = torch.load(checkpoint, map_location=device, weights_only=True)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -53,7 +55,7 @@ def load_actor_critic(run: Path, checkpoint: Path | None = None):
             raise RuntimeError(f"{checkpoint} has the old 3-layer stats MLP and cannot be loaded by this "
                                "network; retrain the skills (python -m maestromotif.rl.train)") from e
         raise
-    model.eval()
+    model.to(device).eval()
     return model, cfg, checkpoint
 
 
@@ -67,13 +69,16 @@ class SkillPolicy(Policy):
         self.program, self.deterministic, self.seed = program, deterministic, seed
         self._provenance = dict(provenance or {})
         self.keys = tuple(observation_space(cfg.mm_crop_mode).spaces)
+        self.device = next(model.parameters()).device
         self._envs = 0
 
     @classmethod
     def from_run(cls, run: str | Path, program, deterministic: bool = False, seed: int = 0,
-                 checkpoint: str | Path | None = None, provenance: dict | None = None) -> "SkillPolicy":
-        model, cfg, ckpt = load_actor_critic(Path(run), Path(checkpoint) if checkpoint else None)
-        log.info("skill policy from %s with program %s", ckpt, getattr(program, "name", program))
+                 checkpoint: str | Path | None = None, provenance: dict | None = None,
+                 device: str | torch.device = "cpu") -> "SkillPolicy":
+        model, cfg, ckpt = load_actor_critic(Path(run), Path(checkpoint) if checkpoint else None, device)
+        log.info("skill policy from %s with program %s on %s", ckpt, getattr(program, "name", program),
+                 device)
         return cls(model, cfg, program, deterministic, seed, provenance)
 
     def provenance(self) -> dict:
@@ -85,16 +90,17 @@ class SkillPolicy(Policy):
         return PolicyObservation(env, self.cfg.mm_crop_mode, keep_raw=True)
 
     def initial_state(self, num_envs: int) -> torch.Tensor:
-        return torch.zeros(num_envs, self.cfg.rnn_size)
+        return torch.zeros(num_envs, self.cfg.rnn_size, device=self.device)
 
     @torch.inference_mode()
     def act(self, obs: dict[str, np.ndarray], state: Any, episode_start: np.ndarray):
         state = state.clone()
-        state[torch.from_numpy(np.asarray(episode_start, dtype=bool))] = 0.0  # new episode: fresh GRU state
-        inputs = {k: torch.from_numpy(np.ascontiguousarray(obs[k])) for k in self.keys}
+        start = torch.from_numpy(np.asarray(episode_start, dtype=bool)).to(state.device)
+        state[start] = 0.0  # new episode: fresh GRU state
+        inputs = {k: torch.from_numpy(np.ascontiguousarray(obs[k])).to(self.device) for k in self.keys}
         out = self.model(self.model.normalize_obs(inputs), state)
         if self.deterministic:
             actions = out["action_logits"].argmax(dim=-1)
         else:
             actions = out["actions"]
-        return actions.reshape(-1).numpy().astype(np.int64), out["new_rnn_states"]
+        return actions.reshape(-1).cpu().numpy().astype(np.int64), out["new_rnn_states"]

@@ -281,3 +281,58 @@ def test_bad_answer_match_or_tie_identical_names_the_key(ci_data, tmp_path):
         params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.annotator=oracle", override)
         with pytest.raises(ValueError, match=words):
             annotate(params, skill="discoverer", out_dir=tmp_path / "labels")
+
+
+@pytest.mark.llm
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_chain_of_thought_retry_fits_a_small_window_and_a_too_long_pair_fails_alone(ci_data, embedded_engine):
+    """The real embedded engine (max_model_len 2048) with prompts padded so close to the window that a failed
+    64-token answer can be echoed only in part: every retry must still be sent and answered (the old code
+    echoed the whole answer and the engine's PromptTooLongError failed the chunk), and a pair too long for
+    the window is one unknown label with its reason while the others are labelled."""
+    import maestromotif.annotate as A
+    from maestromotif.prompts import RETRY_PROMPT
+
+    pairs = load_pairs(Path(ci_data.data_dir) / "pairs" / "ascender.parquet").iloc[:3]  # long prefills: few
+    d1, d2 = pair_captions(pairs, "maestromotif")
+    window, max_tokens, retry_max_tokens = embedded_engine.config.max_model_len, 64, 64
+    target = window - max_tokens - 80  # first turns fit; a retry has ~40 tokens for the echoed answer
+
+    def padded(a, b):  # the pair's real captions, the first one padded with game messages up to `target`
+        lo, hi = 0, 400
+        while lo < hi:  # the most padding that keeps the prompt within `target`
+            mid = (lo + hi + 1) // 2
+            conv = A.conversation("maestromotif", "ascender", "You see here a gold piece. " * mid + a, b)
+            lo, hi = (mid, hi) if embedded_engine.count_tokens(conv) <= target else (lo, mid - 1)
+        return A.conversation("maestromotif", "ascender", "You see here a gold piece. " * lo + a, b)
+
+    def retry_turn(conv, answer):
+        return conv + [{"role": "assistant", "content": answer}, {"role": "user", "content": RETRY_PROMPT}]
+
+    convs = [padded(a, b) for a, b in zip(d1, d2)]
+    huge = A.conversation("maestromotif", "ascender", "You see a fountain. " * 600, d2[0])
+    assert embedded_engine.count_tokens(huge) > window
+    cfg = AnnotateConfig(mode="chain_of_thought", max_tokens=max_tokens, retry_max_tokens=retry_max_tokens)
+    results = A.annotate_chunk_llm(embedded_engine, convs + [huge], cfg, seed=0)
+
+    assert results[-1]["label"] == UNKNOWN and results[-1]["unknown_reason"] == A.REQUEST_FAILED
+    assert "PromptTooLongError" in results[-1]["error"]
+    retried = [r for r in results[:-1] if r["retried"]]
+    overflowing = 0  # retries whose whole answer would not have fitted: the old code failed the chunk on them
+    for r, conv in zip(results, convs):
+        assert r["unknown_reason"] in (None, A.UNPARSABLE)  # never request_failed / retry_failed here
+        if not r["retried"]:
+            continue
+        assert r["retry_answer"] is not None
+        whole = embedded_engine.count_tokens(retry_turn(conv, r["answer"])) + retry_max_tokens > window
+        overflowing += whole
+        assert (r["retry_answer_cut"] > 0) == whole
+        kept = A.cut_middle(r["answer"], len(r["answer"]) - r["retry_answer_cut"])
+        assert embedded_engine.count_tokens(retry_turn(conv, kept)) + retry_max_tokens <= window  # as sent
+    assert overflowing, "no retry needed a cut: lower `target` or raise max_tokens"
+    metrics = A.label_metrics(pd.DataFrame([{**r, "asked": True} for r in results]))
+    assert metrics["unknown_reasons"][A.REQUEST_FAILED] == 1
+    assert metrics["retry_answers_cut"] == overflowing and metrics["retries"] == len(retried)
+    print("small-window retry:", {k: metrics[k] for k in ("histogram", "unknown_reasons", "retries",
+                                                          "retry_answers_cut")})

@@ -216,3 +216,26 @@ def test_empty_input_is_rejected_before_any_request():
         with pytest.raises(BadInputError):
             engine.generate([], Sampling())
     assert server.bodies == []
+
+
+def test_generate_each_keeps_a_rejected_request_in_its_slot_and_resends_nothing():
+    """One request the server refuses (HTTP 400, too long) is that request's error; the others are answered,
+    each sent once. Old behaviour: the first refusal raised and the batch's answers were lost."""
+    too_long = (400, {"error": {"message": "This model's maximum context length is 2048 tokens"}})
+    rejected = (400, {"error": {"message": "invalid request"}})
+    script = [(200, completion_body("a")), too_long, (200, completion_body("c")), rejected,
+              (200, completion_body("e"))]
+    with FakeOpenAIServer(script) as server:
+        engine, sleeps = engine_for(server.url, max_concurrency=1)  # one at a time: the script's order
+        out = engine.generate_each([[{"role": "user", "content": str(i)}] for i in range(5)], Sampling())
+    assert [o.text if not isinstance(o, Exception) else type(o).__name__ for o in out] == \
+        ["a", "PromptTooLongError", "c", "RequestRejectedError", "e"]
+    assert isinstance(out[3], ServerError) and isinstance(out[3], BadInputError)
+    assert len(server.bodies) == 5 and sleeps == []
+
+
+def test_generate_each_still_raises_when_the_server_itself_fails():
+    with FakeOpenAIServer([(200, completion_body()), (200, "<html>down</html>")]) as server:
+        engine, _ = engine_for(server.url, max_concurrency=1, max_retries=0)
+        with pytest.raises(ServerError, match="not a usable chat completion"):
+            engine.generate_each([USER, USER], Sampling())
