@@ -9,7 +9,7 @@ Annotators (`annotate.annotator`):
   - "llm": the `annotator_llm` engine with the paper's prompts (maestromotif.prompts), in one of two modes
       chain_of_thought  the paper's protocol: a free answer (up to `max_tokens`), parsed with the paper's
                         regex; if that fails, one retry turn in the same conversation;
-      direct            (CPU budget, DESIGN.md §5) the assistant answer is prefilled up to
+      direct            (CPU budget, docs/design.md §5) the assistant answer is prefilled up to
                         '("best_description": ' and the label is the argmax of the next-token log-probs of
                         "1" / "2" / "None" (one generated token per pair; raw top log-probs are stored);
       direct, symmetrised (`symmetrise: true`; the ci and small profiles) see below;

@@ -48,7 +48,7 @@ class ServerError(LLMError):
 
 @dataclass
 class Sampling:
-    """Sampling settings; the defaults are the paper's annotator sampling (method.md §1.3)."""
+    """Sampling settings; the defaults are the paper's annotator sampling (docs/method.md §3.4)."""
 
     temperature: float = 0.1
     top_k: int = 50
