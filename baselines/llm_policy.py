@@ -1,7 +1,7 @@
 """LLM Policy baseline: an LLM plays the task zero-shot, ReAct style (think, then act), one step at a time.
 
 The paper used "Llama as a policy via ReAct" and gave no prompt, observation format or horizon
-(reference/method.md §7.8). Ours follows BALROG's NLE agent (prior-code.md §5):
+(docs/method.md §12.8). Ours follows BALROG's NLE agent (docs/method.md §10.1):
 - the observation is text (baselines.text_obs: message, status, neighbours, things in view with
   direction and distance, inventory), under a system prompt with the task description and the 28
   action names with one-line meanings;

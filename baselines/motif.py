@@ -10,7 +10,7 @@ Per task:
              Motif's reward: 0.1 * clip(0.1 * score delta) + 0.1 * r_int, where r_int thresholds the
              normalised reward at its dataset MEDIAN (Motif's --eps_threshold_quantile 0.5, not the skills'
              85th/95th percentile) and divides by the episodic message count ** 3 with an unbounded count
-             dict (Motif), not MaestroMotif's 20-message LRU (reference/method.md §6).
+             dict (Motif), not MaestroMotif's 20-message LRU (docs/method.md §4.4, §10.2).
 """
 from __future__ import annotations
 

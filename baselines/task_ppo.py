@@ -2,7 +2,7 @@
 
 reward = clip(0.1 * score delta, +-10) + task_coef * (task value after the step - before it)
 
-The paper gives neither the weighting nor the task reward (reference/method.md §7.10). Ours: the task
+The paper gives neither the weighting nor the task reward (docs/method.md §12.10). Ours: the task
 reward is the increment of the task tracker's value (benchmark.tasks: 1 at success for success tasks,
 +1 per counted event for count tasks), weighted by task_coef = 10, the size of the score term's clip:
 one task event is worth as much as the largest score step, and 2x a descent (50 points -> 5), so the

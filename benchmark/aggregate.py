@@ -89,7 +89,7 @@ def task_title(task: str, cfg: ReportConfig) -> str:
 
 
 def load_paper_results(path: str | Path) -> pd.DataFrame:
-    """The paper's Tables 1 and 2 (reference/paper_results.csv) with values as fractions for success rates."""
+    """The paper's Tables 1 and 2 (benchmark/paper_results.csv) with values as fractions for success rates."""
     path = Path(path)
     df = pd.read_csv(path if path.is_absolute() else REPO_ROOT / path)
     scale = np.where(df["unit"] == "percent", 0.01, 1.0)

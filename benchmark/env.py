@@ -144,7 +144,7 @@ _MAX_SETTLE = 64  # prompts/--More-- handled per step before giving up (never re
 class PaperNetHack(NLE):
     """NLE with the paper's character, options, actions and macros; reward is the in-game score delta.
 
-    Macros (reference/method.md §1.11), applied in `step`:
+    Macros (docs/method.md §8.3), applied in `step`:
       * at "What do you want to eat/drink?", action `y` (= NW) answers with the first listed letter,
         any other action cancels the prompt;
       * WAIT rests 25 turns (`2`, `5`, `.`);

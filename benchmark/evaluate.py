@@ -68,7 +68,7 @@ class MethodSpec:
     """The optional `benchmark:` block of conf/method/<name>.yaml: how tables and figures treat the method."""
 
     label: str = ""                 # display name (default: the file name)
-    paper_label: str | None = None  # its row in reference/paper_results.csv, if the paper reports it
+    paper_label: str | None = None  # its row in benchmark/paper_results.csv, if the paper reports it
     group: str = "reference"        # zero-shot | task-specific | score | reference
     artefact: str | None = "{data_dir}/{fit_dir}/{method}/seed{seed}"  # fit() output; per-task methods add /<task>
     llm_models: list[str] = field(default_factory=list)  # params sections (e.g. coder_llm) whose `model` it uses

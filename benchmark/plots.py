@@ -72,7 +72,7 @@ def task_bars(summary: pd.DataFrame, paper: pd.DataFrame, stem: Path, profile: s
     """Fig. 5 style: navigation success rate (%) and interaction items per episode, per task and method,
     our methods beside the paper's reference bars (hatched; none when `paper_methods` is empty).
 
-    summary: rows (method_label, title, category, mean, stderr); paper: reference/paper_results.csv rows
+    summary: rows (method_label, title, category, mean, stderr); paper: benchmark/paper_results.csv rows
     (task, category, method, mean, stderr) with success rates as fractions."""
     ours = summary[["method_label", "title", "category", "mean", "stderr"]]
     ref = paper[paper["method"].isin(paper_methods)].rename(columns={"task": "title"})

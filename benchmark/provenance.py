@@ -1,6 +1,6 @@
 """What produced a result: recorded next to every output so a number can be traced back to its run.
 
-DESIGN.md §6 asks for method, task, seed, profile, LLM model id, NLE version, git describe and episode
+docs/design.md §6.3 asks for method, task, seed, profile, LLM model id, NLE version, git describe and episode
 count on every result. The lesson of BALROG #59/#63 (results nobody could reproduce) is to publish the
 seeds, all evaluation parameters and the code version together with the numbers; `record()` gathers
 them in one dict, `fingerprint()` hashes the settings that must match before two runs may be pooled.

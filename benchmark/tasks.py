@@ -1,4 +1,4 @@
-"""The paper's 9 evaluation tasks as trackers that watch transitions (reference/method.md §2).
+"""The paper's 9 evaluation tasks as trackers that watch transitions (docs/method.md §9).
 
 Each tracker reproduces the success check or count of the official code (`rl_baseline/monk_tasks_nle.py`,
 `obs_wrappers.py`, `price_id.py` at commit 268cf45), including its proxies: the navigation tasks read

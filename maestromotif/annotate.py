@@ -11,7 +11,7 @@ Annotators (`annotate.annotator`):
                         regex; if that fails, one retry turn in the same conversation (the failed
                         answer is echoed back, cut in its middle where prompt + answer + question +
                         `retry_max_tokens` would overflow the model's window: see `fit_retry`);
-      direct            (CPU budget, DESIGN.md §5) the assistant answer is prefilled up to
+      direct            (CPU budget, docs/design.md §5) the assistant answer is prefilled up to
                         '("best_description": ' and the label is the argmax of the next-token log-probs of
                         "1" / "2" / "None" (one generated token per pair; raw top log-probs are stored);
       direct, symmetrised (`symmetrise: true`; the ci and small profiles) see below;

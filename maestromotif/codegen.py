@@ -1,5 +1,5 @@
 """`codegen` stage: the LLM coder writes the initiation/termination functions and the policies over
-skills, with self-refinement (method.md §1.6, §1.7, §2).
+skills, with self-refinement (docs/method.md §5.1-5.3, §9.2).
 
     python -m maestromotif.codegen            # reads params.yaml (codegen, coder_llm, root_seed, profile)
 

@@ -1,7 +1,7 @@
 """Every annotation prompt, as data: MaestroMotif's per-skill preference prompt and Motif's goal prompt.
 
 Strings are the papers' (MaestroMotif Prompts 1-3, App. A.1; Motif's rlaif/prompts.py), see
-reference/method.md §1.2-1.3 and §6. `prompt_hash` fingerprints everything that shapes a label, so
+docs/method.md §2-§3 and §10.2. `prompt_hash` fingerprints everything that shapes a label, so
 labels made with different prompts are never mixed silently.
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ MOTIF_DEFAULT_GOAL = ("Prefer agents that maximize the score in the game, for in
                       "collecting gold or going down the stairs in the dungeon.")
 
 # Goal strings for the Motif baseline, one per benchmark task, written from the task descriptions
-# (reference/method.md §2); the papers do not publish the ones they used.
+# (docs/method.md §9.2); the papers do not publish the ones they used.
 MOTIF_TASK_GOALS = {
     "gnomish": "Prefer agents that find the Gnomish Mines, the branch of the dungeon reached by a second "
                "staircase down on one of the first levels, and go down into it.",

@@ -1,4 +1,4 @@
-"""What the annotator reads about one sample: the paper's diff-history caption (method.md §1.3).
+"""What the annotator reads about one sample: the paper's diff-history caption (docs/method.md §3.2).
 
 A sample is an observation and the one `gap` steps earlier in the same episode. The caption lists the
 two messages and how depth, gold, HP, XP level and hunger changed between them, e.g.

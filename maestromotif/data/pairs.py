@@ -4,12 +4,12 @@
 
 A sample is an observation at step t together with the observation at step t - gap (gap = 100) of
 the same episode, so the caption can say how the state changed over the last 100 steps (the paper's
-"diff history", method.md §1.3). Samples 2i and 2i+1 form pair i, as in the official code. Each skill
+"diff history", docs/method.md §3.2). Samples 2i and 2i+1 form pair i, as in the official code. Each skill
 draws its own pairs with the seed derive_seed(root_seed, "pairs", skill); the Motif baseline gets its
 own set ("motif", message-only captions at annotation time).
 
 How samples are drawn (`pairs.sampling`; the paper does not say how its pairs were sampled,
-method.md §7.2, so this is a documented choice):
+docs/method.md §12.2, so this is a documented choice):
   uniform   every sample equally likely (paper profile, and the default);
   changed   a fraction `pairs.changed_fraction` of the samples is drawn from those whose depth, gold or
             XP level changed over the gap, in equal shares per stat that changed anywhere (a sample

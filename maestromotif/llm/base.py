@@ -57,7 +57,7 @@ REQUEST_ERRORS = (BadInputError,)
 
 @dataclass
 class Sampling:
-    """Sampling settings; the defaults are the paper's annotator sampling (method.md §1.3)."""
+    """Sampling settings; the defaults are the paper's annotator sampling (docs/method.md §3.4)."""
 
     temperature: float = 0.1
     top_k: int = 50

@@ -1,5 +1,6 @@
 """The coder prompts, verbatim from the official release (mklissa/maestromotif @ 268cf45,
-`code_generation/*/{initial,code_check,simulate_rewrite}.txt`; paper Prompts 4-5, method.md §1.7, §2).
+`code_generation/*/{initial,code_check,simulate_rewrite}.txt`; paper Prompts 4-5; docs/method.md §5.2-5.3,
+§9.2).
 
 Prompts are data: `INITIAL[step]` is formatted with `.format(previous_code)` where it has a `{}` slot
 (the select_skill prompt has none), `CODE_CHECK[step].format(trace)`; `REWRITE` is sent as is.

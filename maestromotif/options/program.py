@@ -3,7 +3,7 @@
 A program is composed of layers, the way the official `combine.py` glued LLM answers together:
 
     import random
-    SETTINGS = {...}                         # per-program deployment settings (method.md §2)
+    SETTINGS = {...}                         # per-program deployment settings (docs/method.md §9.2)
     <policy layer 1>  class NetHackPlayer: select_skill, reach_gnomish_mines, ...
     <policy layer 2>  class NetHackPlayer(NetHackPlayer): perform_task (a task), hooks ...
     <init/term>       class NetHackPlayer(NetHackPlayer): skill_precondition, skill_termination
@@ -35,7 +35,7 @@ PROGRAM_NAMES = (TRAINING, *TASKS)
 
 @dataclass(frozen=True)
 class Settings:
-    """Per-episode settings of set_initial_values (method.md §1.7 training, §2 deployment)."""
+    """Per-episode settings of set_initial_values (docs/method.md §5.2 training, §9.2 deployment)."""
 
     max_depth: tuple[int, int]  # drawn uniformly per episode (low == high: fixed)
     discoverer_skill_steps: int  # Discoverer ends after this many game turns; Merchant/Worshipper after 20x
@@ -218,7 +218,7 @@ def load_program(path_or_name: str | Path) -> Program:
 
 # ---------------------------------------------------------------- a structural check of any program
 def interface_check(program: Program, runner, turns: int = 30, seed: int = 0) -> list[str]:
-    """Drive the program through the simulated depth loop of the unit test (method.md §1.7) with the
+    """Drive the program through the simulated depth loop of the unit test (docs/method.md §5.2) with the
     real options-step code; return the trace lines. Raises SandboxError or ValueError on a broken program.
 
     This is our own check, independent of the LLM's verdict: every skill returned must be a skill name.

@@ -405,7 +405,7 @@ def check_skill(skill, where: str) -> str:
 
 
 def options_step(player, grid_cls, x: dict) -> dict:
-    """One env step of call-and-return (method.md §1.7): preconditions, hooks, termination, next skill.
+    """One env step of call-and-return (docs/method.md §5.4): preconditions, hooks, termination, next skill.
 
     `x` holds plain data: window chars/colors (7x7 lists), num_items, color_map, skill, skill_time, depth,
     previous_depth, dungeon_number, branch_depth (-2 = unknown), branch_depth_if_end, gold, kill, xp_level,

@@ -1,4 +1,4 @@
-"""Call-and-return options around the paper's env (method.md §1.6-1.7, official `ModifierWrapper`).
+"""Call-and-return options around the paper's env (docs/method.md §5.1, §5.4, official `ModifierWrapper`).
 
 Every env step: compute the initiation conditions from the 7x7 screen window around the agent and
 the number of collected items, ask the program's `skill_termination`, and when it ends the running

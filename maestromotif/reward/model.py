@@ -1,6 +1,6 @@
 """The per-skill reward model r_phi(message, depth change) and its checkpoint file.
 
-Architecture (reference/method.md §1.4; the E3B / "Elliptical bonus" message encoder that Motif and
+Architecture (docs/method.md §4.1; the E3B / "Elliptical bonus" message encoder that Motif and
 MaestroMotif use, `nle_torchbeast_encoder` with `encoder_msg_model=lt_cnn`):
 
     message (256 char codes) -> Embedding(256, 32, padding 0)

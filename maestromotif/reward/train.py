@@ -6,7 +6,7 @@ reads   the skill's labelled pairs (maestromotif.annotate.labelled_pairs; path `
 writes  <data_dir>/reward/<skill>/model.pt       weights, normalisation mean/var, quantile table, provenance
         <data_dir>/reward/<skill>/metrics.json   per-epoch loss and accuracy (train, held-out), pairs/s
 
-The algorithm (reference/method.md §1.4):
+The algorithm (docs/method.md §4.2-4.3):
   * each pair (s1, s2, y): rewards r1 = r_phi(s1), r2 = r_phi(s2); P[s1 > s2] = softmax(r1, r2)[0];
   * loss = cross-entropy against soft targets: first (1, 0), second (0, 1), tie (0.5, 0.5);
   * Adam, lr 1e-5, 1000 pairs per batch, 20 epochs (paper); sizes per profile;
@@ -68,7 +68,7 @@ class RewardConfig:
 
     lr: float = 1e-5
     batch_size: int = 1000  # pairs
-    epochs: int = 20  # the official Descender checkpoint stopped at 5 (method.md §1.4); 20 for the others
+    epochs: int = 20  # the official Descender checkpoint stopped at 5 (docs/method.md §4.2); 20: the others
     holdout_fraction: float = 0.1  # not in the paper (it had no validation split)
     labels: str = "{data_dir}/labels/{skill}"  # passed to maestromotif.annotate.labelled_pairs
     out_dir: str = "{data_dir}/reward"  # <out_dir>/<skill>/model.pt

@@ -32,7 +32,8 @@ PALETTE = np.array([
     (255, 85, 255), (85, 255, 255), (255, 255, 255),
 ], dtype=np.float32)
 
-# Starting Monk spellbooks -> the official spell feature (method.md §1.8: 0 healing, 1 protection, 2 sleep).
+# Starting Monk spellbooks -> the official spell feature (docs/method.md §6: 0 healing, 1 protection,
+# 2 sleep).
 SPELL_FEATURE = {"healing": 0.0, "protection": 1.0, "sleep": 2.0}
 
 

@@ -43,7 +43,7 @@ CHECKPOINT_RE = re.compile(r"checkpoint_(\d+)_(\d+)\.pth$")
 
 @dataclass
 class RLConfig:
-    """The `rl` section (conf/rl/default.yaml). Defaults are the paper's (reference/method.md §1.9)."""
+    """The `rl` section (conf/rl/default.yaml). Defaults are the paper's (docs/method.md §7)."""
 
     # sizes (profile-dependent)
     num_workers: int = 24

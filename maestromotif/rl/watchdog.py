@@ -1,7 +1,7 @@
 """Run a child process (a sample-factory run) and make sure it ends: success, or an error, never a hang.
 
 sample-factory 2 keeps its main process alive when a learner raises or a rollout worker dies (it logs the
-exception and waits; reference/stack.md §2). The supervisor therefore watches three things and kills the
+exception and waits; docs/method.md §14.1). The supervisor therefore watches three things and kills the
 child's whole process group (it runs in its own session) as soon as one goes wrong:
   - the child's exit code (non-zero: error);
   - an error file that every sample-factory process appends to when it logs an exception

@@ -1,4 +1,4 @@
-"""The paper's caption format (reference/method.md §1.3), line by line."""
+"""The paper's caption format (docs/method.md §3.2), line by line."""
 from maestromotif.data.captions import HUNGER_NAMES, caption, hunger_name, motif_caption
 
 

@@ -1,4 +1,4 @@
-"""Provenance blocks carry what DESIGN.md §6 asks for; fingerprints and digests are stable."""
+"""Provenance blocks carry what docs/design.md §6.3 asks for; fingerprints and digests are stable."""
 from benchmark import provenance
 
 

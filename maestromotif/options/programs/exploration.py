@@ -1,5 +1,5 @@
 # ruff: noqa
-# Reference training-time policy over skills (method.md §1.7), written for this benchmark to behave as
+# Reference training-time policy over skills (docs/method.md §5.2), written for this benchmark to behave as
 # the released one: explore each level, go down to max_depth, then back up to depth 1, and repeat; in
 # half the episodes (self.mines) go through the Gnomish Mines, otherwise stay in the Dungeons of Doom.
 import random

@@ -1,5 +1,5 @@
 # ruff: noqa
-# Reference initiation and termination functions (method.md §1.6), behaving as the released ones.
+# Reference initiation and termination functions (docs/method.md §5.1), behaving as the released ones.
 # The codegen stage asks the coder LLM for its own versions of these two methods; this file is what a
 # program runs when the coder's version failed its unit tests, or when a program is used by name.
 

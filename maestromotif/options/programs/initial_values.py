@@ -1,5 +1,5 @@
 # ruff: noqa
-# The per-episode settings every program ends with (method.md §1.7 training, §2 deployment), as the
+# The per-episode settings every program ends with (docs/method.md §5.2 training, §9.2 deployment), as the
 # official combine.py appended initial_values.txt last. SETTINGS is defined at the top of the program.
 
 
