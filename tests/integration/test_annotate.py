@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -16,6 +17,7 @@ from benchmark.config import REPO_ROOT, section
 from maestromotif.annotate import (AnnotateConfig, annotate, annotate_chunk, label_dir, labelled_pairs,
                                    pair_captions)
 from maestromotif.data.pairs import load_pairs, make_pairs
+from maestromotif.data.schema import PAIR_SCHEMA, file_metadata, read_table, write_table
 from maestromotif.prompts import FIRST, SECOND, TIE, UNKNOWN, direct_label, symmetric_label
 from tests.fixtures.data import ci_params
 
@@ -61,9 +63,14 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(ci_data, tmp_pa
     with no duplicate and no lost pair, and give exactly the labels of an uninterrupted run."""
     n_pairs = 1500
     params_path = tmp_path / "params.yaml"
-    params = ci_params(tmp_path / "data", params_path, "annotate.annotator=oracle", "annotate.chunk_size=1",
-                       f"pairs.sizes.discoverer={n_pairs}")
-    make_pairs(params, obs_dir=ci_data.obs_dir)
+    params = ci_params(tmp_path / "data", params_path, "annotate.annotator=oracle", "annotate.chunk_size=1")
+    pairs_path = make_pairs(params, obs_dir=ci_data.obs_dir) / "discoverer.parquet"
+    # The ci data holds too few samples for 1500 distinct pairs (pairs.py refuses to draw with replacement);
+    # this test needs a long run to kill, not distinct pairs: repeat the ci pairs under new ids.
+    few = read_table(pairs_path, PAIR_SCHEMA, "pairs")
+    many = pd.concat([few] * (n_pairs // len(few) + 1), ignore_index=True).iloc[:n_pairs]
+    many["pair_id"] = np.arange(n_pairs, dtype=np.int64)
+    write_table(many, pairs_path, PAIR_SCHEMA, metadata={**file_metadata(pairs_path), "pairs": n_pairs})
 
     killed_dir = tmp_path / "killed"
     proc = _run_stage(params_path, killed_dir)
