@@ -242,8 +242,9 @@ def _identical_pair_ids(pairs_file: Path, variant: str) -> set[int]:
 
 @pytest.fixture
 def many_pairs(ci_data, tmp_path):
-    """300 uniformly sampled discoverer and Motif pairs of the ci records: some have identical captions."""
-    sizes = ("pairs.sizes.discoverer=300", "pairs.motif=300", "pairs.sampling=uniform")
+    """69 uniformly sampled discoverer and Motif pairs (138 of the 139 eligible ci samples): some have identical
+    captions."""
+    sizes = ("pairs.sizes.discoverer=69", "pairs.motif=69", "pairs.sampling=uniform")
     make_pairs(ci_params(tmp_path / "data", tmp_path / "pairs.yaml", *sizes), obs_dir=ci_data.obs_dir)
     return lambda name, *overrides: ci_params(tmp_path / "data", tmp_path / f"{name}.yaml", *sizes, *overrides)
 
