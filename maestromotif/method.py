@@ -46,7 +46,8 @@ class MaestroMotif(Method):
         program = load_program(where)  # loaded once: this Program runs in every env and the records name it
         seed = json.loads((run / "summary.json").read_text()).get("seed", 0) if (run / "summary.json").exists() else 0
         file = Path(where) / "program.py" if where != name else None
-        provenance = {"program": program_provenance(program, self.code_seed, file, Path(codegen) / name)}
+        provenance = {"program": program_provenance(program, self.code_seed, file, Path(codegen) / name),
+                      "init_term": init_term_entry(where)}
         from benchmark.evaluate import policy_device
 
         return SkillPolicy.from_run(run, program, deterministic=self.deterministic, seed=seed,
@@ -69,6 +70,18 @@ class MaestroMotif(Method):
         if (artefact / "run.json").exists():
             return Path(json.loads((artefact / "run.json").read_text())["run_dir"])
         return artefact
+
+
+def init_term_entry(program: str | Path) -> dict:
+    """The record's entry for the initiation/termination functions the program was composed with: path,
+    sha256, source (llm | mixed | reference), per-function origin, and fallback when the coder's code for
+    a function failed its tests and ours ran instead."""
+    from maestromotif.options.program import init_term_provenance
+
+    entry = init_term_provenance(program)
+    failed = sorted(f for f, origin in entry["functions"].items() if origin == "reference-fallback")
+    return {**entry, "fallback": bool(failed),
+            "reason": f"the coder's {', '.join(failed)} failed its unit tests: ours ran" if failed else ""}
 
 
 def program_provenance(program, code_seed: int, file: Path | None, codegen_program_dir: Path) -> dict:

@@ -63,6 +63,9 @@ def test_code_seed_k_runs_and_records_code_seed_ks_program(setup):
             program = r["policy_provenance"]["program"]
             assert program["path"] == str(codegen / TASK / f"seed{k}" / "program.py")
             assert program["sha256"] == shas[k] and program["code_seed"] == k
+            init_term = r["policy_provenance"]["init_term"]  # no init_term output here: our functions ran
+            assert init_term["path"].endswith("programs/init_term.py") and init_term["source"] == "reference"
+            assert not init_term["fallback"] and len(init_term["sha256"]) == 64
         prov = json.loads((out / "provenance.json").read_text())
         assert prov["code_seed"] == k and prov["policy_provenance"]["program"]["sha256"] == shas[k]
     llm, fallback = (evaluate.finished_records(outs[k])[0]["policy_provenance"]["program"] for k in (0, 1))

@@ -320,6 +320,10 @@ def test_init_term_functions_that_fail_their_tests_fall_back_visibly(tmp_path):
     player = InProcessRunner().load(load_program(out / "gnomish" / "seed0").source, "g").new_player()
     assert player.call("skill_termination", "descender", 3, 3, 2, [False, False]) is True  # the reference one
     assert load_program(out / "gnomish" / "seed0").meta["init_term"]["source"] == "mixed"
+    from maestromotif.method import init_term_entry  # what evaluation records say about it
+
+    entry = init_term_entry(out / "gnomish" / "seed0")
+    assert entry["fallback"] and entry["source"] == "mixed" and "skill_termination" in entry["reason"]
 
 
 @pytest.mark.timeout(300)
