@@ -218,7 +218,9 @@ def load_policy(artefact: Path, deterministic: bool = False, seed: int = 0, devi
     run = Path(artefact) / RUN_DIR
     if not run.exists():
         raise FileNotFoundError(f"no trained policy at {run}: run `python -m benchmark.fit` for this method")
-    model, cfg, ckpt = load_actor_critic(run, device=device)
+    model, cfg, ckpt = load_actor_critic(run, device=device,
+                                         retrain=f"delete {artefact} and fit it again (`python -m "
+                                                 "benchmark.fit` with its method, seed and task, or `dvc repro`)")
     log.info("baseline policy from %s on %s", ckpt, device)
     return BaselinePolicy(model, cfg, program="none", deterministic=deterministic, seed=seed)
 

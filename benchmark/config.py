@@ -27,6 +27,67 @@ class ConfigError(ValueError):
     """A parameter file or override is wrong; the message says which key and how to fix it."""
 
 
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """' (did you mean X?)' for the closest of `choices` to a mistyped `name`, or '' when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _schema_at(schema: type, path: Sequence[str]) -> type | None:
+    """The dataclass of the nested field at `path` under `schema`, or None if it is not a dataclass."""
+    import dataclasses
+    import typing
+
+    for part in path:
+        if not dataclasses.is_dataclass(schema):
+            return None
+        hints = typing.get_type_hints(schema)
+        if part not in hints:
+            return None
+        schema = hints[part]
+    return schema if dataclasses.is_dataclass(schema) else None
+
+
+def _unknown_key_message(key: str, schema: type, e: OmegaConfBaseException) -> str | None:
+    """For an unknown key in section `key`: the full dotted key, the closest valid key and the fix."""
+    import dataclasses
+
+    full = str(getattr(e, "full_key", "") or "")
+    if "not in" not in str(e) or not full:
+        return None
+    *parents, leaf = full.split(".")
+    owner = _schema_at(schema, parents)
+    if owner is None:
+        return None
+    valid = [f.name for f in dataclasses.fields(owner)]
+    dotted = ".".join([key, *parents])
+    return (f"unknown key {dotted}.{leaf} in the params{did_you_mean(leaf, valid)}; the keys of {dotted} are "
+            f"{valid}. Fix the key in conf/ (or the override) and regenerate params.yaml")
+
+
+def _bad_override_message(overrides: Sequence[str], profile: str) -> str | None:
+    """For an override of a key that conf/ does not have: which one, and the closest key it has."""
+    try:
+        base = compose(profile)
+    except ConfigError:
+        return None
+    for item in overrides:
+        key = item.split("=", 1)[0]
+        if "=" not in item or key[:1] in "+~":
+            continue
+        *parents, leaf = key.split(".")
+        node = base
+        for part in parents:
+            node = node.get(part) if isinstance(node, DictConfig) else None
+        if isinstance(node, DictConfig) and leaf not in node:
+            where = ".".join(parents) or "the top level"
+            return (f"override {item!r}: conf/ has no key {key}{did_you_mean(leaf, list(node.keys()))}; "
+                    f"the keys of {where} are {list(node.keys())}")
+    return None
+
+
 @dataclass
 class RootConfig:
     """Keys at the top of params.yaml."""
@@ -52,11 +113,16 @@ def compose(profile: str = "small", overrides: Sequence[str] = ()) -> DictConfig
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    error: Exception | None = None
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         try:
             cfg = hydra_compose("config", overrides=[f"profile={profile}", *overrides])
         except Exception as e:  # hydra raises several types; all mean a bad override
-            raise ConfigError(f"cannot compose conf/ with overrides {list(overrides)}: {e}") from e
+            error = e
+    if error is not None:  # outside the Hydra context: naming the bad key composes conf/ once more
+        hint = _bad_override_message(overrides, profile) if overrides else None
+        fallback = f"cannot compose conf/ with overrides {list(overrides)}: {error}"
+        raise ConfigError(hint or fallback) from error
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # plain data, as params.yaml is
     root(cfg)
     return cfg
@@ -97,7 +163,8 @@ def section(cfg: DictConfig, key: str, schema: type[T]) -> T:
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[key])
     except OmegaConfBaseException as e:
-        raise ConfigError(f"bad '{key}' section in the params: {e}") from e
+        hint = _unknown_key_message(key, schema, e)
+        raise ConfigError(hint or f"bad '{key}' section in the params: {e}") from e
     return merged  # type: ignore[return-value]
 
 
@@ -113,6 +180,12 @@ def root(cfg: DictConfig) -> RootConfig:
         values = list(merged[key])
         if not values or len(set(values)) != len(values) or min(values) < 0:
             raise ConfigError(f"params `{key}` must be a non-empty list of distinct seeds >= 0, got {values}")
+    from maestromotif.prompts import SKILLS  # light: prompt strings only
+
+    unknown = [s for s in merged.skills if s not in SKILLS]
+    if unknown:
+        raise ConfigError(f"params `skills` names unknown skill(s) {unknown}"
+                          f"{did_you_mean(unknown[0], SKILLS)}; the skills are {list(SKILLS)}")
     codegen = cfg.get("codegen") if isinstance(cfg, DictConfig) else None
     if codegen is None or "code_seeds" not in codegen:
         return merged

@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from benchmark import provenance
-from benchmark.config import CONF_DIR, ConfigError, load_params, root, section
+from benchmark.config import CONF_DIR, ConfigError, did_you_mean, load_params, root, section
 from benchmark.env import EnvConfig, make
 from benchmark.io import append_jsonl, read_jsonl, truncate_torn_tail, write_json, write_text
 from benchmark.logs import setup_logging
@@ -115,8 +115,8 @@ def method_config_path(name: str) -> Path:
         if (folder / f"{name}.yaml").is_file():
             return folder / f"{name}.yaml"
     known = sorted({p.stem for folder in method_dirs() for p in folder.glob("*.yaml")})
-    raise ConfigError(f"no method {name!r}: conf/method/{name}.yaml does not exist, nor {name}.yaml in "
-                      f"${METHOD_DIRS_ENV} (known: {known})")
+    raise ConfigError(f"no method {name!r}{did_you_mean(name, known)}: conf/method/{name}.yaml does not "
+                      f"exist, nor {name}.yaml in ${METHOD_DIRS_ENV} (known: {known})")
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -139,11 +139,18 @@ def build_method(name: str, **overrides: Any) -> Method:
 
     conf = OmegaConf.load(method_config_path(name))
     conf.pop("benchmark", None)
+    path = method_config_path(name)
     if "_target_" not in conf:
-        raise ConfigError(f"conf/method/{name}.yaml has no `_target_` naming the Method class")
-    method = instantiate(conf, **overrides)
+        raise ConfigError(f"{path} has no `_target_` naming the Method class")
+    target = conf["_target_"]
+    try:
+        method = instantiate(conf, **overrides)
+    except Exception as e:  # hydra wraps import and constructor errors in InstantiationException
+        raise ConfigError(f"{path}: cannot build `_target_: {target}` ({type(e).__name__}: {e}). Fix "
+                          "`_target_` to an importable Method class as module.Class (its module on the "
+                          "Python path), or the constructor arguments in that file") from e
     if not isinstance(method, Method):
-        raise ConfigError(f"conf/method/{name}.yaml built {type(method).__name__}, not a benchmark.method.Method")
+        raise ConfigError(f"{path} built {type(method).__name__}, not a benchmark.method.Method")
     return method
 
 
@@ -324,7 +331,8 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_en
     cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
     env_cfg: EnvConfig = OmegaConf.to_object(section(params, "env", EnvConfig))
     if task not in top.tasks:
-        raise ConfigError(f"task {task!r} is not in the params' task list {list(top.tasks)}")
+        raise ConfigError(f"task {task!r} is not in the params' task list {list(top.tasks)}"
+                          f"{did_you_mean(task, list(top.tasks))}")
     if cfg.episodes <= 0 or cfg.num_envs <= 0 or cfg.max_episode_steps <= 0:
         raise ConfigError(f"evaluate.episodes, num_envs and max_episode_steps must be positive, got {cfg}")
     env_cfg.max_episode_steps = cfg.max_episode_steps

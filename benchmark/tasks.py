@@ -345,7 +345,10 @@ TASKS: dict[str, type[Task]] = {
 
 def _check_name(name: str) -> None:
     if name not in TASKS:
-        raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)}")
+        from benchmark.config import did_you_mean
+
+        raise TaskError(f"unknown task {name!r}{did_you_mean(name, list(TASKS))}; "
+                        f"valid tasks: {', '.join(TASKS)}")
 
 
 def load_task_config(name: str) -> TaskConfig:

@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.config import load_params, root, section
-from benchmark.io import atomic_path, read_json, read_jsonl, write_json
+from benchmark.io import atomic_path, read_json, write_json
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif import prompts as P
@@ -353,11 +353,40 @@ def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, p
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class LabelFileError(ValueError):
+    """A label file is truncated or corrupt; the message names it and says how to redo it."""
+
+
+RERUN = "`python -m maestromotif.annotate` (it redoes only the missing chunks and keeps the finished ones)"
+
+
+def read_chunk(path: Path) -> list[dict]:
+    """The records of one finished chunk file. Chunks are written whole (atomically), so a torn or unparsable
+    line means the file was damaged afterwards: LabelFileError, never a silently shorter chunk."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    if text and not text.endswith("\n"):
+        raise LabelFileError(f"label chunk {path} is truncated (its last line is incomplete); delete this "
+                             f"file and rerun {RERUN}")
+    records = []
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise LabelFileError(f"label chunk {path} is corrupt (line {number}: {e.msg}); delete this file "
+                                 f"and rerun {RERUN}") from e
+    return records
+
+
 def chunk_done(path: Path, pair_ids: list[int], fingerprint: str) -> bool:
     if not path.exists():
         return False
-    records = read_jsonl(path)
-    return [r["pair_id"] for r in records] == pair_ids and all(r.get("run") == fingerprint for r in records)
+    try:
+        records = read_chunk(path)
+    except LabelFileError as e:  # the stage itself repairs it: this chunk is asked again, the others kept
+        log.warning("%s; redoing that chunk", e)
+        return False
+    return [r.get("pair_id") for r in records] == pair_ids and all(r.get("run") == fingerprint
+                                                                     for r in records)
 
 
 def label_dir(data_dir: str | Path, variant: str, key: str) -> Path:
@@ -400,6 +429,10 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     pairs_path = Path(pairs_path or Path(top.data_dir) / PAIRS_DIR_NAME / f"{set_name}.parquet")
     out_dir = Path(out_dir or label_dir(top.data_dir, variant, key))
     pairs = load_pairs(pairs_path)
+    if len(pairs) == 0:
+        size_key = "pairs.motif" if set_name == MOTIF_SET else f"pairs.sizes.{set_name}"
+        raise ValueError(f"{pairs_path} holds no pairs: nothing to annotate. Set {size_key} > 0 and rerun "
+                         "`python -m maestromotif.data.pairs` (or drop this label set)")
     llm_cfg = params.get("annotator_llm") if cfg.annotator == "llm" else None
     if cfg.annotator == "llm" and llm_cfg is None and engine is None:
         raise ValueError("annotate.annotator=llm needs an `annotator_llm` section in the params (conf/llm/)")
@@ -449,7 +482,7 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
         if state["owned"]:
             state["engine"].close()
     elapsed = time.perf_counter() - t0
-    records = [r for p in paths for r in read_jsonl(p)]
+    records = [r for p in paths for r in read_chunk(p)]
     labels = pd.DataFrame(records).sort_values("pair_id", kind="stable").reset_index(drop=True)
     if labels["pair_id"].duplicated().any() or len(labels) != len(pairs):
         raise RuntimeError(f"annotate[{key}]: {len(labels)} labels for {len(pairs)} pairs; delete {out_dir} and rerun")
@@ -558,16 +591,16 @@ def labelled_pairs(labels: str | Path) -> pd.DataFrame:
     path = Path(labels)
     if path.is_dir():
         if (path / "labels.parquet").exists():
-            df = pd.read_parquet(path / "labels.parquet")
+            df = _read_labels_parquet(path / "labels.parquet")
         else:
             chunk_files = sorted((path / "chunks").glob("chunk_*.jsonl"))
             if not chunk_files:
                 raise FileNotFoundError(f"{path} holds no labels: run `python -m maestromotif.annotate` first")
-            df = pd.DataFrame([r for p in chunk_files for r in read_jsonl(p)])
+            df = pd.DataFrame([r for p in chunk_files for r in read_chunk(p)])
     elif path.suffix == ".parquet":
-        df = pd.read_parquet(path)
+        df = _read_labels_parquet(path)
     elif path.suffix == ".jsonl":
-        df = pd.DataFrame(read_jsonl(path))
+        df = pd.DataFrame(read_chunk(path))
     else:
         raise FileNotFoundError(f"{path}: expected a labels directory, labels.parquet or a chunk .jsonl")
     cols = ["pair_id", "message_1", "message_2", "dlvl_change_1", "dlvl_change_2", "label"]
@@ -578,6 +611,15 @@ def labelled_pairs(labels: str | Path) -> pd.DataFrame:
     df = df.astype({"pair_id": "int64", "dlvl_change_1": "int64", "dlvl_change_2": "int64", "label": "int64",
                     "message_1": str, "message_2": str})
     return df.reset_index(drop=True)
+
+
+def _read_labels_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid / OSError for a truncated or overwritten file
+        raise LabelFileError(f"{path} is not a readable parquet file ({type(e).__name__}: {e}); delete this "
+                             f"file and rerun {RERUN}: it rebuilds labels.parquet from the finished "
+                             "chunks") from e
 
 
 def _expand_all(names: list[str] | None, everything) -> list[str]:

@@ -462,7 +462,9 @@ def load_observations(obs_dir: str | Path) -> pd.DataFrame:
         raise SchemaError(f"{meta_path} is missing: the collect stage has not finished; run "
                           "`python -m maestromotif.data.collect`")
     meta = read_json(meta_path)
-    return read_table([obs_dir / f for f in meta["files"]], OBSERVATION_SCHEMA, "observation records")
+    return read_table([obs_dir / f for f in meta["files"]], OBSERVATION_SCHEMA, "observation records",
+                      rerun="`python -m maestromotif.data.collect`, which replays only the missing chunk "
+                            "files and keeps the others")
 
 
 def main(argv=None) -> None:

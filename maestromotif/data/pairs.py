@@ -197,7 +197,7 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
 
 def load_pairs(path: str | Path) -> pd.DataFrame:
     """One pair set, schema-checked."""
-    return read_table(path, PAIR_SCHEMA, "pair set")
+    return read_table(path, PAIR_SCHEMA, "pair set", rerun="`python -m maestromotif.data.pairs`")
 
 
 def main(argv=None) -> None:

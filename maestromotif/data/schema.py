@@ -95,19 +95,22 @@ def write_table(df: pd.DataFrame, path: str | Path, schema: pa.Schema, metadata:
         pq.write_table(table, tmp)
 
 
-def read_table(paths: str | Path | Iterable[str | Path], schema: pa.Schema, what: str) -> pd.DataFrame:
-    """Read one parquet file, or concatenate several, each checked against `schema`."""
+def read_table(paths: str | Path | Iterable[str | Path], schema: pa.Schema, what: str,
+               rerun: str = "the stage that writes it") -> pd.DataFrame:
+    """Read one parquet file, or concatenate several, each checked against `schema`; `rerun` (the command that
+    rewrites a file) goes into the error for a missing or unreadable file."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     tables = []
     for p in paths:
         p = Path(p)
         if not p.exists():
-            raise SchemaError(f"{what}: {p} does not exist; run the stage that writes it first")
+            raise SchemaError(f"{what}: {p} does not exist; run {rerun} first")
         try:
             t = pq.read_table(p)
-        except (pa.ArrowInvalid, OSError) as e:
-            raise SchemaError(f"{what}: {p} is not a readable parquet file ({e}); delete it and rerun") from e
+        except (pa.ArrowException, OSError) as e:  # truncated or overwritten file
+            raise SchemaError(f"{what}: {p} is not a readable parquet file ({type(e).__name__}: {e}); delete "
+                              f"this file and rerun {rerun}") from e
         tables.append(check_schema(t, schema, f"{what} ({p})"))
     if not tables:
         return schema.empty_table().to_pandas()

@@ -129,6 +129,10 @@ class DepthWindow:
         return int(np.sign(self._depths[-1] - self._depths[0]))
 
 
+class NonFiniteReward(FloatingPointError):
+    """A reward model scored a key NaN or inf: training on it would silently ruin the policy."""
+
+
 class SkillRewardModel:
     """One frozen reward model with its normalisation, threshold and a memo of normalised scores."""
 
@@ -148,7 +152,17 @@ class SkillRewardModel:
         todo = list(dict.fromkeys(k for k in map(self._key, keys) if k not in self._cache))
         if todo:
             raw = score(self.ckpt.model, [m for m, _ in todo], [d for _, d in todo])
-            for key, r in zip(todo, (raw - self.mean) / self.std):
+            normalised = (raw - self.mean) / self.std
+            bad = np.flatnonzero(~np.isfinite(normalised))
+            if len(bad):  # fail here, before the value reaches a return; nothing NaN is memoised
+                message, change = todo[bad[0]]
+                raise NonFiniteReward(
+                    f"the {self.name} reward model scores {normalised[bad[0]]} for message {message!r} with "
+                    f"depth change {change} ({len(bad)} of {len(todo)} keys non-finite): its checkpoint "
+                    f"({self.ckpt.path or 'not loaded from a file'}) is broken (NaN/inf weights or "
+                    "normalisation): delete it and retrain that reward model (a MaestroMotif skill's: "
+                    f"`python -m maestromotif.reward.train --skill {self.name}`)")
+            for key, r in zip(todo, normalised):
                 self._cache[key] = float(r)
             self.misses += len(todo)
         return len(todo)
@@ -273,7 +287,10 @@ class EpisodeState:
         self.reward.model(skill)  # fail early on a bad index, before touching state
         change = self.depths.update(depth)
         count = self.counter.add(message)
-        r_int, r_hat = self.reward.intrinsic(skill, message, change, count)
+        try:
+            r_int, r_hat = self.reward.intrinsic(skill, message, change, count)
+        except NonFiniteReward as e:
+            raise NonFiniteReward(f"step {int(self.steps.sum()) + 1} of the episode: {e}") from e
         if skill_switched:  # a new skill starts with the next action: measure depth from here
             self.depths.reset(depth)
         self.reward_sums[skill] += r_hat
@@ -309,6 +326,7 @@ __all__ = [
     "IntrinsicConfig",
     "IntrinsicReward",
     "MessageCounter",
+    "NonFiniteReward",
     "SWITCH_REWARD_MODELS",
     "SkillRewardModel",
     "StepReward",

@@ -176,6 +176,7 @@ class RewardCheckpoint:
     reward_var: float
     quantiles: dict[float, float]  # quantile level -> normalised reward at that level (over unique keys)
     metadata: dict[str, Any] = field(default_factory=dict)  # profile, annotator, seed, accuracies, ...
+    path: str | None = None  # the file it was loaded from (for error messages)
 
     @property
     def reward_std(self) -> float:
@@ -226,8 +227,9 @@ def load_checkpoint(path: str | Path, skill: str | None = None) -> RewardCheckpo
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, random bytes, ... torch raises several types
         raise CheckpointError(
-            f"reward model {path} is corrupt or not a checkpoint ({type(e).__name__}: {e}); "
-            "delete it and rerun the reward stage"
+            f"reward model {path} is corrupt or not a checkpoint ({type(e).__name__}: {e}); delete this file "
+            "and rerun the reward stage (`python -m maestromotif.reward.train --skill "
+            f"{skill or '<skill>'}`), which retrains this model only"
         ) from e
     if not isinstance(payload, dict) or "format_version" not in payload:
         raise CheckpointError(f"{path} is not a reward-model checkpoint of this suite (no format_version)")
@@ -252,6 +254,7 @@ def load_checkpoint(path: str | Path, skill: str | None = None) -> RewardCheckpo
             reward_var=float(payload["reward_var"]),
             quantiles=dict(zip((float(q) for q in levels), (float(v) for v in values))),
             metadata=dict(payload.get("metadata", {})),
+            path=str(path),
         )
     except (KeyError, TypeError, RuntimeError) as e:
         raise CheckpointError(
@@ -259,6 +262,12 @@ def load_checkpoint(path: str | Path, skill: str | None = None) -> RewardCheckpo
         ) from e
     for p in ckpt.model.parameters():
         p.requires_grad_(False)  # frozen during RL
-    if not (math.isfinite(ckpt.reward_var) and ckpt.reward_var > 0):
-        raise CheckpointError(f"{path} has reward variance {ckpt.reward_var}; retrain the reward model")
+    retrain = f"delete it and retrain it (`python -m maestromotif.reward.train --skill {ckpt.skill}`)"
+    if not (math.isfinite(ckpt.reward_var) and ckpt.reward_var > 0) or not math.isfinite(ckpt.reward_mean):
+        raise CheckpointError(f"{path} has reward mean {ckpt.reward_mean} and variance {ckpt.reward_var}; "
+                              f"{retrain}")
+    bad = [name for name, t in payload["state_dict"].items() if not torch.isfinite(t).all()]
+    if bad:  # a diverged training run: every reward would be NaN and RL would train on it
+        more = " ..." if len(bad) > 3 else ""
+        raise CheckpointError(f"{path} has NaN/inf weights in {bad[:3]}{more}; {retrain}")
     return ckpt

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from benchmark.config import ConfigError, load_params, root, section
+from benchmark.config import ConfigError, did_you_mean, load_params, root, section
 from benchmark.io import atomic_path, write_json
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
@@ -367,7 +367,8 @@ def run_skill(params, skill: str, labels_path: str | None = None, pairs: pd.Data
     """Train and write one skill's reward model from the params; return the checkpoint path."""
     top = root(params)
     if skill not in top.skills:
-        raise ConfigError(f"unknown skill {skill!r}; the params list {list(top.skills)}")
+        raise ConfigError(f"unknown skill {skill!r}{did_you_mean(skill, list(top.skills))}; the params "
+                          f"`skills` are {list(top.skills)} (or pass --skill all)")
     cfg: RewardConfig = OmegaConf.to_object(section(params, "reward", RewardConfig))
     if cfg.torch_threads > 0:  # on a small shared CPU, more threads than free cores is much slower
         torch.set_num_threads(cfg.torch_threads)
@@ -376,6 +377,11 @@ def run_skill(params, skill: str, labels_path: str | None = None, pairs: pd.Data
     if pairs is None:
         labels_path = labels_path or cfg.labels.format(**fmt)
         pairs = load_labels(labels_path)
+        if len(pairs) == 0:
+            raise LabelsError(f"{labels_path} holds no usable labelled pairs for {skill} (none, or every "
+                              "label unknown): nothing to train on. Check the annotate stage's parse rate "
+                              "in its metrics.json, fix the annotator, delete the labels and rerun "
+                              f"`python -m maestromotif.annotate --skill {skill}`")
     seed = derive_seed(top.root_seed, "reward", skill)
     metadata = {"profile": top.profile, "root_seed": top.root_seed,
                 "annotator": annotator_id(pairs, params, labels_path),

@@ -29,8 +29,14 @@ from maestromotif.rl.train import EXPERIMENT, checkpoints
 log = logging.getLogger(__name__)
 
 
-def load_actor_critic(run: Path, checkpoint: Path | None = None, device: str | torch.device = "cpu"):
-    """(model in eval mode on `device`, its sample-factory cfg, the checkpoint path) of a training run."""
+class PolicyLoadError(RuntimeError):
+    """A trained run's config or checkpoint cannot be read; the message names the file and the fix."""
+
+
+def load_actor_critic(run: Path, checkpoint: Path | None = None, device: str | torch.device = "cpu",
+                      retrain: str | None = None):
+    """(model in eval mode on `device`, its sample-factory cfg, the checkpoint path) of a training run.
+    `retrain`: how to redo the run, for the error on a corrupt file (default: the skills' training)."""
     from sample_factory.model.actor_critic import create_actor_critic
     from sample_factory.utils.attr_dict import AttrDict
 
@@ -38,16 +44,28 @@ def load_actor_critic(run: Path, checkpoint: Path | None = None, device: str | t
     if not cfg_path.exists():
         raise FileNotFoundError(f"{cfg_path} missing: {run} is not a finished train_skills run "
                                 "(python -m maestromotif.rl.train --seed <k>)")
-    cfg = AttrDict(json.loads(cfg_path.read_text()))
+    retrain = retrain or (f"delete {run} and train it again (`python -m maestromotif.rl.train --seed "
+                          "<seed>`, or `dvc repro`)")
+    try:
+        cfg = AttrDict(json.loads(cfg_path.read_text()))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PolicyLoadError(f"{cfg_path} is corrupt ({type(e).__name__}: {e}); {retrain}") from e
+    found = checkpoints(run)
     if checkpoint is None:
-        found = checkpoints(run)
         if not found:
             raise FileNotFoundError(f"no checkpoint under {run / EXPERIMENT / 'checkpoint_p0'}; train first")
         checkpoint = found[-1]
     register()
     model = create_actor_critic(cfg, observation_space(cfg.mm_crop_mode), gym.spaces.Discrete(len(ACTIONS)))
     allow_checkpoint_globals()  # only tensors, builtins and numpy scalars are unpickled (weights_only)
-    state = torch.load(checkpoint, map_location=device, weights_only=True)
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    except Exception as e:  # truncated zip, overwritten bytes...: torch raises several types
+        older = [c for c in found if c != checkpoint]
+        fix = (f"delete it to use the previous checkpoint {older[-1].name} instead (an earlier point of the "
+               f"same training), or {retrain}" if older else retrain)
+        raise PolicyLoadError(f"policy checkpoint {checkpoint} is corrupt or truncated ({type(e).__name__}: "
+                              f"{str(e)[:200]}); {fix}") from e
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:

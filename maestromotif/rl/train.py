@@ -280,6 +280,11 @@ def _check_inputs(rl: RLConfig, top, skill_rewards: bool = True) -> None:
             f"no reward model for skill(s) {missing} under {rl.reward_dir}/<skill>/model.pt: run the reward "
             "stage first (python -m maestromotif.reward.train)"
         )
+    if skill_rewards:  # load each model here: a corrupt file fails now with its name, not in every env worker
+        from maestromotif.reward.model import load_checkpoint
+
+        for s in top.skills:
+            load_checkpoint(Path(rl.reward_dir) / s / "model.pt", skill=s)
     if rl.num_envs_per_worker % rl.worker_num_splits:
         raise ValueError(f"rl.num_envs_per_worker ({rl.num_envs_per_worker}) must be a multiple of "
                          f"rl.worker_num_splits ({rl.worker_num_splits})")
