@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.method import Method, Policy
-from benchmark.io import write_json
 
 
 class MaestroMotif(Method):
@@ -30,9 +29,10 @@ class MaestroMotif(Method):
     def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
         from maestromotif.rl.train import train
 
-        run = train(params, seed)
-        write_json(Path(out_dir) / "run.json", {"run_dir": str(run.resolve()), "seed": seed})
-        return Path(out_dir)
+        # Train into the folder benchmark.fit hands over (it renames it into place when fit returns). Training
+        # into the train_skills stage's own run dir instead, and pointing at it, lost the run: that dir is
+        # also fit's artefact path, which fit clears before the rename.
+        return train(params, seed, run=Path(out_dir))
 
     def policy(self, artefact: Path, task: str, params: Any) -> Policy:
         from maestromotif.options.program import load_program

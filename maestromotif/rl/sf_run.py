@@ -11,7 +11,6 @@ Usage (the train stage builds this command): python -m maestromotif.rl.sf_run <s
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal

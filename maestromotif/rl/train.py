@@ -18,7 +18,6 @@ crashed worker or learner ends the stage with an error instead of a hang.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging

@@ -115,3 +115,19 @@ def test_worker_crash_ends_the_run_with_an_error(tmp_path, reward_dir):
     time.sleep(2)
     leftovers = subprocess.run(["pgrep", "-f", f"mm_run_dir={run_dir(params, 1)}"], capture_output=True, text=True)
     assert leftovers.stdout.strip() == "", "the crashed run's processes must all be gone"
+
+
+@pytest.mark.timeout(900)
+def test_fit_stage_trains_maestromotif_and_evaluate_plays_it(tmp_path, reward_dir):
+    """`python -m benchmark.fit --method maestromotif` (calibration and the fan-out use it) must leave a run
+    that evaluation can play; it used to train into the artefact folder and then delete it."""
+    from benchmark.evaluate import evaluate, finished_records
+    from benchmark.fit import fit
+
+    params, _ = ci_params(tmp_path, f"rl.reward_dir={reward_dir}", "rl.train_for_env_steps=2048",
+                          "evaluate.episodes=1", "evaluate.max_episode_steps=30")
+    artefact = fit("maestromotif", 0, params)
+    assert artefact == run_dir(params, 0) and (artefact / "provenance.json").exists()
+    assert checkpoints(artefact) and checkpoint_env_steps(checkpoints(artefact)[-1]) >= 2048
+    records = finished_records(evaluate("maestromotif", "gnomish", 0, params, progress=False, code_seed=0))
+    assert len(records) == 1 and records[0]["steps"] > 0
