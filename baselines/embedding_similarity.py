@@ -56,6 +56,8 @@ def load_encoder():
 class MessageGoalSimilarity(nn.Module):
     """cos(embed(message), embed(goal)) with a per-message memo; the reward-model signature for RL."""
 
+    uses_depth = False  # the score ignores the depth change (maestromotif.reward.intrinsic keys by message)
+
     def __init__(self, goal: str, encoder=None, batch_size: int = 256, max_cache: int = 1_000_000):
         super().__init__()
         if not goal.strip():

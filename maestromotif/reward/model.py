@@ -111,6 +111,11 @@ class RewardModel(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), nn.Linear(self.cfg.hidden_dim, 1))
         self.apply(self._orthogonal_init)
 
+    @property
+    def uses_depth(self) -> bool:
+        """Whether the score depends on the depth change (False: Motif's message-only model)."""
+        return self.cfg.use_diffstats
+
     def _orthogonal_init(self, layer: nn.Module) -> None:
         if type(layer) is nn.Linear:  # as SF1: Linear (and Conv2d, absent here) only
             nn.init.orthogonal_(layer.weight.data, gain=self.cfg.init_gain)
