@@ -541,30 +541,45 @@ def episode_seed(root_seed: int, task: str, block: int, episode: int) -> int:
     return derive_seed(root_seed, "regression", task, block, episode)
 
 
-def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: bool = False,
-               train_seed: int = 0) -> dict:
-    """`episodes` seeded episodes of `method_name` on `task`: their values and seeds. A trained method plays
-    its training run `train_seed` (fitted here when missing)."""
-    from benchmark.calibrate import fit_if_missing, variant_fit_params
-    from benchmark.evaluate import _seed_process, build_method, play
-    from benchmark.env import make
+def method_params(inp: Inputs, method_name: str) -> DictConfig:
+    """The params a row's method is fitted and played with: a trained method gets the trained rows' budget on
+    the trained tasks and, with `trained_reproducible`, reproducible training."""
+    from benchmark.calibrate import variant_fit_params
 
-    trained = method_name in inp.cfg.trained_methods
-    method = build_method(method_name)
-    params = (variant_fit_params(inp.params, method_name, inp.cfg.trained_tasks, inp.cfg.train_for_env_steps)
-              if trained else inp.params)
-    if trained and inp.cfg.trained_reproducible:
+    if method_name not in inp.cfg.trained_methods:
+        return inp.params
+    params = variant_fit_params(inp.params, method_name, inp.cfg.trained_tasks, inp.cfg.train_for_env_steps)
+    if inp.cfg.trained_reproducible:
         params = OmegaConf.merge(params, {method_name: {"trainer": {"rl": {"reproducible": True}}}})
+    return params
+
+
+def fitted(inp: Inputs, method_name: str, task: str, train_seed: int = 0) -> Path | None:
+    """The row's fit() artefact (training seed `train_seed`), fitted first when missing: instant for the
+    reference methods, the trained rows' budget for trained ones. A method whose fit needs upstream stages
+    (MaestroMotif: reward models, programs) should be given a ci data dir that has them."""
+    from benchmark.calibrate import fit_if_missing
+
     try:
-        # Fits at ci size when missing (instant for the reference methods; the trained rows' budget for
-        # trained ones). A method whose fit needs upstream stages (MaestroMotif: reward models, programs)
-        # should be given a ci data dir that has them.
-        artefact = fit_if_missing(method_name, task, train_seed, params)
+        return fit_if_missing(method_name, task, train_seed, method_params(inp, method_name))
     except Exception as e:
         raise RegressionError(
             f"{method_name} has no ci-profile fit() artefact for {task} and fitting it failed ({e}); "
             "run its pipeline on the ci profile and pass that data dir with --data-dir, or remove it "
             "from regression.methods / regression.trained_methods") from e
+
+
+def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: bool = False,
+               train_seed: int = 0) -> dict:
+    """`episodes` seeded episodes of `method_name` on `task`: their values and seeds. A trained method plays
+    its training run `train_seed` (fitted here when missing)."""
+    from benchmark.evaluate import _seed_process, build_method, play
+    from benchmark.env import make
+
+    trained = method_name in inp.cfg.trained_methods
+    method = build_method(method_name)
+    params = method_params(inp, method_name)
+    artefact = fitted(inp, method_name, task, train_seed)
     episodes = inp.cfg.trained_episodes if trained else inp.cfg.episodes
     seeds = [episode_seed(inp.top.root_seed, task, block, k) for k in range(episodes)]
     policy = method.policy(artefact, task, params)
