@@ -180,12 +180,6 @@ def root(cfg: DictConfig) -> RootConfig:
         values = list(merged[key])
         if not values or len(set(values)) != len(values) or min(values) < 0:
             raise ConfigError(f"params `{key}` must be a non-empty list of distinct seeds >= 0, got {values}")
-    from maestromotif.prompts import SKILLS  # light: prompt strings only
-
-    unknown = [s for s in merged.skills if s not in SKILLS]
-    if unknown:
-        raise ConfigError(f"params `skills` names unknown skill(s) {unknown}"
-                          f"{did_you_mean(unknown[0], SKILLS)}; the skills are {list(SKILLS)}")
     codegen = cfg.get("codegen") if isinstance(cfg, DictConfig) else None
     if codegen is None or "code_seeds" not in codegen:
         return merged

@@ -14,6 +14,18 @@ from typing import Mapping
 
 SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")  # index order of the official code
 
+
+def check_skills(names) -> list[str]:
+    """The params' `skills`, each one a skill this method has a prompt for (ConfigError otherwise). Checked
+    here, by the stages that use them, since the benchmark layer knows no method's skills."""
+    from benchmark.config import ConfigError, did_you_mean
+
+    unknown = [s for s in names if s not in SKILLS]
+    if unknown:
+        raise ConfigError(f"params `skills` names unknown skill(s) {unknown}"
+                          f"{did_you_mean(unknown[0], SKILLS)}; the skills are {list(SKILLS)}")
+    return list(names)
+
 # ---- MaestroMotif -----------------------------------------------------------------------------------
 SYSTEM_PROMPT = (
     "You are a helpful and honest judge of specific types of NetHack gameplaying. Always answer as helpfully "

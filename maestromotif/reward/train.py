@@ -42,6 +42,7 @@ from tqdm import tqdm
 from benchmark.config import ConfigError, did_you_mean, load_params, root, section
 from benchmark.io import atomic_path, write_json
 from benchmark.logs import setup_logging
+from maestromotif.prompts import check_skills
 from benchmark.seeding import derive_seed
 from maestromotif.reward.intrinsic import IntrinsicConfig
 from maestromotif.reward.model import (
@@ -406,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params(args.params)
-    skills = list(root(params).skills) if args.skill == "all" else [args.skill]
+    skills = check_skills(root(params).skills) if args.skill == "all" else [args.skill]
     if args.labels and len(skills) > 1:
         parser.error("--labels names one skill's file; use it with a single --skill")
     for skill in skills:

@@ -269,6 +269,10 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
 
 
 def _check_inputs(rl: RLConfig, top, skill_rewards: bool = True) -> None:
+    if skill_rewards:
+        from maestromotif.prompts import check_skills
+
+        check_skills(top.skills)
     if skill_rewards and rl.program != "isolated" and rl.code_seed not in top.code_seeds:
         raise ValueError(f"rl.code_seed={rl.code_seed} (the training program's code seed) is not one of the "
                          f"params code_seeds {list(top.code_seeds)}: codegen writes no program for it; set "

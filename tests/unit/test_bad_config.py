@@ -59,11 +59,21 @@ def test_task_outside_the_params_task_list_lists_them(tmp_path):
         evaluate("random", "delphy", 0, params, progress=False)
 
 
-def test_unknown_skill_in_the_params_lists_the_skills():
-    """The old code accepted any name in `skills` (it failed later, looking for its reward model)."""
-    with pytest.raises(ConfigError) as e:
-        compose("ci", ["skills=[discoverer,descendr]"])
-    assert "'descendr'" in str(e.value) and "did you mean 'descender'" in str(e.value)
+def test_unknown_skill_in_the_params_lists_the_skills(tmp_path):
+    """The old code accepted any name in `skills` (it failed later, looking for its reward model). The stages
+    that use the skills check them (the benchmark layer knows no method's skills): skill training refuses
+    before anything starts, and so does the reward stage's --skill all."""
+    from maestromotif.reward.train import main
+    from maestromotif.rl.train import train
+
+    params = compose("ci", [f"data_dir={tmp_path}", "skills=[discoverer,descendr]"])
+    for run in (lambda: train(params, 0),
+                lambda: (write_params(params, tmp_path / "params.yaml"),
+                         main(["--skill", "all", "--params", str(tmp_path / "params.yaml")]))):
+        with pytest.raises(ConfigError) as e:
+            run()
+        assert "'descendr'" in str(e.value) and "did you mean 'descender'" in str(e.value)
+    assert not any(tmp_path.rglob("train.log"))
 
 
 def test_reward_stage_unknown_skill_lists_the_skills(tmp_path):
