@@ -11,6 +11,7 @@ from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, Progra
                                           reference_program, top_level_defs)
 from maestromotif.options.runtime import SKILLS
 from maestromotif.options.sandbox import InProcessRunner
+from tests.fixtures.data import step_inputs
 
 
 @pytest.fixture(scope="module")
@@ -138,12 +139,7 @@ def test_coder_prompts_are_the_papers_and_format():
 
 
 def _inputs(**kw):
-    x = dict(chars=[[32] * 7 for _ in range(7)], colors=[[0] * 7 for _ in range(7)], num_items=0,
-             color_map={"@": 15, "_": 7}, skill="discoverer", skill_time=0, depth=1, previous_depth=1,
-             dungeon_number=0, branch_depth=-2, branch_depth_if_end=-2, gold=0, kill=False, xp_level=1,
-             ate_in_mines=False)
-    x.update(kw)
-    return x
+    return step_inputs(**kw)
 
 
 def test_composite_task_hooks_are_fed_every_step(runner):

@@ -6,6 +6,7 @@ import pytest
 
 from maestromotif.options.program import SETTINGS, reference_program
 from maestromotif.options.sandbox import InProcessRunner
+from tests.fixtures.data import step_inputs
 
 FORK = 2  # depth of the Mines fork in these tests
 DOD, MINES = 0, 2
@@ -17,12 +18,7 @@ def runner():
 
 
 def _inputs(**kw):
-    x = dict(chars=[[32] * 7 for _ in range(7)], colors=[[0] * 7 for _ in range(7)], num_items=0,
-             color_map={"@": 15, "_": 7}, skill="descender", skill_time=0, depth=1, previous_depth=1,
-             dungeon_number=0, branch_depth=-2, branch_depth_if_end=-2, gold=0, kill=False, xp_level=1,
-             ate_in_mines=False)
-    x.update(kw)
-    return x
+    return step_inputs(**{"skill": "descender", **kw})
 
 
 def player(runner, name, seed=0, fork=FORK, **fed):
