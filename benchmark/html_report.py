@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 
@@ -28,7 +29,8 @@ IMG_SRC = re.compile(r'<img src="([^"]+)"')
 
 def render(markdown: str, title: str) -> str:
     """The HTML page of `markdown` (a full document: doctype, charset, title, style)."""
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    # html=False: text from the records and configs (task titles, messages) is shown, never run as markup
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{html.escape(title)}</title>\n"
             # an empty icon: without it the browser asks for /favicon.ico and logs the failure
@@ -40,7 +42,7 @@ def write(path: Path, markdown: str, title: str) -> Path:
     """Write the page of `markdown` to `path`; every image it links must exist (relative to `path`)."""
     page = render(markdown, title)
     missing = [src for src in IMG_SRC.findall(page)
-               if "://" not in src and not src.startswith("data:") and not (path.parent / src).exists()]
+               if "://" not in src and not src.startswith("data:") and not (path.parent / unquote(src)).exists()]
     if missing:
         raise FileNotFoundError(f"{path}: the report links image(s) that were not written: {missing}")
     write_text(path, page)
