@@ -79,3 +79,21 @@ def test_a_variant_or_seeding_change_re_evaluates_every_method(project):
         restore()
     assert {"evaluate@random", "evaluate@motif", "evaluate_maestromotif"} <= stale
     assert not any(s.startswith(("train_skills", "fit@")) for s in stale), stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_method_section_of_the_params_refits_that_method_only(project):
+    from omegaconf import OmegaConf
+
+    path = project / "params.yaml"
+    text = path.read_text()
+    params = OmegaConf.load(path)
+    params.motif.trainer.train_for_env_steps += 1
+    path.write_text(OmegaConf.to_yaml(params))
+    try:
+        stale = changed(project)
+    finally:
+        path.write_text(text)
+    assert "fit@motif-0" in stale
+    assert not {s for s in stale if s.startswith("fit@") and "motif" not in s}, stale
