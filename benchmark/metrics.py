@@ -106,15 +106,18 @@ def reward_metrics(reward_root: Path, skills: Sequence[str]) -> dict:
     return out
 
 
-def curve_tables(curves: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
-    """Wide per-skill curve tables (env_steps, one column per skill) for dvc plots, one per logged value."""
+def curve_tables(curves: pd.DataFrame | None, skills: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """Wide per-skill curve tables (env_steps, one column per skill) for dvc plots, one per logged value.
+    Every skill has its column, empty where it has no value (a skill never chosen has no reward): dvc.yaml
+    names all five, and a missing column fails the whole plot."""
     tables = {}
     for value, name in (("normalised_reward", "skill_reward"), ("frequency", "skill_frequency")):
-        if curves is None or value not in curves:
+        grid = plots.curves_on_grid(curves, value) if curves is not None and value in curves else None
+        if grid is None or grid.empty:
+            tables[name] = pd.DataFrame(columns=["env_steps", *skills])
             continue
-        grid = plots.curves_on_grid(curves, value)
-        if len(grid):
-            tables[name] = grid.pivot(index="env_steps", columns="skill", values="mean").reset_index()
+        wide = grid.pivot(index="env_steps", columns="skill", values="mean").reset_index()
+        tables[name] = wide.reindex(columns=["env_steps", *skills])
     return tables
 
 
@@ -143,9 +146,8 @@ def metrics(params: DictConfig) -> Path:
                reward_metrics(Path(reward_dir.format(data_dir=top.data_dir)), list(top.skills)))
 
     cfg = report_config(params)
-    tables = curve_tables(load_curves(cfg.curves_glob.format(data_dir=params.data_dir)))
-    for name in ("skill_reward", "skill_frequency"):
-        table = tables.get(name, pd.DataFrame({"env_steps": []}))  # an empty file keeps the out in place
+    tables = curve_tables(load_curves(cfg.curves_glob.format(data_dir=params.data_dir)), list(top.skills))
+    for name, table in tables.items():  # written without curves too (header only): the stage's outs exist
         write_text(results / PLOTS_DIR / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
     scores = summary.assign(n=summary["n_seeds"])[["task", "method", "mean", "stderr", "n"]]
     scores.insert(0, "task_method", scores["task"] + " | " + scores["method"])  # one bar label per row
