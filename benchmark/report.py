@@ -187,7 +187,11 @@ def report(params: DictConfig) -> Path:
     sections, written = [], []
     for table in TABLES:
         long = build_table(summary, paper, table, methods, cfg, top.profile)
-        if long.empty:
+        if long.empty:  # still written (empty), so the stage's outputs exist whatever the task list
+            md = f"**Table {table}. {TABLES[table][1]}.** No task of this table was evaluated in this run.\n"
+            write_text(results / f"table{table}.md", md)
+            write_text(results / f"table{table}.csv", "table,task,title,category,metric,column,source,profile,"
+                       "mean,stderr,n_seeds,episodes_per_seed,n_fallback_runs,fallback_parts,cell\n")
             continue
         md = table_markdown(long, table, note)
         write_text(results / f"table{table}.md", md)

@@ -83,3 +83,16 @@ def test_report_html_renders_in_a_real_browser(results, browser):
     assert all(img["complete"] and img["naturalWidth"] > 0 for img in page.images), page.images
     assert page.tables == 3  # Table 1, Table 2, BALROG progression
     assert "Gnomish Mines" in page.text and "Golden Exit" in page.text and "BALROG progression" in page.text
+
+
+@pytest.mark.timeout(600)
+def test_a_run_without_composite_tasks_still_writes_every_table_file(results, tmp_path):
+    # DVC declares table2.* as outputs of the report stage: they must exist whatever the task list
+    params = config.compose("ci", ["methods=[random]", "tasks=[gnomish]", "seeds=[0,1]",
+                                   f"data_dir={results.parent}/data", f"results_dir={tmp_path}",
+                                   "evaluate.max_episode_steps=100", "report.bootstrap_reps=100"])
+    aggregate.aggregate(params)
+    report.report(params)
+    assert "No task of this table was evaluated" in (tmp_path / "table2.md").read_text()
+    assert pd.read_csv(tmp_path / "table2.csv").empty
+    assert "| Gnomish Mines |" in (tmp_path / "table1.md").read_text()
