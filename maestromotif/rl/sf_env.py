@@ -24,7 +24,6 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from benchmark.env import EnvConfig, make
 from benchmark.seeding import derive_seed
@@ -136,6 +135,23 @@ def _intrinsic_reward(reward_dir: str, skills: tuple[str, ...], intrinsic_json: 
     return IntrinsicReward.from_dir(reward_dir, list(skills), cfg)
 
 
+def skill_index_order(skills) -> tuple[str, ...]:
+    """The reward models' order for IntrinsicReward: the options wrapper's skill index order
+    (maestromotif.options.runtime.SKILLS), whatever order the params list the skills in.
+
+    info["skill"] and the one-hot index skills in that fixed order; loading the models in the params'
+    order instead scored e.g. every Worshipper step with the Merchant's model when the params listed the
+    skills as the paper does (merchant before worshipper)."""
+    from maestromotif.options.runtime import SKILLS
+
+    missing = [s for s in SKILLS if s not in skills]
+    unknown = [s for s in skills if s not in SKILLS]
+    if missing or unknown:
+        raise ValueError(f"the skill network trains all of {list(SKILLS)} (the programs may start any of "
+                         f"them); the params `skills` {list(skills)} lack {missing} / add unknown {unknown}")
+    return tuple(SKILLS)
+
+
 def resolve_program(name: str, codegen_dir: str | Path | None, code_seed: int) -> str:
     """The program to run: codegen's output <codegen_dir>/<name>/seed<code_seed>/ when it exists, else the
     name itself (maestromotif.options' reference program of that name, the fallback)."""
@@ -170,7 +186,7 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     env = wrap_skills(env, program, env_seed)
     from maestromotif.reward.wrapper import IntrinsicRewardWrapper
 
-    reward = _intrinsic_reward(cfg.mm_reward_dir, tuple(cfg.mm_skills.split(",")), cfg.mm_intrinsic)
+    reward = _intrinsic_reward(cfg.mm_reward_dir, skill_index_order(cfg.mm_skills.split(",")), cfg.mm_intrinsic)
     env = IntrinsicRewardWrapper(env, reward)
     env = CrashReport(env, cfg.mm_error_file)
     return OwnSeeds(PolicyObservation(env, cfg.mm_crop_mode), env_seed)

@@ -30,7 +30,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from benchmark.config import load_params, root, section
+from benchmark.config import ConfigError, load_params, root, section
 from benchmark.io import read_jsonl, write_json, write_text
 from benchmark.logs import setup_logging
 
@@ -284,6 +284,12 @@ def _check_inputs(rl: RLConfig, top, skill_rewards: bool = True) -> None:
         from maestromotif.prompts import check_skills
 
         check_skills(top.skills)
+        from maestromotif.rl.sf_env import skill_index_order
+
+        try:
+            skill_index_order(list(top.skills))
+        except ValueError as e:
+            raise ConfigError(f"params `skills`: {e}; list all five skills (conf/config.yaml)") from e
     if skill_rewards and rl.program != "isolated" and rl.code_seed not in top.code_seeds:
         raise ValueError(f"rl.code_seed={rl.code_seed} (the training program's code seed) is not one of the "
                          f"params code_seeds {list(top.code_seeds)}: codegen writes no program for it; set "
