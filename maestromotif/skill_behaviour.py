@@ -1,0 +1,371 @@
+"""Stage `skill_behaviour`: does each trained skill do what it is named?
+
+    python -m maestromotif.skill_behaviour                 # params.yaml (MM_PARAMS overrides the path)
+
+Every trained skill plays alone (its one-hot held for the whole episode, no policy over skills) from
+seeded starts where it can act, beside uniform random play from the same games:
+
+    start   where                                                       the skill it is made for
+    dl1     level 1 of the full game                                    discoverer
+    dl2     level 2 of the delphi_small levels (a scripted walk down    descender, ascender
+            the stairs of level 1 first: level 1 is above, 3+ below)
+    shop    level 1 of transactions_small (a general store)             merchant
+    altar   level 1 of buc_small (an altar)                             worshipper
+
+By default every skill also plays every other skill's start (`cross`), so that "the Descender descends"
+is measured against the other skills as well as against random play. The levels come from
+benchmark.variants without their task trackers: an episode ends by death or after `max_steps` skill steps,
+never at a task's success.
+
+Per episode (counted from the start, not during the walk to it): depth_change (last depth - start depth),
+descents_per_1k / ascents_per_1k (depth increases / decreases per 1,000 steps), squares_seen (distinct map
+squares ever displayed, over all levels), squares_visited, steps_near_shopkeeper and steps_near_altar
+(the hero within one square of a shopkeeper / of an altar seen on the level), items_sold (steps whose
+message says "sold", the Transactions count), altar_drops (DROP actions whose message mentions the altar),
+death (the episode ended by death), steps, start_reached.
+
+Writes `skill_behaviour.csv` (default results/skills.csv): one row per (start, skill, metric) with the mean,
+its standard error and n (episodes, pooled over the skill seeds), `annotator` (annotate.annotator of the
+run; "none" for random), and the same table as markdown beside it (.md).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+from nle import nethack
+from omegaconf import OmegaConf
+
+from benchmark.config import ConfigError, load_params, root, section
+from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig, make
+from benchmark.io import write_text
+from benchmark.logs import setup_logging
+from benchmark.seeding import derive_seed
+from maestromotif.options.runtime import SKILLS
+from maestromotif.rl.obs import NUM_SKILLS, PolicyObservation
+from maestromotif.rl.sf_env import IsolatedSkill
+
+log = logging.getLogger(__name__)
+
+RANDOM = "random"
+# start name -> (variant whose levels are played, or None for the full game; depth the skill starts at)
+STARTS: dict[str, tuple[str | None, int]] = {
+    "dl1": (None, 1),
+    "dl2": ("delphi_small", 2),
+    "shop": ("transactions_small", 1),
+    "altar": ("buc_small", 1),
+}
+START_OF = {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2", "merchant": "shop", "worshipper": "altar"}
+METRICS = ("depth_change", "descents_per_1k", "ascents_per_1k", "squares_seen", "squares_visited",
+           "steps_near_shopkeeper", "steps_near_altar", "items_sold", "altar_drops", "death", "steps",
+           "start_reached")
+
+STONE = nethack.GLYPH_CMAP_OFF  # S_stone: a square never displayed (or solid rock)
+ALTAR = nethack.GLYPH_CMAP_OFF + 27  # S_altar
+SHOPKEEPERS = frozenset(nethack.GLYPH_MON_OFF + i for i in range(nethack.NUMMONS)
+                        if nethack.permonst(i).mname == "shopkeeper")
+DROP = ACTION_INDEX["DROP"]
+
+
+@dataclass
+class SkillBehaviourConfig:
+    """The `skill_behaviour` section (conf/skill_behaviour/default.yaml)."""
+
+    episodes: int = 32            # per (start, skill) and skill seed
+    max_steps: int = 1000         # skill steps per episode, counted from the start
+    max_start_steps: int = 200    # scripted steps allowed to reach a start below level 1
+    num_envs: int = 8             # envs stepped together (one network forward per step)
+    cross: bool = True            # every skill from every start (false: each skill from its own start only)
+    skills: list[str] = field(default_factory=list)  # empty: the params' skills
+    device: str = "cpu"
+    csv: str = "{results_dir}/skills.csv"
+
+
+class HeldSkill(IsolatedSkill):
+    """IsolatedSkill with one fixed skill: `skill` is set by the caller and never cycles."""
+
+    def __init__(self, env: gym.Env, skill: int = 0):
+        super().__init__(env, NUM_SKILLS, first=skill)
+        self.skill = skill
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        info.update(skill=self.skill, skill_switched=False)
+        return self._obs(obs), info
+
+
+class ScriptedStart(gym.Wrapper):
+    """After each reset, walks down with the scripted reference agent (benchmark.calibrate) until the hero
+    is at `depth`; info["start_reached"] says whether it got there within `max_steps`."""
+
+    def __init__(self, env: gym.Env, variant: str, depth: int, max_steps: int):
+        super().__init__(env)
+        from benchmark.calibrate import ScriptedPolicy
+
+        self.walker = ScriptedPolicy(variant)
+        self.depth, self.max_steps = depth, max_steps
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        state = self.walker.seed_episodes(self.walker.initial_state(1), [0], [seed or 0])
+        start = np.ones(1, dtype=bool)
+        for _ in range(self.max_steps):
+            if int(obs["blstats"][nethack.NLE_BL_DEPTH]) >= self.depth:
+                break
+            actions, state = self.walker.act({k: v[None] for k, v in obs.items()}, state, start)
+            start[:] = False
+            obs, _, terminated, truncated, info = self.env.step(int(actions[0]))
+            if terminated or truncated:
+                obs, info = self.env.reset(seed=seed, options=options)  # never happens on these levels
+        info["start_reached"] = int(obs["blstats"][nethack.NLE_BL_DEPTH]) >= self.depth
+        return obs, info
+
+
+class BehaviourTracker(gym.Wrapper):
+    """Counts the per-episode metrics from the first observation of `reset` on; truncates after
+    `max_steps` steps. The finished episode's metrics are in info["behaviour"] at its last step."""
+
+    def __init__(self, env: gym.Env, max_steps: int):
+        super().__init__(env)
+        self.max_steps = max_steps
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        bl = obs["blstats"]
+        self.start_depth = self.depth = int(bl[nethack.NLE_BL_DEPTH])
+        self.level = (int(bl[nethack.NLE_BL_DNUM]), self.depth)
+        self.seen: dict[tuple[int, int], np.ndarray] = {}
+        self.altars: dict[tuple[int, int], np.ndarray] = {}
+        self.visited: set[tuple[int, int, int, int]] = set()
+        self.m = {k: 0 for k in METRICS}
+        self.m["start_reached"] = int(info.get("start_reached", True))
+        self._look(obs)
+        return obs, info
+
+    def _look(self, obs) -> None:
+        glyphs = obs["glyphs"]
+        seen = self.seen.setdefault(self.level, np.zeros(glyphs.shape, dtype=bool))
+        seen |= glyphs != STONE
+        altars = self.altars.setdefault(self.level, np.zeros(glyphs.shape, dtype=bool))
+        altars |= glyphs == ALTAR
+        x, y = int(obs["blstats"][nethack.NLE_BL_X]), int(obs["blstats"][nethack.NLE_BL_Y])
+        self.visited.add((*self.level, x, y))
+        near = (slice(max(y - 1, 0), y + 2), slice(max(x - 1, 0), x + 2))
+        self.m["steps_near_altar"] += bool(altars[near].any())  # remembered: the hero hides the altar below it
+        self.m["steps_near_shopkeeper"] += any(int(g) in SHOPKEEPERS for g in glyphs[near].ravel())
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        m = self.m
+        m["steps"] += 1
+        message = bytes(obs["message"]).rstrip(b"\0")
+        m["items_sold"] += b"sold" in message
+        m["altar_drops"] += int(action) == DROP and b"altar" in message
+        bl = obs["blstats"]
+        if int(bl[nethack.NLE_BL_DEPTH]) > 0:  # NLE zeroes blstats on the terminal observation
+            depth = int(bl[nethack.NLE_BL_DEPTH])
+            m["descents_per_1k"] += depth > self.depth
+            m["ascents_per_1k"] += depth < self.depth
+            self.depth, self.level = depth, (int(bl[nethack.NLE_BL_DNUM]), depth)
+            self._look(obs)
+        if terminated and int(info.get("end_status", 0)) == 1:  # NLE StepStatus.DEATH
+            m["death"] = 1
+        if not terminated and m["steps"] >= self.max_steps:
+            truncated = True
+        if terminated or truncated:
+            info["behaviour"] = self.summary()
+        return obs, reward, terminated, truncated, info
+
+    def summary(self) -> dict[str, float]:
+        out = {k: float(v) for k, v in self.m.items()}
+        steps = max(self.m["steps"], 1)
+        out["descents_per_1k"] = 1000.0 * self.m["descents_per_1k"] / steps
+        out["ascents_per_1k"] = 1000.0 * self.m["ascents_per_1k"] / steps
+        out["depth_change"] = float(self.depth - self.start_depth)
+        out["squares_seen"] = float(sum(int(s.sum()) for s in self.seen.values()))
+        out["squares_visited"] = float(len(self.visited))
+        return out
+
+
+def make_start_env(start: str, cfg: SkillBehaviourConfig, env_cfg: EnvConfig, crop_mode: str) -> HeldSkill:
+    """The env of one start: its levels, the scripted walk, the tracker, the held skill, network inputs."""
+    if start not in STARTS:
+        raise ConfigError(f"skill_behaviour: unknown start {start!r}; one of {sorted(STARTS)}")
+    variant, depth = STARTS[start]
+    env_cfg = EnvConfig(**{**env_cfg.__dict__, "max_episode_steps": cfg.max_steps + cfg.max_start_steps + 1})
+    env = make(task=variant, cfg=env_cfg)
+    if variant is not None:
+        env = env.env  # keep the variant's levels, drop its task tracker (no success ends the episode)
+    if depth > 1:
+        env = ScriptedStart(env, variant, depth, cfg.max_start_steps)
+    return PolicyObservation(HeldSkill(BehaviourTracker(env, cfg.max_steps)), crop_mode, keep_raw=True)
+
+
+def episode_seed(root_seed: int, start: str, episode: int) -> int:
+    """Every player of a start plays the same games."""
+    return derive_seed(root_seed, "skill_behaviour", start, episode) % 2**31
+
+
+def play_start(envs: Sequence[gym.Env], seeds: Sequence[int], skill: int | None, policy=None,
+               rng: np.random.Generator | None = None) -> list[dict[str, float]]:
+    """Play one episode per seed with the network `policy` holding `skill` (or uniform random actions
+    when policy is None); return the per-episode metrics, in seed order."""
+    from benchmark.evaluate import _stack
+
+    queue = list(enumerate(seeds))[::-1]
+    results: list[dict | None] = [None] * len(seeds)
+    slots = list(envs[: len(seeds)])
+    held = [e.env for e in slots]  # PolicyObservation -> HeldSkill
+    current: list[int | None] = [None] * len(slots)
+    obs = [None] * len(slots)
+    for h in held:
+        h.skill = 0 if skill is None else skill
+    state = policy.initial_state(len(slots)) if policy is not None else None
+    episode_start = np.ones(len(slots), dtype=bool)
+
+    def start(i: int) -> None:
+        k, s = queue.pop()
+        current[i] = k
+        obs[i], _ = slots[i].reset(seed=int(s))
+
+    for i in range(len(slots)):
+        start(i)
+    running = np.ones(len(slots), dtype=bool)
+    while running.any():
+        if policy is not None:
+            actions, state = policy.act(_stack(obs), state, episode_start)
+        else:
+            actions = rng.integers(len(ACTIONS), size=len(slots))
+        episode_start[:] = False
+        for i in np.flatnonzero(running):
+            obs[i], _, terminated, truncated, info = slots[i].step(int(actions[i]))
+            if terminated or truncated:
+                results[current[i]] = info["behaviour"]
+                if queue:
+                    start(i)
+                    episode_start[i] = True
+                else:
+                    running[i] = False
+    return results  # type: ignore[return-value]
+
+
+def summarise(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (start, skill, annotator, metric): mean, standard error (std / sqrt(n), ddof 1) and n."""
+    rows = []
+    for (start, skill, annotator), group in records.groupby(["start", "skill", "annotator"], sort=False):
+        for metric in METRICS:
+            values = group[metric].to_numpy(dtype=float)
+            n = len(values)
+            se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+            rows.append({"start": start, "skill": skill, "annotator": annotator, "metric": metric,
+                         "mean": float(values.mean()), "se": se, "n": n})
+    return pd.DataFrame(rows, columns=["start", "skill", "annotator", "metric", "mean", "se", "n"])
+
+
+def markdown(table: pd.DataFrame, title: str) -> str:
+    """One table per start: skills as rows, the main metrics as columns, mean ± SE."""
+    shown = ["depth_change", "descents_per_1k", "ascents_per_1k", "squares_seen", "steps_near_shopkeeper",
+             "steps_near_altar", "items_sold", "altar_drops", "death", "steps"]
+    lines = [f"# {title}", ""]
+    for start, group in table.groupby("start", sort=False):
+        lines += [f"## start `{start}`", "", "| skill | annotator | n | " + " | ".join(shown) + " |",
+                  "|---|---|---|" + "---|" * len(shown)]
+        for (skill, annotator), g in group.groupby(["skill", "annotator"], sort=False):
+            cell = {r.metric: f"{r.mean:.2f} ± {r.se:.2f}" for r in g.itertuples()}
+            lines.append(f"| {skill} | {annotator} | {int(g.n.iloc[0])} | " + " | ".join(cell[m] for m in shown)
+                         + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = None) -> pd.DataFrame:
+    """The per-episode records of every (start, player, skill seed); `runs`: skill seed -> train_skills run
+    dir (default: data/fit/maestromotif/seed<k> of every params skill seed)."""
+    from maestromotif.rl.policy import SkillPolicy, load_actor_critic
+    from maestromotif.rl.train import run_dir
+
+    top = root(params)
+    skills = list(cfg.skills) or list(top.skills)
+    unknown = [s for s in skills if s not in top.skills]
+    if unknown:
+        raise ConfigError(f"skill_behaviour.skills {unknown} are not params skills {list(top.skills)}")
+    if cfg.episodes <= 0 or cfg.max_steps <= 0 or cfg.num_envs <= 0:
+        raise ConfigError(f"skill_behaviour.episodes, max_steps and num_envs must be positive, got {cfg}")
+    runs = runs if runs is not None else {s: run_dir(params, s) for s in top.skill_seeds}
+    annotator = str(OmegaConf.select(params, "annotate.annotator", default="llm"))
+    env_cfg = EnvConfig(**OmegaConf.to_container(params["env"], resolve=True)) if "env" in params else EnvConfig()
+    models = {seed: load_actor_critic(Path(run), device=cfg.device)[:2] for seed, run in runs.items()}
+    crop_modes = {c.mm_crop_mode for _, c in models.values()}
+    if len(crop_modes) != 1:
+        raise ConfigError(f"skill_behaviour: the skill runs {runs} use different crop modes {crop_modes}")
+    crop_mode = crop_modes.pop()
+    starts = [s for s in STARTS if cfg.cross or s in {START_OF[k] for k in skills}]
+    records = []
+    for start in starts:
+        envs = [make_start_env(start, cfg, env_cfg, crop_mode) for _ in range(min(cfg.num_envs, cfg.episodes))]
+        try:
+            players = [s for s in skills if cfg.cross or START_OF[s] == start]
+            for seed, (model, sf_cfg) in models.items():
+                games = [episode_seed(top.root_seed, start, k) for k in range(cfg.episodes)]
+                for name in players:
+                    policy = SkillPolicy(model, sf_cfg, program=None)
+                    done = play_start(envs, games, SKILLS.index(name), policy)  # the one-hot's order
+                    records += [{"start": start, "skill": name, "annotator": annotator, "skill_seed": seed,
+                                 "episode": k, **r} for k, r in enumerate(done)]
+                    log.info("skill_behaviour %s seed %d %s: depth change %.2f, deaths %.2f", start, seed, name,
+                             np.mean([r["depth_change"] for r in done]), np.mean([r["death"] for r in done]))
+                rng = np.random.default_rng(derive_seed(top.root_seed, "skill_behaviour", "random", start, seed))
+                done = play_start(envs, games, None, None, rng)
+                records += [{"start": start, "skill": RANDOM, "annotator": "none", "skill_seed": seed,
+                             "episode": k, **r} for k, r in enumerate(done)]
+        finally:
+            for env in envs:
+                env.close()
+    return pd.DataFrame(records)
+
+
+def csv_path(params, cfg: SkillBehaviourConfig) -> Path:
+    return Path(cfg.csv.format(results_dir=params.get("results_dir", "results"),
+                               data_dir=params.get("data_dir", "data")))
+
+
+def run(params, cfg: SkillBehaviourConfig | None = None, runs: dict[int, Path] | None = None) -> Path:
+    cfg = cfg or OmegaConf.to_object(section(params, "skill_behaviour", SkillBehaviourConfig))
+    table = summarise(measure(params, cfg, runs))
+    out = csv_path(params, cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, table.to_csv(index=False, float_format="%.6g"))
+    top = root(params)
+    title = (f"Skill behaviour ({top.profile} profile, skill seeds {list(runs or top.skill_seeds)}, "
+             f"{cfg.episodes} episodes each, {cfg.max_steps} steps)")
+    write_text(out.with_suffix(".md"), markdown(table, title))
+    log.info("skill_behaviour: wrote %s", out)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Play every trained skill alone from the starts it is made for")
+    parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
+    parser.add_argument("--run", action="append", default=None, metavar="SEED=DIR",
+                        help="a train_skills run dir per skill seed (default: data/fit/maestromotif/seed<k>)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    params = load_params(args.params)
+    runs = None
+    if args.run:
+        try:
+            runs = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.run)}
+        except ValueError as e:
+            raise SystemExit(f"--run takes SEED=DIR, got {args.run}") from e
+    run(params, runs=runs)
+
+
+if __name__ == "__main__":
+    main()
