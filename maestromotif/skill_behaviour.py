@@ -24,7 +24,7 @@ squares ever displayed, over all levels), squares_visited, steps_near_shopkeeper
 message says "sold", the Transactions count), altar_drops (DROP actions whose message mentions the altar),
 death (the episode ended by death), steps, start_reached.
 
-Writes `skill_behaviour.csv` (default results/skills.csv): one row per (start, skill, metric) with the mean,
+Writes `skill_behaviour.csv` (default {results_dir}/skills.csv, i.e. results/<profile>/skills.csv): one row per (start, skill, metric) with the mean,
 its standard error and n (episodes, pooled over the skill seeds), `annotator` (annotate.annotator of the
 run; "none" for random), and the same table as markdown beside it (.md).
 """

@@ -33,19 +33,20 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--program", default="training", help="program over skills in both envs (the "
+                        "isolated ablation cycles skills from different first ones: give a program)")
     args = parser.parse_args()
     run = Path(args.run)
     model, cfg, _ = load_actor_critic(run)
     sf_cfg = AttrDict(json.loads((run / "sf" / "config.json").read_text()))
+    sf_cfg.mm_program = args.program  # the same program in both envs, whatever the run trained with
     train_env = make_skill_env("mm_skills", sf_cfg, AttrDict(worker_index=0, vector_index=0))
-    policy = SkillPolicy(model, cfg, "training")
+    policy = SkillPolicy(model, cfg, args.program)
     env_cfg = EnvConfig(**json.loads(sf_cfg.mm_env_config)) if sf_cfg.mm_env_config else EnvConfig()
     deploy_env = policy.wrap_env(make(cfg=env_cfg))
     keys = policy.keys
 
     # 1 + 2: same game, same actions
-    a, _ = train_env.reset()
-    train_env.env.env.env.env.unwrapped  # noqa: B018  (the chain is PolicyObservation > ... > PaperNetHack)
     b, _ = deploy_env.reset(seed=args.seed)
     # the training env was seeded by its factory; put it on the same game as the deployment env
     a, _ = train_env.env.reset(seed=args.seed)  # below OwnSeeds, which drops seeds on purpose
