@@ -132,7 +132,7 @@ def _intrinsic(kind: str, path: str, config_json: str):
     if kind == "checkpoint":
         return IntrinsicReward([load_checkpoint(path)], cfg)
     if kind == "embedding":
-        from baselines.embedding_similarity import load_reward
+        from baselines.embedding_reward import load_reward
 
         return IntrinsicReward([load_reward(path)], cfg)
     raise ValueError(f"unknown intrinsic reward kind {kind!r} (checkpoint | embedding)")

@@ -80,6 +80,11 @@ class RewardConfig:
     intrinsic: IntrinsicConfig = field(default_factory=IntrinsicConfig)
 
 
+def intrinsic_config(params) -> IntrinsicConfig:
+    """The `reward.intrinsic` block of the pipeline params, validated (it lives in the reward section)."""
+    return OmegaConf.to_object(section(params, "reward", RewardConfig)).intrinsic
+
+
 class LabelsError(ValueError):
     """The labelled pairs are missing or malformed; the message says what and how to fix it."""
 

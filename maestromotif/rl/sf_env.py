@@ -207,7 +207,7 @@ def _intrinsic_reward(reward_dir: str, skills: tuple[str, ...], params_path: str
     cfg = IntrinsicConfig()
     try:  # the reward section's intrinsic block, when the reward stage defines it
         from benchmark.config import load_params
-        from maestromotif.reward.intrinsic import intrinsic_config
+        from maestromotif.reward.train import intrinsic_config
 
         cfg = intrinsic_config(load_params(params_path))
     except (ImportError, ModuleNotFoundError):
