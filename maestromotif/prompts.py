@@ -12,7 +12,7 @@ import math
 import re
 from typing import Mapping
 
-SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")  # index order of the official code
+from maestromotif.skills import SKILLS
 
 
 def check_skills(names) -> list[str]:
