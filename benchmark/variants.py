@@ -28,7 +28,6 @@ regions by the game's RNG, so the episode seed (benchmark.env.SeededReset) decid
 from __future__ import annotations
 
 import atexit
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -41,6 +40,7 @@ from typing import ClassVar
 import nle
 from nle.nethack.nethack import HACKDIR
 
+from benchmark.provenance import sha256_hex
 from benchmark.trackers import (BUCIdentified, GnomishMines, GoldenExit, LevelUpSell, NavigationTask,
                                 PriceIdentified, Task, Transactions)
 
@@ -176,11 +176,9 @@ def build_nhdat(variant: Variant, out: Path) -> Path:
 
 
 def _fingerprint(variant: Variant) -> str:
-    h = hashlib.sha256(repr(variant).encode())
-    h.update(nle.__version__.encode())
-    for stem, text in _sources(variant).items():
-        h.update(stem.encode() + b"\0" + text.encode())
-    return h.hexdigest()[:16]
+    parts = [repr(variant).encode(), nle.__version__.encode()]
+    parts += [stem.encode() + b"\0" + text.encode() for stem, text in _sources(variant).items()]
+    return sha256_hex(b"".join(parts))
 
 
 def nhdat_for(variant: Variant) -> Path:

@@ -18,7 +18,6 @@ crashed worker or learner ends the stage with an error instead of a hang.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from omegaconf import OmegaConf
 from benchmark.config import load_params, params_path, root, section
 from benchmark.io import read_jsonl, write_json, write_text
 from benchmark.logs import setup_logging
+from benchmark.provenance import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skil
 def settings_hash(argv: list[str]) -> str:
     """Identifies the settings of a finished run (paths excluded), so a changed param reruns the stage."""
     keep = [x for x in argv if not x.startswith(("--mm_params=", "--train_dir=", "--mm_run_dir="))]
-    return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
+    return sha256_hex("\n".join(keep))
 
 
 def check_resumable(run: Path) -> int:
