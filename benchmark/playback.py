@@ -173,7 +173,7 @@ def play_and_record(policy: Policy, make_env: Callable[[], gym.Env], episodes: i
     done = set() if records_file is None else load_finished(records_file, run_key, episodes)
     pending = [(k, episode_seeds(k)) for k in range(episodes) if k not in done]
     if records_file is not None:
-        log.info("%d episodes to play, %d already recorded in %s", len(pending), len(done), records_file)
+        log.info("%d episodes to play, %d already done in %s", len(pending), len(done), records_file)
     if process_seed is not None:
         seed_process(process_seed(pending[0][0] if pending else -1))
     fields, after = dict(fields or {}), dict(after or {})
