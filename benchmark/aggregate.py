@@ -7,8 +7,10 @@ of `seeds`; for MaestroMotif a (skill seed, code seed) pair of `skill_seeds` x `
 seed<S>_code<C>) and writes
 results/scores_per_seed.csv  one row per (method, task, run): the run's score = mean task value over episodes;
                              columns seed, code_seed (code-seeded methods), run, and fallback: the parts of
-                             the policy that ran a reference stand-in for LLM-written code (e.g. "program")
-results/summary.csv          one row per (method, task): mean ± standard error over runs (the paper's numbers)
+                             the policy that ran a reference stand-in for LLM-written code (e.g. "program"),
+                             and progression: the run's mean BALROG progression (benchmark.progression)
+results/summary.csv          one row per (method, task): mean ± standard error over runs (the paper's numbers),
+                             and progression_mean / progression_stderr over the same runs
 results/aggregate.json       IQM and mean with stratified-bootstrap 95% CIs per category, P(X > Y) per pair
 results/provenance.json      this stage's provenance plus every evaluation's
 
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import provenance, stats
+from benchmark import progression, provenance, stats
 from benchmark.config import REPO_ROOT, ConfigError, load_params, root, section
 from benchmark.evaluate import (
     EPISODES_FILE,
@@ -125,6 +127,10 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
                               f"with `python -m benchmark.evaluate --method {method} --task {task} --seed {seed}"
                               f"{code}`")
         records = records[: ev.episodes]
+        run_progression = progression.mean_progression(records)
+        if np.isnan(run_progression):
+            log.warning("%s/%s: records without max_xlvl (written before evaluate recorded it): no progression "
+                        "for this run; delete the file and rerun the evaluate stage to get one", out, EPISODES_FILE)
         successes = [r["success"] for r in records if r["success"] is not None]
         rows.append({
             "method": method, "task": task, "seed": seed, "code_seed": run.code_seed, "run": run.name,
@@ -136,6 +142,8 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
             "episodes": len(records), "mean_steps": float(np.mean([r["steps"] for r in records])),
             "mean_game_score": float(np.mean([r["score"] for r in records])),
             "max_depth_mean": float(np.mean([r["max_depth"] for r in records])),
+            "max_xlvl_mean": float(np.mean([r.get("max_xlvl", np.nan) for r in records])),
+            "progression": run_progression,
         })
         provs.append(prov)
     if missing:
@@ -158,10 +166,13 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
         mean, se = stats.mean_stderr(g["score"])
         fallback = g["fallback"].fillna("") if "fallback" in g else pd.Series([""] * len(g))
         parts = sorted({p for f in fallback for p in str(f).split(",") if p})
+        prog = g["progression"] if "progression" in g else pd.Series([np.nan] * len(g))
+        prog_mean, prog_se = stats.mean_stderr(prog) if prog.notna().all() else (np.nan, np.nan)
         rows.append({"method": method, "task": task, "category": g["category"].iloc[0],
                      "metric": g["metric"].iloc[0], "mean": mean, "stderr": se, "n_seeds": len(g),
                      "episodes_per_seed": int(g["episodes"].iloc[0]), "profile": g["profile"].iloc[0],
-                     "n_fallback_runs": int((fallback != "").sum()), "fallback_parts": ",".join(parts)})
+                     "n_fallback_runs": int((fallback != "").sum()), "fallback_parts": ",".join(parts),
+                     "progression_mean": prog_mean, "progression_stderr": prog_se})
     return pd.DataFrame(rows)
 
 

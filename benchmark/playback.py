@@ -31,7 +31,7 @@ from benchmark.seeding import seed_everything
 
 log = logging.getLogger(__name__)
 
-BL_SCORE, BL_DEPTH, BL_DNUM = 9, 12, 23  # nle.nethack.NLE_BL_SCORE / _DEPTH / _DNUM
+BL_SCORE, BL_DEPTH, BL_XP, BL_DNUM = 9, 12, 18, 23  # nle.nethack.NLE_BL_SCORE / _DEPTH / _XP / _DNUM
 EPISODES_FILE = "episodes.jsonl"
 
 
@@ -48,6 +48,7 @@ class _Slot:
         self.obs, _ = self.env.reset(seed=seed)
         self.steps, self.ret = 0, 0.0
         self.score, self.depth, self.max_depth, self.dnum = 0, 1, 1, 0
+        self.max_xlvl = 1  # experience level: with max_depth, BALROG's progression (benchmark.progression)
         self._track(self.obs)
 
     def _track(self, obs) -> None:
@@ -55,6 +56,7 @@ class _Slot:
         if bl[BL_DEPTH] > 0:  # NLE zeroes blstats on the terminal observation; keep the last real values
             self.score, self.depth, self.dnum = int(bl[BL_SCORE]), int(bl[BL_DEPTH]), int(bl[BL_DNUM])
             self.max_depth = max(self.max_depth, self.depth)
+            self.max_xlvl = max(self.max_xlvl, int(bl[BL_XP]))
 
     def step(self, action: int) -> dict | None:
         """Step; return the finished episode's record, or None while it runs."""
@@ -80,7 +82,8 @@ class _Slot:
             "success": None if success is None else bool(success),
             "value": float(task.get("value", 0.0)), "metric": task.get("metric"),
             "category": task.get("category"), "steps": self.steps, "return": self.ret, "score": self.score,
-            "max_depth": self.max_depth, "final_depth": self.depth, "dungeon": self.dnum, "end_reason": reason,
+            "max_depth": self.max_depth, "max_xlvl": self.max_xlvl, "final_depth": self.depth, "dungeon": self.dnum,
+            "end_reason": reason,
         }
 
 

@@ -9,7 +9,8 @@ results/table2.{md,csv}   composite tasks, the layout of the paper's Table 2
 results/figures/          category bars (Fig. 1), per-task bars vs the paper, MaestroMotif vs the
                           score-maximising agents (Fig. 5), IQM intervals, per-skill reward curves
                           (Fig. 8b/c) when the train stage wrote them
-results/report.md         all of the above with the provenance that produced it
+results/report.md         all of the above, each method's BALROG progression per task, and the provenance
+results/report.html       report.md as a web page (benchmark.html_report), figures linked from figures/
 
 A cell of ours whose runs (some or all) ran a reference stand-in for LLM-written code (MaestroMotif: codegen
 fell back to our reference program over skills, or wrote none) carries a dagger (†), and the table's
@@ -27,7 +28,7 @@ from typing import Sequence
 import pandas as pd
 from omegaconf import DictConfig
 
-from benchmark import plots
+from benchmark import html_report, plots
 from benchmark.aggregate import ReportConfig, load_paper_results, report_config, task_title
 from benchmark.config import ConfigError, load_params, root
 from benchmark.evaluate import method_spec
@@ -117,6 +118,22 @@ def fallback_note(long: pd.DataFrame) -> str:
     return (f"\n{FALLBACK_MARK} Ran our reference code in place of LLM-written code (the codegen stage fell "
             f"back, or wrote none; the part is in brackets) in some or all runs: {cells}. The evaluation "
             "records' `policy_provenance` names each run's files and hashes.\n")
+
+
+def progression_markdown(summary: pd.DataFrame, methods: Sequence[str], cfg: ReportConfig) -> str:
+    """Each method's BALROG progression per task (mean ± standard error over runs, in percent), or a note
+    when the evaluation records predate max_xlvl."""
+    if "progression_mean" not in summary or summary["progression_mean"].isna().all():
+        return ("No progression: the evaluation records carry no max_xlvl (written before evaluate recorded "
+                "it); rerun the evaluate stage.\n")
+    labels = {m: method_spec(m).label for m in methods}
+    lines = [f"| Task | {' | '.join(labels[m] for m in methods)} |", "|---" * (len(methods) + 1) + "|"]
+    for task in dict.fromkeys(summary["task"]):
+        rows = summary[summary["task"] == task].set_index("method")
+        cells = [format_value(float(rows.at[m, "progression_mean"]), float(rows.at[m, "progression_stderr"]),
+                              "success") if m in rows.index else "–" for m in methods]
+        lines.append(f"| {task_title(task, cfg)} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
 
 
 def runs_note(methods: Sequence[str], top) -> str:
@@ -217,6 +234,13 @@ def report(params: DictConfig) -> Path:
         f"({agg['bootstrap']['reps']} replications, bootstrap seed {agg['bootstrap']['seed']}):", "",
         *iqm_lines, "",
         *(["Probability of improvement over all tasks:", "", *poi_lines, ""] if poi_lines else []),
+        "## BALROG progression", "",
+        ("Each episode's NetHack progression as BALROG (Paglieri et al., 2025) defines it: the larger of the "
+         "human-data ascension rates of the deepest dungeon level and the highest experience level reached "
+         "(docs/progression.md); mean ± standard error over runs, each run's value its episodes' mean. "
+         "Our episodes are the tasks' (capped at "
+         f"{params.evaluate.max_episode_steps} steps), not BALROG's full NetHackChallenge games."), "",
+        progression_markdown(summary, methods, cfg),
         "## Figures", "",
         *[f"![{p.stem}](figures/{p.name})" for p in pngs], "",
         curve_note, "",
@@ -230,7 +254,9 @@ def report(params: DictConfig) -> Path:
         f"- NLE {aprov.get('nle_version')}; code {aprov.get('git_describe')}; packages {aprov.get('packages')}", "",
     ])
     write_text(results / "report.md", text)
-    log.info("wrote %d table files, %d figure files and %s", len(written), len(figs), results / "report.md")
+    html_report.write(results / "report.html", text, title=f"MaestroMotif benchmark results ({top.profile})")
+    log.info("wrote %d table files, %d figure files, %s and %s", len(written), len(figs), results / "report.md",
+             results / "report.html")
     return results
 
 

@@ -23,7 +23,8 @@ import torch
 from benchmark.env import ACTIONS
 from benchmark.method import Policy
 from maestromotif.rl.obs import PolicyObservation, observation_space
-from maestromotif.rl.sf_env import allow_checkpoint_globals, register, wrap_skills
+from maestromotif.rl.patches import allow_checkpoint_globals
+from maestromotif.rl.sf_env import register, wrap_skills
 from maestromotif.rl.train import EXPERIMENT, checkpoints
 
 log = logging.getLogger(__name__)

@@ -11,24 +11,23 @@
 
 The reward is computed inside the env, so sample-factory runs unmodified with reward_scale=1 and a
 large reward_clip. Factories are module-level functions: sample-factory pickles them into its spawned
-worker and learner processes, and importing this module there also installs the error reporter and the
-checkpoint-loading fix.
+worker and learner processes. Every setting reaches them in sample-factory's cfg (the --mm_* arguments of
+maestromotif.rl.sf_run), and each factory applies this project's library patches (maestromotif.rl.patches)
+before it builds anything.
 """
 from __future__ import annotations
 
 import functools
 import json
 import logging
-import os
-import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from benchmark.env import EnvConfig, make
 from benchmark.seeding import derive_seed
+from maestromotif.rl import patches
 from maestromotif.rl.network import make_skill_encoder
 from maestromotif.rl.obs import NUM_SKILLS, PolicyObservation
 
@@ -37,95 +36,21 @@ log = logging.getLogger(__name__)
 ENV_NAME = "mm_skills"
 TEST_CRASH_ENV_NAME = "mm_skills_test_crash"  # test-only: the same env, raising after cfg.mm_crash_after steps
 FACTORY_ENV_NAME = "mm_factory"  # any other training env (the baselines): built by cfg.mm_env_factory
-ERROR_FILE_ENV = "MM_SF_ERROR_FILE"  # set by the supervisor; inherited by every sample-factory process
-
-
-# --- torch >= 2.6 checkpoint loading -----------------------------------------------------------------
-# sample-factory 2.1.1 calls torch.load(path) without weights_only, which torch >= 2.6 treats as
-# weights_only=True. Our checkpoints hold only tensors and builtins except the numpy scalar types that
-# numpy-typed counters pickle into; allow exactly those (not arbitrary code) so SF's own resume works.
-def allow_checkpoint_globals() -> None:
-    safe = [np.dtype, np.core.multiarray.scalar] if hasattr(np, "core") else [np.dtype]
-    safe += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
-    torch.serialization.add_safe_globals(safe)
-
-
-allow_checkpoint_globals()
-
-
-# --- sample-factory 2.1.1 V-trace summaries ----------------------------------------------------------
-# With with_vtrace=True, Learner._record_summaries reads mb.advantages, which only the GAE path fills, and
-# the learner dies at its first summary (AttributeError: 'AttrDict' object has no attribute 'advantages').
-# The V-trace advantages are in the same locals under `adv`; hand them over. Summaries only: the
-# training math is untouched. No-op for versions whose minibatch already has advantages.
-def fix_vtrace_summaries() -> None:
-    from sample_factory.algo.learning.learner import Learner
-
-    original = Learner._record_summaries
-    if getattr(original, "_mm_fixed", False):
-        return
-
-    def record_summaries(self, train_loop_vars):
-        mb = train_loop_vars.mb
-        if "advantages" not in mb and "adv" in train_loop_vars:
-            mb["advantages"] = train_loop_vars.adv
-        return original(self, train_loop_vars)
-
-    record_summaries._mm_fixed = True
-    Learner._record_summaries = record_summaries
-
-
-fix_vtrace_summaries()
-
-
-# --- errors from any sample-factory process reach the supervisor -------------------------------------
-class _ErrorFileHandler(logging.Handler):
-    """Appends exceptions logged by sample-factory / signal-slot to the run's error file (one JSON line)."""
-
-    def __init__(self, path: str):
-        super().__init__(level=logging.ERROR)
-        self.path = path
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fatal = record.exc_info is not None or "heartbeat" in record.getMessage().lower()
-        if not fatal:
-            return
-        text = record.getMessage()
-        if record.exc_info:
-            text += "\n" + "".join(logging.Formatter().formatException(record.exc_info))
-        line = json.dumps({"time": time.time(), "pid": os.getpid(), "logger": record.name, "error": text})
-        try:
-            with open(self.path, "a") as f:
-                f.write(line + "\n")
-        except OSError:
-            pass
-
-
-def install_error_reporter() -> None:
-    path = os.environ.get(ERROR_FILE_ENV)
-    if not path:
-        return
-    for name in ("rl", "signal_slot"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(h, _ErrorFileHandler) for h in logger.handlers):
-            logger.addHandler(_ErrorFileHandler(path))
-
-
-install_error_reporter()
 
 
 class CrashReport(gym.Wrapper):
-    """Writes an env exception to the error file, then re-raises it (SF would only log it and stall)."""
+    """Writes an env exception to the run's error file, then re-raises it (SF would only log it and stall)."""
+
+    def __init__(self, env: gym.Env, error_file: str):
+        super().__init__(env)
+        self.error_file = error_file
 
     def _guard(self, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except Exception as e:
-            path = os.environ.get(ERROR_FILE_ENV)
-            if path:
-                with open(path, "a") as f:
-                    f.write(json.dumps({"time": time.time(), "pid": os.getpid(), "logger": "env",
-                                        "error": f"{type(e).__name__}: {e}"}) + "\n")
+            if self.error_file:
+                patches.write_error(self.error_file, "env", f"{type(e).__name__}: {e}")
             raise
 
     def reset(self, **kwargs):
@@ -200,18 +125,13 @@ class IsolatedSkill(gym.Wrapper):
 
 # --- the env factory ------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
-def _intrinsic_reward(reward_dir: str, skills: tuple[str, ...], params_path: str):
-    """One IntrinsicReward (and its score memo) per process, shared by all of the process's envs."""
+def _intrinsic_reward(reward_dir: str, skills: tuple[str, ...], intrinsic_json: str):
+    """One IntrinsicReward (and its score memo) per process, shared by all of the process's envs. The
+    settings come in the cfg (`--mm_intrinsic`, the params' reward.intrinsic block as JSON); '' = the
+    paper's defaults."""
     from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
 
-    cfg = IntrinsicConfig()
-    try:  # the reward section's intrinsic block, when the reward stage defines it
-        from benchmark.config import load_params
-        from maestromotif.reward.train import intrinsic_config
-
-        cfg = intrinsic_config(load_params(params_path))
-    except (ImportError, ModuleNotFoundError):
-        log.warning("maestromotif.reward.train is not available: using the paper's default intrinsic settings")
+    cfg = IntrinsicConfig(**json.loads(intrinsic_json)) if intrinsic_json else IntrinsicConfig()
     return IntrinsicReward.from_dir(reward_dir, list(skills), cfg)
 
 
@@ -237,6 +157,7 @@ def wrap_skills(env: gym.Env, program, seed: int) -> gym.Env:
 def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:
     """sample-factory's env factory: (name, cfg, env_config) -> gymnasium env. Settings come from the
     cfg's mm_* arguments (maestromotif.rl.sf_run)."""
+    patches.apply(cfg.mm_error_file)
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
     env_seed = derive_seed(cfg.mm_root_seed, "train_skills", cfg.mm_seed, "env", worker, vector)
@@ -248,9 +169,9 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     env = wrap_skills(env, program, env_seed)
     from maestromotif.reward.wrapper import IntrinsicRewardWrapper
 
-    reward = _intrinsic_reward(cfg.mm_reward_dir, tuple(cfg.mm_skills.split(",")), cfg.mm_params)
+    reward = _intrinsic_reward(cfg.mm_reward_dir, tuple(cfg.mm_skills.split(",")), cfg.mm_intrinsic)
     env = IntrinsicRewardWrapper(env, reward)
-    env = CrashReport(env)
+    env = CrashReport(env, cfg.mm_error_file)
     return OwnSeeds(PolicyObservation(env, cfg.mm_crop_mode), env_seed)
 
 
@@ -260,6 +181,7 @@ def make_factory_env(full_env_name: str, cfg=None, env_config=None, render_mode=
     with this same trainer and network on their own env and reward."""
     import importlib
 
+    patches.apply(cfg.mm_error_file)
     module, _, name = str(cfg.mm_env_factory).partition(":")
     if not module or not name:
         raise ValueError(f"--mm_env_factory={cfg.mm_env_factory!r}: expected 'module:function' for env "
@@ -279,4 +201,10 @@ def register() -> None:
             register_env(name, make_skill_env)
     if FACTORY_ENV_NAME not in registry:
         register_env(FACTORY_ENV_NAME, make_factory_env)
-    global_model_factory().register_encoder_factory(make_skill_encoder)
+    global_model_factory().register_encoder_factory(skill_encoder)
+
+
+def skill_encoder(cfg, obs_space):
+    """The encoder factory sample-factory calls in the learner and the inference worker: patches first."""
+    patches.apply(getattr(cfg, "mm_error_file", ""))
+    return make_skill_encoder(cfg, obs_space)

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 def add_mm_args(parser: argparse.ArgumentParser) -> None:
     """Our settings, carried inside sample-factory's cfg to the env factory in every worker."""
     p = parser.add_argument
-    p("--mm_params", default="", help="params.yaml the run was built from")
+    p("--mm_intrinsic", default="", help="the params' reward.intrinsic block as JSON ('' = the paper's defaults)")
+    p("--mm_error_file", default="", help="worker errors go here (one JSON line each) for the watchdog")
     p("--mm_root_seed", type=int, default=0)
     p("--mm_seed", type=int, default=0, help="skill-training seed (data/fit/maestromotif/seed<k>)")
     p("--mm_program", default="training", help="policy over skills, or 'isolated' (ablation)")
@@ -155,8 +156,11 @@ def run(argv: list[str]) -> int:
     from sample_factory.algo.utils.misc import ExperimentStatus
     from sample_factory.train import make_runner
 
+    from maestromotif.rl import patches
+
     exit_with_parent()
     cfg = parse_cfg(argv)
+    patches.apply(cfg.mm_error_file)
     if cfg.mm_reproducible:
         import torch
 

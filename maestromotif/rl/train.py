@@ -29,7 +29,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from benchmark.config import load_params, params_path, root, section
+from benchmark.config import load_params, root, section
 from benchmark.io import read_jsonl, write_json, write_text
 from benchmark.logs import setup_logging
 from benchmark.provenance import sha256_hex
@@ -146,8 +146,9 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skil
         # the env wrapper already gives the paper's total reward; categorical inputs must not be normalised
         "reward_scale": 1.0, "reward_clip": 1e6, "normalize_input": False, "normalize_returns": False,
         "save_every_sec": rl.save_every_sec, "keep_checkpoints": rl.keep_checkpoints, "with_wandb": False,
-        # our settings, read by the env factory in every worker
-        "mm_params": str(params_path()), "mm_root_seed": top.root_seed, "mm_seed": seed,
+        # our settings, read by the env factory in every worker (explicitly: workers read no file for them)
+        "mm_intrinsic": intrinsic_json(params, env_name), "mm_error_file": str(run / "errors.jsonl"),
+        "mm_root_seed": top.root_seed, "mm_seed": seed,
         "mm_program": rl.program, "mm_codegen_dir": rl.codegen_dir, "mm_code_seed": rl.code_seed,
         "mm_reward_dir": rl.reward_dir, "mm_skills": ",".join(top.skills),
         "mm_crop_mode": rl.crop_mode, "mm_env_config": json.dumps(env_cfg, sort_keys=True),
@@ -159,9 +160,20 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skil
     return [f"--{k}={v}" for k, v in a.items()] + list(rl.extra_sf_args)
 
 
+def intrinsic_json(params, env_name: str) -> str:
+    """The reward.intrinsic settings for the skills env, as the JSON the workers rebuild them from."""
+    if env_name == "mm_factory" or "reward" not in params:
+        return ""  # the baselines bring their own reward; no reward section: the paper's defaults
+    import dataclasses
+
+    from maestromotif.reward.train import intrinsic_config
+
+    return json.dumps(dataclasses.asdict(intrinsic_config(params)), sort_keys=True)
+
+
 def settings_hash(argv: list[str]) -> str:
     """Identifies the settings of a finished run (paths excluded), so a changed param reruns the stage."""
-    keep = [x for x in argv if not x.startswith(("--mm_params=", "--train_dir=", "--mm_run_dir="))]
+    keep = [x for x in argv if not x.startswith(("--mm_error_file=", "--train_dir=", "--mm_run_dir="))]
     return sha256_hex("\n".join(keep))
 
 
@@ -173,7 +185,7 @@ def check_resumable(run: Path) -> int:
         return 0
     import torch
 
-    from maestromotif.rl.sf_env import allow_checkpoint_globals
+    from maestromotif.rl.patches import allow_checkpoint_globals
 
     allow_checkpoint_globals()
     try:
@@ -204,7 +216,6 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
     value of a flag wins) and env_name "mm_factory" (maestromotif.rl.sf_env.make_factory_env)."""
     from tqdm import tqdm
 
-    from maestromotif.rl.sf_env import ERROR_FILE_ENV
     from maestromotif.rl.watchdog import Limits, supervise
 
     rl: RLConfig = section(params, "rl", RLConfig)
@@ -226,7 +237,7 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
     for name in ("curve.jsonl", "progress.jsonl"):
         drop_rows_after(run / name, start_steps)
 
-    env = {**os.environ, ERROR_FILE_ENV: str(run / "errors.jsonl"), **(extra_env or {})}
+    env = {**os.environ, **(extra_env or {})}
     if rl.reproducible:
         # sample-factory walks sets of component names when it wires its event loop; with Python's per-process
         # string hashing the order (and with it which env gets which sampled action) changed between runs

@@ -30,7 +30,7 @@ def test_records_have_every_field_and_the_output_has_provenance(reference):
     out, records = reference
     assert [r["episode"] for r in records] == [0, 1, 2]
     for r in records:
-        for key in ("success", "value", "steps", "return", "score", "max_depth", "end_reason", "episode_seed",
+        for key in ("success", "value", "steps", "return", "score", "max_depth", "max_xlvl", "end_reason", "episode_seed",
                     "method", "task", "seed", "profile", "category", "metric"):
             assert key in r, key
         assert r["category"] == "navigation" and r["profile"] == "ci" and 1 <= r["steps"] <= 150
@@ -99,3 +99,27 @@ def test_a_code_seed_for_a_method_without_code_seeds_is_a_clear_error(tmp_path):
     fit("random", 0, params)
     with pytest.raises(config.ConfigError, match="has no code seeds.*drop --code-seed"):
         evaluate.evaluate("random", "gnomish", 0, params, code_seed=0)
+
+
+@pytest.mark.timeout(120)
+def test_records_carry_the_highest_experience_level_and_depth_for_progression():
+    """A real game in wizard mode: quaff a potion of gain level (XL 2), level-teleport to depth 3, let the step
+    cap end the episode; the record keeps both maxima and BALROG's progression follows from them."""
+    from benchmark import progression
+    from benchmark.env import ACTION_INDEX, make
+    from tests.fixtures.wizard import WIZARD_SEED, base, message, teleport_to, wish
+
+    env = make(task="gnomish", seed=WIZARD_SEED, wizard=True, max_episode_steps=3)
+    try:
+        slot = evaluate._Slot(env)
+        slot.start(0, WIZARD_SEED)
+        base(env).send_keys(b"q" + wish(env, "blessed potion of gain level").encode())
+        assert "experience level 2" in message(env)
+        teleport_to(env, 3)
+        record = None
+        while record is None:
+            record = slot.step(ACTION_INDEX["WAIT"])
+    finally:
+        env.close()
+    assert record["end_reason"] == "step_cap" and record["max_xlvl"] == 2 and record["max_depth"] == 3
+    assert progression.progression(record["max_depth"], record["max_xlvl"]) == 0.01847840456172601  # "Xp:2"

@@ -61,3 +61,25 @@ def test_aggregate_refuses_an_unfinished_evaluation(results, tmp_path):
                                    f"results_dir={tmp_path}", "evaluate.episodes=5"])
     with pytest.raises(config.ConfigError, match="has 2 of 5 episodes"):
         aggregate.aggregate(params)
+
+
+@pytest.mark.timeout(600)
+def test_every_run_has_a_balrog_progression(results):
+    scores = pd.read_csv(results / "scores_per_seed.csv")
+    assert scores["progression"].between(0, 1).all() and scores["max_xlvl_mean"].ge(1).all()
+    summary = pd.read_csv(results / "summary.csv")
+    assert summary["progression_mean"].notna().all() and summary["progression_stderr"].notna().all()
+    text = (results / "report.md").read_text()
+    assert "## BALROG progression" in text and "| Gnomish Mines |" in text.split("## BALROG progression")[1]
+
+
+@pytest.mark.timeout(600)
+def test_report_html_renders_in_a_real_browser(results, browser):
+    page = browser(results / "report.html")
+    assert page.title == "MaestroMotif benchmark results (ci)"
+    assert page.console_errors == []
+    pngs = sorted(p.name for p in (results / "figures").glob("*.png"))
+    assert sorted(img["src"].removeprefix("figures/") for img in page.images) == pngs and pngs
+    assert all(img["complete"] and img["naturalWidth"] > 0 for img in page.images), page.images
+    assert page.tables == 3  # Table 1, Table 2, BALROG progression
+    assert "Gnomish Mines" in page.text and "Golden Exit" in page.text and "BALROG progression" in page.text

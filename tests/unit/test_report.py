@@ -101,3 +101,21 @@ def test_cells_whose_runs_ran_a_fallback_program_are_marked(paper):
     clean = report.table_markdown(report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci"),
                                   1, "FAKE note")
     assert "†" not in clean
+
+
+def test_progression_table_gives_each_methods_mean_and_standard_error_in_percent():
+    scores = fake_maestromotif_scores().assign(progression=[0.0, 0.0154, 0.0185] * 3)
+    summary = aggregate.summarise(scores)
+    row = summary.iloc[0]
+    assert row["progression_mean"] == pytest.approx((0.0154 + 0.0185) / 3)
+    assert row["progression_stderr"] == pytest.approx(scores["progression"].std(ddof=1) / 3)
+    md = report.progression_markdown(summary, ["maestromotif"], ReportConfig())
+    assert md.splitlines()[:2] == ["| Task | MaestroMotif |", "|---|---|"]
+    assert md.splitlines()[2] == f"| Gnomish Mines | {report.format_value(row.progression_mean, row.progression_stderr, 'success')} |"
+
+
+def test_runs_recorded_before_max_xlvl_give_a_note_not_a_number():
+    scores = fake_maestromotif_scores().assign(progression=float("nan"))
+    summary = aggregate.summarise(scores)
+    assert summary["progression_mean"].isna().all()
+    assert report.progression_markdown(summary, ["maestromotif"], ReportConfig()).startswith("No progression")
