@@ -50,8 +50,9 @@ class MessageGoalSimilarity(nn.Module):
         self.encoded = 0  # messages that needed the encoder (cache misses)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.encoder.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                              convert_to_numpy=True, show_progress_bar=False), dtype=np.float32)
+        vectors = self.encoder.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                      convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
 
     def similarity(self, messages: Sequence[str]) -> np.ndarray:
         """Raw cosine similarity of each message to the goal (one encoder call for all new messages)."""
@@ -71,7 +72,8 @@ class MessageGoalSimilarity(nn.Module):
 
 
 def normalisation(raw: np.ndarray) -> tuple[float, float, dict[float, float]]:
-    """Mean, variance and quantile table (maestromotif.reward.model.QUANTILE_LEVELS) of the normalised reward."""
+    """Mean, variance and quantile table (maestromotif.reward.model.QUANTILE_LEVELS) of the normalised
+    reward."""
     from maestromotif.reward.model import QUANTILE_LEVELS
 
     raw = np.asarray(raw, dtype=np.float64)
@@ -99,4 +101,5 @@ def load_reward(artefact: str | Path, encoder=None):
     saved = read_json(path)
     model = MessageGoalSimilarity(saved["goal"], encoder=encoder)
     quantiles = {float(q): float(v) for q, v in saved["quantiles"].items()}
-    return reward_checkpoint(model, saved["reward_mean"], saved["reward_var"], quantiles, saved["name"], saved)
+    return reward_checkpoint(model, saved["reward_mean"], saved["reward_var"], quantiles, saved["name"],
+                             saved)

@@ -82,8 +82,8 @@ class _Slot:
             "success": None if success is None else bool(success),
             "value": float(task.get("value", 0.0)), "metric": task.get("metric"),
             "category": task.get("category"), "steps": self.steps, "return": self.ret, "score": self.score,
-            "max_depth": self.max_depth, "max_xlvl": self.max_xlvl, "final_depth": self.depth, "dungeon": self.dnum,
-            "end_reason": reason,
+            "max_depth": self.max_depth, "max_xlvl": self.max_xlvl, "final_depth": self.depth,
+            "dungeon": self.dnum, "end_reason": reason,
         }
 
 
@@ -111,7 +111,7 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
 
     start(list(range(len(slots))))
     episode_start = np.ones(len(slots), dtype=bool)
-    running = np.ones(len(slots), dtype=bool)  # idle slots keep feeding their last obs; their actions are dropped
+    running = np.ones(len(slots), dtype=bool)  # idle slots keep feeding their last obs; actions dropped
     total_steps = 0
     bar = tqdm(total=len(episodes), desc="episodes", unit="ep", disable=not progress, leave=False)
     try:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.config import section
+from benchmark.config import root, section
 from benchmark.seeding import derive_seed
 
 
@@ -35,8 +35,8 @@ class RegressionConfig:
     trained_methods: list[str] = field(default_factory=list)
     trained_tasks: list[str] = field(default_factory=list)
     train_for_env_steps: int = 200_000   # the trained methods' budget here (overrides <method>.trainer)
-    train_repeats: int = 4               # --update: independent training runs (seeds 1..R) that measure the spread
-    trained_episodes: int = 32           # per trained row and block (a trained score is noisier than a script's)
+    train_repeats: int = 4               # --update: independent training runs (seeds 1..R): the spread
+    trained_episodes: int = 32           # per trained row and block (a trained score is noisier)
     trained_max_episode_steps: int = 1000  # episode cap of the trained rows' evaluation
     trained_num_envs: int = 8            # envs stepped together when playing a trained policy
     # Train the trained rows reproducibly (rl.reproducible: serial, synchronous, one torch thread): the same
@@ -76,8 +76,6 @@ class Inputs:
 
     def __init__(self, params: DictConfig, cfg: RegressionConfig, given: Mapping[str, Any] | None = None):
         self.params, self.cfg = params, cfg
-        from benchmark.config import root
-
         self.top = root(params)
         self.given = dict(given or {})
         self._cache: dict[str, Any] = dict(self.given)

@@ -173,9 +173,11 @@ def compare(metrics: Sequence[Metric], reference: dict, cfg: RegressionConfig,
             rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "exact", m.value == ref))
         elif m.kind == "machine":
             if entry.get("machine") == m.extra["machine"]:
-                rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "exact (same machine)", m.value == ref))
+                rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "exact (same machine)",
+                                m.value == ref))
             else:  # another CPU or torch build computes other floats: only the stochastic row applies
-                rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "other machine: not compared", True))
+                rows.append(Row(m.name, m.kind, _fmt(ref), _fmt(m.value), "other machine: not compared",
+                                True))
         elif m.kind == "float":
             now_v, ref_v = np.atleast_1d(np.asarray(m.value, float)), np.atleast_1d(np.asarray(ref, float))
             if now_v.shape != ref_v.shape:
@@ -264,7 +266,8 @@ def update(inp: Inputs, path: Path, progress: bool = True) -> dict:
     blocks: dict[str, list[list[float]]] = {name: [] for name in check_block}
     for block in tqdm(range(1, max(cfg.repeats, cfg.train_repeats) + 1), desc="reference blocks",
                       disable=not progress):
-        for m in check_policy(inp, block=block, trained=block <= cfg.train_repeats, reference=block <= cfg.repeats):
+        for m in check_policy(inp, block=block, trained=block <= cfg.train_repeats,
+                              reference=block <= cfg.repeats):
             blocks[m.name].append(m.extra["values"])
     z = z_value(cfg)
     trained_names = trained_metric_names(cfg)
@@ -292,7 +295,8 @@ def update(inp: Inputs, path: Path, progress: bool = True) -> dict:
                     "se_ref": "max(sd of the block means / sqrt(R), pooled sd / sqrt(R * episodes))",
                     "z": z, "false_alarm_rate": cfg.false_alarm_rate,
                     "comparisons": len(policy_rows(cfg)),
-                    "trained_rows": "block r = training seed r (train_for_env_steps env steps), then block r's "
+                    "trained_rows": "block r = training seed r (train_for_env_steps env steps), then "
+                                    "block r's "
                                     "episodes; the reference trains seeds 1..train_repeats"},
     )
     reference = {"format_version": FORMAT_VERSION, "measured": prov, "metrics": entries, **recorded}

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def policy_rows(cfg: RegressionConfig) -> list[tuple[str, str]]:
-    """(method, task) of every stochastic row: reference methods x tasks, then trained methods x trained tasks."""
+    """(method, task) of every stochastic row: reference methods x tasks, then trained methods x trained
+    tasks."""
     return ([(m, t) for m in cfg.methods for t in cfg.tasks]
             + [(m, t) for m in cfg.trained_methods for t in cfg.trained_tasks])
 
@@ -78,8 +79,8 @@ def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: b
     num_envs = 1
     if trained:
         env_cfg.max_episode_steps, num_envs = inp.cfg.trained_max_episode_steps, inp.cfg.trained_num_envs
-    records = play_and_record(policy, lambda: make(task=task, cfg=env_cfg), episodes, num_envs, seeds.__getitem__,
-                              process_seed=lambda _: inp.seed("policy", method_name, task, block),
+    records = play_and_record(policy, lambda: make(task=task, cfg=env_cfg), episodes, num_envs,
+                              seeds.__getitem__, process_seed=lambda _: inp.seed("policy", method_name, task, block),
                               progress=progress).records
     return {"seeds": seeds, "values": [float(r["value"]) for r in records],
             "steps": [int(r["steps"]) for r in records], "train_seed": train_seed,

@@ -57,7 +57,8 @@ class TaskWrapper(gym.Wrapper):
         # NLE re-uses its arrays between steps; keep the little the trackers may read of the past.
         last = self.env.unwrapped.last_observation
         base = self.env.unwrapped
-        self._prev = {"message": last[base._message_index].copy(), "blstats": last[base._blstats_index].copy()}
+        self._prev = {"message": last[base._message_index].copy(),
+                      "blstats": last[base._blstats_index].copy()}
 
     def reset(self, *, seed=None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)

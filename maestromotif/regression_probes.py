@@ -49,7 +49,8 @@ def pair_sets(inp: Inputs) -> dict:
 
     def load():
         meta = read_json(pairs_dir(inp) / "meta.json")
-        return {name: load_pairs(pairs_dir(inp) / info["file"]) for name, info in sorted(meta["sets"].items())}
+        return {name: load_pairs(pairs_dir(inp) / info["file"])
+                for name, info in sorted(meta["sets"].items())}
     return inp.cached("pairs", load)
 
 
@@ -158,7 +159,8 @@ class RewardProbe(Probe):
             out += [Metric(f"reward/{skill}/probe", "float", [round(float(x), 8) for x in normalised]),
                     Metric(f"reward/{skill}/mean", "float", float(ckpt.reward_mean)),
                     Metric(f"reward/{skill}/var", "float", float(ckpt.reward_var)),
-                    Metric(f"reward/{skill}/train_loss", "float", float(metrics["history"][-1]["train_loss"])),
+                    Metric(f"reward/{skill}/train_loss", "float",
+                           float(metrics["history"][-1]["train_loss"])),
                     Metric(f"reward/{skill}/oracle_agreement", "exact",
                            f"{int(agree.sum())}/{int(strict.sum())}")]
         return out
