@@ -1,7 +1,12 @@
-"""Stage `evaluate`: play one method on one task for one run, and record every episode.
+"""Stage `evaluate`: play a method on its tasks for its runs, and record every episode.
 
     python -m benchmark.evaluate --method random --task gnomish --seed 0
     python -m benchmark.evaluate --method maestromotif --task gnomish --seed 0 --code-seed 1
+    python -m benchmark.evaluate --method random --task all      # every task x every run, in one process
+
+The DVC stages use the last form, one stage per method: the lock then holds a handful of evaluate entries
+instead of one per (method, task, seed), and a method's tasks share one process (its imports, its LLM).
+Records stay one folder per (task, run), so resuming and the aggregate read them exactly as before.
 
 A run is a fit seed (`seeds`; MaestroMotif: its skill seed, from `skill_seeds`) and, for a method whose
 `benchmark.code_seeds` is true (MaestroMotif), a code seed (`code_seeds`): the paper deploys each of its 3
@@ -292,6 +297,27 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_en
     return out
 
 
+def evaluate_method(method_name: str, params: DictConfig, tasks: Sequence[str] | None = None,
+                    seeds: Sequence[int] | None = None, code_seeds: Sequence[int] | None = None,
+                    make_env: Callable[..., gym.Env] = make, progress: bool = True) -> list[Path]:
+    """Evaluate `method_name` on each of `tasks` (default: the params' tasks) for each of its runs (default:
+    every fit seed, crossed with every code seed for a code-seeded method; `seeds`/`code_seeds` narrow
+    them), one after another in this process; return the output folders."""
+    top = root(params)
+    spec = method_spec(method_name)
+    runs = [r for r in method_runs(spec, top)
+            if (seeds is None or r.seed in seeds) and (code_seeds is None or r.code_seed in code_seeds)]
+    if not runs:
+        raise ConfigError(f"no run of {method_name} matches seeds {seeds} and code seeds {code_seeds}: its runs "
+                          f"under the params are {[r.name for r in method_runs(spec, top)]}")
+    outs = []
+    for task in list(tasks) if tasks is not None else list(top.tasks):
+        for run in runs:
+            outs.append(evaluate(method_name, task, run.seed, params, make_env=make_env, progress=progress,
+                                 code_seed=run.code_seed))
+    return outs
+
+
 def summarise(records: list[dict], meta: dict, steps: int = 0, seconds: float = 0.0) -> dict:
     values = np.array([r["value"] for r in records], dtype=float)
     successes = [r["success"] for r in records if r["success"] is not None]
@@ -310,16 +336,27 @@ def summarise(records: list[dict], meta: dict, steps: int = 0, seconds: float = 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--method", required=True, help="a conf/method/<name>.yaml name, e.g. random")
-    parser.add_argument("--task", required=True, help="a task name from params.yaml `tasks`")
-    parser.add_argument("--seed", required=True, type=int,
-                        help="fit seed: one of params.yaml `seeds` (MaestroMotif: of `skill_seeds`)")
+    parser.add_argument("--task", required=True, help="a task name from params.yaml `tasks`, or `all`")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="fit seed: one of params.yaml `seeds` (MaestroMotif: of `skill_seeds`); with "
+                             "--task all it may be left out: every run of the method")
     parser.add_argument("--code-seed", type=int, default=None,
-                        help="code-seeded methods (MaestroMotif): which of `code_seeds` deploys its programs")
+                        help="code-seeded methods (MaestroMotif): which of `code_seeds` deploys its programs "
+                             "(with --task all, left out: every code seed)")
     parser.add_argument("--params", default=None, help="params file (default: $MM_PARAMS or params.yaml)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()
-    out = evaluate(args.method, args.task, args.seed, load_params(args.params), progress=not args.no_progress,
+    params = load_params(args.params)
+    if args.task == "all":
+        outs = evaluate_method(args.method, params, seeds=None if args.seed is None else [args.seed],
+                               code_seeds=None if args.code_seed is None else [args.code_seed],
+                               progress=not args.no_progress)
+        log.info("wrote %d evaluation folders of %s", len(outs), args.method)
+        return
+    if args.seed is None:
+        parser.error("--seed is required with a single --task (or pass --task all)")
+    out = evaluate(args.method, args.task, args.seed, params, progress=not args.no_progress,
                    code_seed=args.code_seed)
     log.info("wrote %s", out)
 

@@ -106,24 +106,55 @@ def task_bars(summary: pd.DataFrame, paper: pd.DataFrame, stem: Path, profile: s
     return save(fig, stem, formats)
 
 
+def curves_on_grid(curves: pd.DataFrame, value: str, points: int = 50) -> pd.DataFrame:
+    """Mean and standard error over seeds of a per-skill training curve, each seed first interpolated onto
+    one grid of env steps. Seeds log at different env steps (a row every few seconds of wall clock), so
+    averaging rows by their exact env_steps mixes different seeds at neighbouring x and the line jumps
+    between them. The grid spans the steps every seed covers (no extrapolation past a seed's last row).
+
+    curves: columns env_steps, skill, seed, `value`. Returns rows (skill, env_steps, mean, se, n)."""
+    rows = []
+    for skill, by_skill in curves.dropna(subset=[value]).groupby("skill", sort=False):
+        per_seed = [g.sort_values("env_steps") for _, g in by_skill.groupby("seed")]
+        low = max(g["env_steps"].iloc[0] for g in per_seed)
+        high = min(g["env_steps"].iloc[-1] for g in per_seed)
+        if high < low:  # seeds whose logged ranges do not overlap: nothing is comparable
+            continue
+        grid = np.linspace(low, high, points) if high > low else np.array([low])
+        ys = np.stack([np.interp(grid, g["env_steps"].to_numpy(float), g[value].to_numpy(float)) for g in per_seed])
+        se = ys.std(axis=0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros(len(grid))
+        rows += [{"skill": skill, "env_steps": x, "mean": m, "se": e, "n": len(ys)}
+                 for x, m, e in zip(grid, ys.mean(axis=0), se)]
+    return pd.DataFrame(rows, columns=["skill", "env_steps", "mean", "se", "n"])
+
+
 def skill_curves(curves: pd.DataFrame, stem: Path, profile: str, seeds: Sequence[int],
                  formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
-    """Fig. 8b/c style: each skill's normalised reward (and how often it is active) against env steps,
-    mean over seeds with a 95% band. curves: columns env_steps, skill, normalised_reward, frequency[, seed]."""
+    """Fig. 8b/c style: each skill's normalised reward (and how often it is active) against env steps:
+    every seed interpolated onto a common grid of env steps, the mean drawn with a ± 1 standard error band
+    (curves_on_grid). curves: columns env_steps, skill, normalised_reward, frequency[, seed]."""
     missing = {"env_steps", "skill", "normalised_reward"} - set(curves.columns)
     if missing:
         raise ValueError(f"reward curves lack column(s) {sorted(missing)}")
-    has_freq = "frequency" in curves.columns
-    fig, axes = plt.subplots(1, 2 if has_freq else 1, figsize=(10 if has_freq else 5.5, 3.6), squeeze=False)
-    sns.lineplot(data=curves, x="env_steps", y="normalised_reward", hue="skill", errorbar=("ci", 95), ax=axes[0][0])
-    axes[0][0].set_xlabel("environment steps")
-    axes[0][0].set_ylabel("normalised skill reward")
-    if has_freq:
-        sns.lineplot(data=curves, x="env_steps", y="frequency", hue="skill", errorbar=("ci", 95), ax=axes[0][1],
-                     legend=False)
-        axes[0][1].set_xlabel("environment steps")
-        axes[0][1].set_ylabel("skill frequency (fraction of steps)")
-    fig.suptitle(f"Per-skill reward during training (skills learned simultaneously)\n{provenance_line(profile, seeds)}",
+    if "seed" not in curves.columns:
+        curves = curves.assign(seed=0)
+    panels = [("normalised_reward", "normalised skill reward")]
+    if "frequency" in curves.columns:
+        panels.append(("frequency", "skill frequency (fraction of steps)"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 0.5, 3.6), squeeze=False)
+    skills = list(dict.fromkeys(curves["skill"]))
+    colors = dict(zip(skills, sns.color_palette("deep", len(skills))))
+    for ax, (column, ylabel) in zip(axes[0], panels):
+        grid = curves_on_grid(curves, column)
+        for skill, g in grid.groupby("skill", sort=False):
+            ax.plot(g["env_steps"], g["mean"], color=colors[skill], label=skill)
+            ax.fill_between(g["env_steps"], g["mean"] - g["se"], g["mean"] + g["se"], color=colors[skill],
+                            alpha=0.2, linewidth=0)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(ylabel)
+    axes[0][0].legend(title="skill", fontsize=8)
+    fig.suptitle(f"Per-skill reward during training (skills learned simultaneously)\n"
+                 f"{provenance_line(profile, seeds)}; mean ± s.e. over seeds on a common env-step grid",
                  fontsize=9)
     fig.tight_layout()
     return save(fig, stem, formats)

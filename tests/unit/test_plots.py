@@ -80,6 +80,32 @@ def test_skill_curves(tmp_path, captured):
         plots.skill_curves(curves.drop(columns="normalised_reward"), tmp_path / "x", "ci", SEEDS)
 
 
+def test_skill_curves_put_seeds_on_one_env_step_grid(tmp_path, monkeypatch):
+    """Two seeds of one flat curve each (0 and 1) logged at interleaved env steps: the mean over seeds is 0.5
+    at every step. Averaging rows by exact env_steps instead drew 0, 1, 0, 1, ... (each x held one seed)."""
+    curves = pd.concat([
+        pd.DataFrame({"env_steps": [0, 100, 200, 300], "skill": "discoverer", "seed": 0, "normalised_reward": 0.0}),
+        pd.DataFrame({"env_steps": [50, 150, 250, 350], "skill": "discoverer", "seed": 1, "normalised_reward": 1.0}),
+    ])
+    grid = plots.curves_on_grid(curves, "normalised_reward")
+    assert grid["env_steps"].min() == 50 and grid["env_steps"].max() == 300  # where both seeds have data
+    assert np.allclose(grid["mean"], 0.5) and np.allclose(grid["se"], 0.5) and set(grid["n"]) == {2}
+    drawn = []
+    original = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, stem, formats: drawn.append(
+        [line.get_ydata() for line in fig.axes[0].lines]) or original(fig, stem, formats))
+    plots.skill_curves(curves, tmp_path / "curves", "ci", [0, 1], ["png"])
+    assert len(drawn[0]) == 1 and np.allclose(drawn[0][0], 0.5)  # one line per skill, flat at the mean
+
+
+def test_skill_curves_grid_interpolates_between_logged_steps():
+    curves = pd.DataFrame({"env_steps": [0, 100, 0, 200], "skill": "merchant", "seed": [0, 0, 1, 1],
+                           "frequency": [0.0, 1.0, 0.0, 1.0]})
+    grid = plots.curves_on_grid(curves, "frequency", points=3)  # grid 0, 50, 100
+    # seed 0 at 50: 0.5, at 100: 1.0; seed 1 (slope 1/200) at 50: 0.25, at 100: 0.5
+    assert grid["mean"].tolist() == pytest.approx([0.0, 0.375, 0.75])
+
+
 def test_interval_plot(tmp_path, captured):
     intervals = {g: {"Random": {"point": 0.05, "low": 0.0, "high": 0.1},
                      "FakeMethod": {"point": 0.5, "low": 0.3, "high": 0.7}} for g in ("all", "navigation")}

@@ -1,0 +1,99 @@
+"""dvc.yaml's deps match what each stage runs: on a copy of the project whose every stage is recorded as up
+to date (`dvc commit` over placeholder outputs), editing one file must mark exactly the stages that run it."""
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.dvc_project import copy_project, dvc
+
+FILE_OUTS = (".csv", ".json", ".md")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A ci-profile copy with every stage committed as if it had run (placeholder outputs, no training)."""
+    from dvc.repo import Repo
+
+    root = copy_project(tmp_path_factory.mktemp("dvc_deps"), "ci")
+    with Repo(str(root)) as repo:
+        outs = [Path(o.fs_path) for stage in repo.index.stages for o in stage.outs]
+    for out in outs:
+        if out.suffix in FILE_OUTS:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("placeholder\n")
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "placeholder.txt").write_text(out.name)
+    dvc(root, "commit", "--force", "--quiet")
+    assert changed(root) == set(), "every stage must be up to date before a file is edited"
+    return root
+
+
+def changed(root: Path) -> set[str]:
+    """The stages `dvc status` says are out of date (its JSON: stage name -> what changed)."""
+    return set(json.loads(dvc(root, "status", "--json").stdout or "{}"))
+
+
+def edit(root: Path, name: str):
+    """Append a comment to `name`; return a callable that restores it."""
+    path = root / name
+    text = path.read_text()
+    path.write_text(text + "\n# edited by test_dvc_deps\n")
+    return lambda: path.write_text(text)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_deployment_only_file_re_evaluates_without_retraining(project):
+    restore = edit(project, "maestromotif/rl/policy.py")
+    try:
+        stale = changed(project)
+    finally:
+        restore()
+    assert "evaluate_maestromotif" in stale
+    assert "evaluate@task_ppo" in stale  # the APPO baselines deploy the same network class
+    assert not any(s.startswith(("train_skills", "fit@", "reward", "collect", "annotate")) for s in stale), stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_editing_one_baseline_refits_that_baseline_only(project):
+    restore = edit(project, "baselines/motif.py")
+    try:
+        stale = changed(project)
+    finally:
+        restore()
+    assert {"fit@motif-0", "evaluate@motif"} <= stale
+    others = {s for s in stale if s.startswith(("fit@", "evaluate@", "train_skills")) and "motif" not in s}
+    assert others == set(), f"editing Motif reran other methods: {sorted(others)}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_variant_or_seeding_change_re_evaluates_every_method(project):
+    restore = edit(project, "benchmark/variants.py")
+    try:
+        stale = changed(project)
+    finally:
+        restore()
+    assert {"evaluate@random", "evaluate@motif", "evaluate_maestromotif"} <= stale
+    assert not any(s.startswith(("train_skills", "fit@")) for s in stale), stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_method_section_of_the_params_refits_that_method_only(project):
+    from omegaconf import OmegaConf
+
+    path = project / "params.yaml"
+    text = path.read_text()
+    params = OmegaConf.load(path)
+    params.motif.trainer.train_for_env_steps += 1
+    path.write_text(OmegaConf.to_yaml(params))
+    try:
+        stale = changed(project)
+    finally:
+        path.write_text(text)
+    assert "fit@motif-0" in stale
+    assert not {s for s in stale if s.startswith("fit@") and "motif" not in s}, stale
