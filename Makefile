@@ -55,8 +55,11 @@ bench: setup
 	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-autosave --benchmark-compare-fail=none $(PYTEST_ARGS) || \
 	$(PY) -m pytest tests/benchmarks --benchmark-only --benchmark-autosave $(PYTEST_ARGS)
 
+# ruff (rules: pyproject [tool.ruff.lint]) and the import layers (pyproject [tool.importlinter]): the
+# benchmark imports no method, maestromotif no baseline. PYTHONPATH: the graph of this checkout's code.
 lint: setup
-	$(VENV)/bin/python -m ruff check benchmark maestromotif baselines tests
+	$(VENV)/bin/python -m ruff check --no-cache benchmark maestromotif baselines tests
+	PYTHONPATH=$(CURDIR) $(VENV)/bin/lint-imports --no-cache
 
 # Re-resolve requirements/cpu.in into the exact lock (needs the package registry).
 lock:

@@ -132,7 +132,7 @@ def _intrinsic(kind: str, path: str, config_json: str):
     if kind == "checkpoint":
         return IntrinsicReward([load_checkpoint(path)], cfg)
     if kind == "embedding":
-        from baselines.embedding_similarity import load_reward
+        from baselines.embedding_reward import load_reward
 
         return IntrinsicReward([load_reward(path)], cfg)
     raise ValueError(f"unknown intrinsic reward kind {kind!r} (checkpoint | embedding)")
@@ -162,7 +162,8 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[
         spec = intrinsic or {}
         env = IntrinsicRewardWrapper(env, _intrinsic(spec["kind"], spec["path"],
                                                      json.dumps(spec.get("config", {}), sort_keys=True)))
-    return OwnSeeds(PolicyObservation(CrashReport(env), cfg.mm_crop_mode), env_seed)
+    env = CrashReport(env, getattr(cfg, "mm_error_file", ""))  # the run's error file, as for the skills env
+    return OwnSeeds(PolicyObservation(env, cfg.mm_crop_mode), env_seed)
 
 
 # --- training -------------------------------------------------------------------------------------------

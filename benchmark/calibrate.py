@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,12 +36,12 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark import provenance
 from benchmark.config import ConfigError, load_params, root, section
 from benchmark.env import ACTION_INDEX, EnvConfig, make
-from benchmark.evaluate import (EPISODES_FILE, EvaluateConfig, _load_finished, _seed_process, build_method,
-                                finished_records, method_artefact, method_config_path, method_spec, play)
-from benchmark.io import append_jsonl, read_json, write_json, write_text
+from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_config_path, method_spec
+from benchmark.io import read_json, write_json, write_text
 from benchmark.logs import setup_logging
 from benchmark.method import Method, Policy
-from benchmark.seeding import derive_seed
+from benchmark.playback import EPISODES_FILE, play_and_record
+from benchmark.seeding import derive_seed, episode_seed
 from benchmark.variants import VARIANTS, GoldenExitSmall, _fingerprint
 
 log = logging.getLogger(__name__)
@@ -337,11 +336,6 @@ class ScriptedMethod(Method):
 
 
 # ----- the stage ----------------------------------------------------------------------------------------
-def episode_seed(root_seed: int, task: str, episode: int) -> int:
-    """The NetHack game of calibration episode `episode` of `task`, the same for every method."""
-    return derive_seed(root_seed, "calibrate", task, episode)
-
-
 def standard_error(values: Sequence[float]) -> float:
     """Standard error of the mean (sample standard deviation / sqrt(n)); 0 for n < 2."""
     v = np.asarray(values, dtype=float)
@@ -409,26 +403,20 @@ def calibrate_one(method_name: str, task: str, params: DictConfig, cfg: Calibrat
         "task": task, "root_seed": top.root_seed, "seed": cfg.seed, "env": asdict(env_cfg),
         "artefact": provenance.tree_digest(artefact), "levels": _level_digest(task),
     })
-    done = _load_finished(out / EPISODES_FILE, run_key, cfg.episodes)
-    pending = [(k, episode_seed(top.root_seed, task, k)) for k in range(cfg.episodes) if k not in done]
     meta = {"method": method_name, "task": task, "profile": top.profile, "run_key": run_key}
-
-    def on_record(record: dict) -> None:
-        append_jsonl(out / EPISODES_FILE, [{**meta, **record}])
-
     policy = method.policy(artefact, task, params)
     # Policies that sample from a global RNG (torch) repeat too: seeded by where this run starts, as evaluate.
-    first = pending[0][0] if pending else -1
-    _seed_process(derive_seed(top.root_seed, "calibrate-policy", method_name, task, first))
-    t0 = time.perf_counter()
-    steps = play(policy, lambda: make(task=task, cfg=env_cfg), pending, cfg.num_envs, on_record, progress)
-    seconds = time.perf_counter() - t0
-    if pending:
-        log.info("%s on %s: %d episodes, %d steps in %.1f s (%.0f steps/s)", method_name, task, len(pending),
+    played = play_and_record(
+        policy, lambda: make(task=task, cfg=env_cfg), cfg.episodes, cfg.num_envs,
+        lambda k: episode_seed(top.root_seed, "calibrate", task, episode=k),
+        records_file=out / EPISODES_FILE, run_key=run_key, fields=meta, progress=progress,
+        process_seed=lambda first: derive_seed(top.root_seed, "calibrate-policy", method_name, task, first))
+    steps, seconds, records = played.steps, played.seconds, played.records
+    if played.played:
+        log.info("%s on %s: %d episodes, %d steps in %.1f s (%.0f steps/s)", method_name, task, played.played,
                  steps, seconds, steps / max(seconds, 1e-9))
-    records = finished_records(out, run_key)
     values = [r["value"] for r in records]
-    steps_per_s = round(steps / seconds, 1) if pending and seconds > 0 else None
+    steps_per_s = round(steps / seconds, 1) if played.played and seconds > 0 else None
     previous = out / "summary.json"
     if steps_per_s is None and previous.exists():  # all played before: keep the throughput of that run
         old = read_json(previous)
@@ -443,7 +431,7 @@ def calibrate_one(method_name: str, task: str, params: DictConfig, cfg: Calibrat
         "deaths": sum(r["end_reason"] == "death" for r in records),
         "steps_per_s": steps_per_s,
         "max_episode_steps": cfg.max_episode_steps, "profile": top.profile,
-        "first_episode_seed": episode_seed(top.root_seed, task, 0),
+        "first_episode_seed": episode_seed(top.root_seed, "calibrate", task, episode=0),
     }
     write_json(previous, {**row, "run_key": run_key})
     return row

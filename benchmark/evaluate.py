@@ -27,12 +27,8 @@ changed config or program never pools with old numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import random
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -40,20 +36,18 @@ from typing import Any, Callable, Sequence
 import gymnasium as gym
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 from benchmark import provenance
 from benchmark.config import CONF_DIR, ConfigError, did_you_mean, load_params, root, section
 from benchmark.env import EnvConfig, make
-from benchmark.io import append_jsonl, read_jsonl, truncate_torn_tail, write_json, write_text
+from benchmark.io import write_json
 from benchmark.logs import setup_logging
-from benchmark.method import Method, Policy
-from benchmark.seeding import derive_seed, seed_everything
+from benchmark.method import Method
+from benchmark.playback import EPISODES_FILE, finished_records, play, play_and_record  # noqa: F401  re-exported
+from benchmark.seeding import derive_seed, episode_seed
 
 log = logging.getLogger(__name__)
 
-BL_SCORE, BL_DEPTH, BL_XP, BL_DNUM = 9, 12, 18, 23  # nle.nethack.NLE_BL_SCORE / _DEPTH / _XP / _DNUM
-EPISODES_FILE = "episodes.jsonl"
 
 
 @dataclass
@@ -192,11 +186,6 @@ def method_artefact(spec: MethodSpec, method: Method, name: str, task: str, seed
     return path / task if method.per_task and "{task}" not in spec.artefact else path
 
 
-def episode_seed(root_seed: int, task: str, seed: int, episode: int) -> int:
-    """The NetHack game of episode `episode`: independent of the method, so all methods play the same games."""
-    return derive_seed(root_seed, "evaluate", task, seed, episode)
-
-
 def task_metadata(task: str) -> dict[str, Any]:
     """Title, category and metric of a task from conf/task/<task>.yaml (via benchmark.tasks)."""
     from benchmark.tasks import load_task_config
@@ -223,111 +212,6 @@ def check_run(spec: MethodSpec, name: str, top, code_seed: int | None) -> None:
     if code_seed is not None and code_seed not in top.code_seeds:
         raise ConfigError(f"code seed {code_seed} is not one of the params code_seeds {list(top.code_seeds)} "
                           "(codegen.code_seeds): codegen wrote no programs for it")
-
-
-class _Slot:
-    """One env of the batch and the episode it is playing."""
-
-    def __init__(self, env: gym.Env):
-        self.env = env
-        self.episode: int | None = None
-        self.obs: dict[str, np.ndarray] | None = None
-
-    def start(self, episode: int, seed: int) -> None:
-        self.episode, self.seed = episode, seed
-        self.obs, _ = self.env.reset(seed=seed)
-        self.steps, self.ret = 0, 0.0
-        self.score, self.depth, self.max_depth, self.dnum = 0, 1, 1, 0
-        self.max_xlvl = 1  # experience level: with max_depth, BALROG's progression (benchmark.progression)
-        self._track(self.obs)
-
-    def _track(self, obs) -> None:
-        bl = obs["blstats"]
-        if bl[BL_DEPTH] > 0:  # NLE zeroes blstats on the terminal observation; keep the last real values
-            self.score, self.depth, self.dnum = int(bl[BL_SCORE]), int(bl[BL_DEPTH]), int(bl[BL_DNUM])
-            self.max_depth = max(self.max_depth, self.depth)
-            self.max_xlvl = max(self.max_xlvl, int(bl[BL_XP]))
-
-    def step(self, action: int) -> dict | None:
-        """Step; return the finished episode's record, or None while it runs."""
-        obs, reward, terminated, truncated, info = self.env.step(int(action))
-        self.obs, self.steps, self.ret = obs, self.steps + 1, self.ret + float(reward)
-        self._track(obs)
-        if not (terminated or truncated):
-            return None
-        task = info.get("task")
-        if task is None:
-            raise RuntimeError("the env reports no info['task']; build it with benchmark.env.make(task=...)")
-        success = task.get("success")
-        if success:
-            reason = "success"
-        elif truncated:
-            reason = "step_cap"
-        elif int(info.get("end_status", 0)) == 1:  # NLE StepStatus.DEATH
-            reason = "death"
-        else:
-            reason = "ended"
-        return {
-            "episode": self.episode, "episode_seed": self.seed, "success": None if success is None else bool(success),
-            "value": float(task.get("value", 0.0)), "metric": task.get("metric"), "category": task.get("category"),
-            "steps": self.steps, "return": self.ret, "score": self.score, "max_depth": self.max_depth,
-            "max_xlvl": self.max_xlvl, "final_depth": self.depth, "dungeon": self.dnum, "end_reason": reason,
-        }
-
-
-def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
-
-
-def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[int, int]], num_envs: int,
-         on_record: Callable[[dict], None], progress: bool = True) -> int:
-    """Play `episodes` [(index, nethack seed)] with `num_envs` envs and a batched policy; return env steps."""
-    queue = list(episodes)[::-1]
-    slots = [_Slot(policy.wrap_env(make_env())) for _ in range(min(num_envs, len(queue)))]
-    if not slots:
-        return 0
-    state = policy.initial_state(len(slots))
-
-    def start(ids: list[int]) -> None:
-        nonlocal state
-        started = []
-        for i in ids:
-            k, s = queue.pop()
-            slots[i].start(k, s)
-            started.append(s)
-        state = policy.seed_episodes(state, ids, started)
-
-    start(list(range(len(slots))))
-    episode_start = np.ones(len(slots), dtype=bool)
-    running = np.ones(len(slots), dtype=bool)  # idle slots keep feeding their last obs; their actions are dropped
-    total_steps = 0
-    bar = tqdm(total=len(episodes), desc="episodes", unit="ep", disable=not progress, leave=False)
-    try:
-        while running.any():
-            actions, state = policy.act(_stack([s.obs for s in slots]), state, episode_start)
-            episode_start = np.zeros(len(slots), dtype=bool)
-            restart = []
-            for i, slot in enumerate(slots):
-                if not running[i]:
-                    continue
-                record = slot.step(actions[i])
-                total_steps += 1
-                if record is None:
-                    continue
-                on_record({**record, **policy.episode_stats(i)})
-                bar.update(1)
-                if queue:
-                    restart.append(i)
-                else:
-                    running[i] = False
-            if restart:
-                start(restart)
-                episode_start[restart] = True
-    finally:
-        bar.close()
-        for slot in slots:
-            slot.env.close()
-    return total_steps
 
 
 def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_env: Callable[..., gym.Env] = make,
@@ -370,8 +254,10 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_en
     if ran:  # a regenerated program is a new run, never pooled with the old one's episodes
         keyed["policy_provenance"] = ran
     run_key = provenance.fingerprint(keyed)
-    done = _load_finished(out / EPISODES_FILE, run_key, cfg.episodes)
-    pending = [(k, episode_seed(top.root_seed, task, seed, k)) for k in range(cfg.episodes) if k not in done]
+
+    def seeds(k: int) -> int:  # independent of the method: every method plays the same games
+        return episode_seed(top.root_seed, "evaluate", task, seed, episode=k)
+
     meta = {"method": method_name, "method_label": spec.label, "task": task, "seed": seed}
     if code_seed is not None:
         meta.update(skill_seed=seed, code_seed=code_seed)
@@ -385,31 +271,26 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_en
         artefact_digest=provenance.tree_digest(artefact), episodes_requested=cfg.episodes,
         num_envs=cfg.num_envs, max_episode_steps=cfg.max_episode_steps,
         episode_seeds={"derivation": "derive_seed(root_seed, 'evaluate', task, seed, episode)",
-                       "first": episode_seed(top.root_seed, task, seed, 0)},
+                       "first": seeds(0)},
         policy_provenance=ran,
         policy_device=str(getattr(policy, "device", "cpu")),  # recorded, not keyed: a resume may move device
     )
-    log.info("evaluate %s on %s, %s (%s profile): %d episodes to play, %d already done in %s",
-             method_name, task, Run(seed, code_seed).name, top.profile, len(pending), len(done), out)
+    log.info("evaluate %s on %s, %s (%s profile): %d episodes in %s", method_name, task,
+             Run(seed, code_seed).name, top.profile, cfg.episodes, out)
 
     # Policies with global RNG (torch sampling) repeat too; seeded by where this run starts, so a resume is seeded.
     run_id = (seed,) if code_seed is None else (seed, "code", code_seed)
-    _seed_process(derive_seed(top.root_seed, "evaluate-policy", method_name, task, *run_id,
-                              pending[0][0] if pending else -1))
     extra = {"policy_provenance": ran} if ran else {}
-
-    def on_record(record: dict) -> None:
-        append_jsonl(out / EPISODES_FILE,
-                     [{**meta, **record, **extra, "profile": top.profile, "run_key": run_key}])
-
-    t0 = time.perf_counter()
-    steps = play(policy, lambda: make_env(task=task, cfg=env_cfg), pending, cfg.num_envs, on_record, progress)
-    elapsed = time.perf_counter() - t0
-    if pending:
+    played = play_and_record(
+        policy, lambda: make_env(task=task, cfg=env_cfg), cfg.episodes, cfg.num_envs, seeds,
+        records_file=out / EPISODES_FILE, run_key=run_key, fields=meta,
+        after={**extra, "profile": top.profile, "run_key": run_key}, progress=progress,
+        process_seed=lambda first: derive_seed(top.root_seed, "evaluate-policy", method_name, task, *run_id, first))
+    steps, elapsed, records = played.steps, played.seconds, played.records
+    if played.played:
         log.info("played %d episodes, %d env steps in %.1f s: %.0f steps/s, %.2f s/episode",
-                 len(pending), steps, elapsed, steps / max(elapsed, 1e-9), elapsed / len(pending))
+                 played.played, steps, elapsed, steps / max(elapsed, 1e-9), elapsed / played.played)
 
-    records = finished_records(out, run_key)
     write_json(out / "provenance.json", {**prov, "episodes": len(records)})
     write_json(out / "summary.json", summarise(records, {**meta, "profile": top.profile},
                                                steps=steps, seconds=elapsed))
@@ -435,41 +316,6 @@ def evaluate_method(method_name: str, params: DictConfig, tasks: Sequence[str] |
             outs.append(evaluate(method_name, task, run.seed, params, make_env=make_env, progress=progress,
                                  code_seed=run.code_seed))
     return outs
-
-
-def _seed_process(seed: int) -> None:
-    """seed_everything, without paying torch's import for methods that never imported it (random)."""
-    if "torch" in sys.modules:
-        seed_everything(seed)
-    else:
-        random.seed(seed)
-        np.random.seed(seed % (2**32))
-
-
-def _load_finished(path: Path, run_key: str, episodes: int) -> set[int]:
-    """Episodes already recorded under `run_key`; rewrite the file when it holds anything else."""
-    truncate_torn_tail(path)
-    records = read_jsonl(path)
-    keep = {r["episode"]: r for r in records if r.get("run_key") == run_key and r["episode"] < episodes}
-    if len(keep) != len(records):
-        log.warning("%s: dropping %d record(s) from other settings or beyond %d episodes",
-                    path, len(records) - len(keep), episodes)
-        text = "".join(_json_line(keep[k]) for k in sorted(keep))
-        write_text(path, text)
-    return set(keep)
-
-
-def _json_line(record: dict) -> str:
-    return json.dumps(record, sort_keys=True, default=str) + "\n"
-
-
-def finished_records(out: Path, run_key: str | None = None) -> list[dict]:
-    """The episode records of one evaluation folder, in episode order (one per episode)."""
-    by_episode = {}
-    for r in read_jsonl(Path(out) / EPISODES_FILE):
-        if run_key is None or r.get("run_key") == run_key:
-            by_episode[r["episode"]] = r
-    return [by_episode[k] for k in sorted(by_episode)]
 
 
 def summarise(records: list[dict], meta: dict, steps: int = 0, seconds: float = 0.0) -> dict:

@@ -48,10 +48,36 @@ def package_versions(names=TRACKED_PACKAGES) -> dict[str, str]:
     return {n: v for n in names if (v := package_version(n)) is not None}
 
 
-def fingerprint(settings: Mapping[str, Any]) -> str:
+def sha256_hex(data: bytes | str, length: int | None = 16) -> str:
+    """The sha256 hex digest of `data` (str: its UTF-8 bytes), cut to `length` characters (None: all 64).
+    Every content hash of the project is this one function, so they all read the same way."""
+    text = hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+    return text if length is None else text[:length]
+
+
+def fingerprint(settings: Mapping[str, Any] | list, length: int | None = 16) -> str:
     """A short stable hash of JSON-able settings (key order does not matter)."""
-    text = json.dumps(settings, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return sha256_hex(json.dumps(settings, sort_keys=True, default=str), length)
+
+
+def digest(*parts: bytes | str, length: int = 16) -> str:
+    """Hash of a sequence of parts, each ended by a NUL byte (so ("ab", "c") and ("a", "bc") differ)."""
+    return sha256_hex(b"".join((p.encode() if isinstance(p, str) else p) + b"\0" for p in parts), length)
+
+
+def array_digest(*arrays) -> str:
+    """digest() of numpy arrays: their bytes, dtypes and shapes."""
+    import numpy as np
+
+    return digest(*(np.ascontiguousarray(a).tobytes() + str(a.dtype).encode() + str(a.shape).encode()
+                    for a in arrays))
+
+
+def frame_digest(frame) -> str:
+    """digest() of a pandas DataFrame: its rows' pandas hashes (index excluded) and its column names."""
+    import pandas as pd
+
+    return digest(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes(), ",".join(frame.columns))
 
 
 def tree_digest(path: str | Path | None, ignore: tuple[str, ...] = ("provenance.json",)) -> str | None:

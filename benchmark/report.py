@@ -249,8 +249,8 @@ def report(params: DictConfig) -> Path:
         *[f"![{p.stem}](figures/{p.name})" for p in pngs], "",
         curve_note, "",
         "## Provenance", "",
-        f"Per-seed scores: `scores_per_seed.csv`; per-evaluation provenance (method, task, seed, profile, LLM model "
-        f"ids, NLE version, git describe, episode count, episode seeds): `provenance.json`.", "",
+        "Per-seed scores: `scores_per_seed.csv`; per-evaluation provenance (method, task, seed, profile, LLM model "
+        "ids, NLE version, git describe, episode count, episode seeds): `provenance.json`.", "",
         f"- methods: {', '.join(f'{m} ({labels[m]})' for m in methods)}",
         f"- tasks: {', '.join(top.tasks)}",
         (f"- root seed {top.root_seed}; seeds {seeds}{runs_note(methods, top)}; {episodes} episodes per "

@@ -17,6 +17,13 @@ def derive_seed(root: int, *names: object) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") % (2**SEED_BITS)
 
 
+def episode_seed(root: int, stage: str, task: str, *run: object, episode: int) -> int:
+    """The NetHack game of episode `episode` of one run of `stage` on `task`: derive_seed(root, stage, task,
+    *run, episode). It names no method, so every method of a run faces the same games. `run` is what else
+    tells the stage's runs apart: evaluate's fit seed, the regression check's block; calibrate has none."""
+    return derive_seed(root, stage, task, *run, int(episode))
+
+
 def nethack_seeds(root: int, *names: object) -> tuple[int, int]:
     """The (core, disp) seed pair that fixes a NetHack game."""
     return derive_seed(root, *names, "core"), derive_seed(root, *names, "disp")

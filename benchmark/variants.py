@@ -2,7 +2,7 @@
 
 At the ci and small profiles the paper's tasks (reach the Gnomish Mines, sell in a shop, identify on an
 altar, ...) score about 0 for every method, so a regression cannot move any number. Each variant here
-keeps its task's tracker (benchmark.tasks), metric, character, options, 28 actions and macros; it only
+keeps its task's tracker (benchmark.trackers), metric, character, options, 28 actions and macros; it only
 changes the first dungeon levels, so that a competent agent succeeds within a few hundred steps:
 
     variant             family        levels (benchmark/levels/*.des)   success check
@@ -28,7 +28,6 @@ regions by the game's RNG, so the episode seed (benchmark.env.SeededReset) decid
 from __future__ import annotations
 
 import atexit
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -41,8 +40,9 @@ from typing import ClassVar
 import nle
 from nle.nethack.nethack import HACKDIR
 
-from benchmark.tasks import (TASKS, BUCIdentified, GnomishMines, GoldenExit, LevelUpSell, NavigationTask,
-                             PriceIdentified, Task, TaskError, Transactions)
+from benchmark.provenance import sha256_hex
+from benchmark.trackers import (BUCIdentified, GnomishMines, GoldenExit, LevelUpSell, NavigationTask,
+                                PriceIdentified, Task, Transactions)
 
 log = logging.getLogger(__name__)
 
@@ -176,11 +176,9 @@ def build_nhdat(variant: Variant, out: Path) -> Path:
 
 
 def _fingerprint(variant: Variant) -> str:
-    h = hashlib.sha256(repr(variant).encode())
-    h.update(nle.__version__.encode())
-    for stem, text in _sources(variant).items():
-        h.update(stem.encode() + b"\0" + text.encode())
-    return h.hexdigest()[:16]
+    parts = [repr(variant).encode(), nle.__version__.encode()]
+    parts += [stem.encode() + b"\0" + text.encode() for stem, text in _sources(variant).items()]
+    return sha256_hex(b"".join(parts))
 
 
 def nhdat_for(variant: Variant) -> Path:
@@ -276,11 +274,7 @@ VARIANT_TASKS: dict[str, type[Task]] = {
     cls.name: cls for cls in (GnomishMinesSmall, DelphiSmall, TransactionsSmall, PriceIdentifiedSmall,
                               BUCIdentifiedSmall, GoldenExitSmall, LevelUpSellSmall)
 }
-assert set(VARIANT_TASKS) == set(VARIANTS)
-for _name, _cls in VARIANT_TASKS.items():
-    if TASKS.get(_name, _cls) is not _cls:
-        raise TaskError(f"task name {_name!r} is registered twice")
-TASKS.update(VARIANT_TASKS)  # the one task registry: make(task=...), load_task_config, evaluate
+assert set(VARIANT_TASKS) == set(VARIANTS)  # registered with the paper's tasks in benchmark.tasks.TASKS
 
 
 def small_variant(task: str) -> str | None:

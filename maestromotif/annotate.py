@@ -56,7 +56,6 @@ Output, under <data_dir>/labels/<skill>/ (Motif: <data_dir>/labels/motif/<task>/
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -69,6 +68,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from benchmark import provenance
 from benchmark.config import load_params, root, section
 from benchmark.io import atomic_path, read_json, write_json
 from benchmark.logs import setup_logging
@@ -350,7 +350,7 @@ def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, p
                 "annotate": OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict) else cfg,
                 "llm": llm, "pairs": pairs_meta}
     settings["annotate"].pop("chunk_size", None)  # chunk boundaries are checked through the pair ids
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return provenance.fingerprint(settings)
 
 
 class LabelFileError(ValueError):

@@ -42,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from benchmark import provenance
 from benchmark.config import load_params, root, section
 from benchmark.io import append_jsonl, read_json, write_json, write_text
 from benchmark.logs import setup_logging
@@ -362,9 +363,7 @@ def config_fingerprint(cfg: CodegenConfig, coder_llm: Any, root_seed: int) -> st
     # it existed generated, so it keeps the fingerprint of that time
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("max_batch_prompt_tokens", "code_seeds")
                 and not (k.startswith("select_skill_") and v is None)}
-    data = json.dumps({"codegen": settings, "coder_llm": coder_llm, "root_seed": root_seed}, sort_keys=True,
-                      default=str)
-    return hashlib.sha256(data.encode()).hexdigest()[:16]
+    return provenance.fingerprint({"codegen": settings, "coder_llm": coder_llm, "root_seed": root_seed})
 
 
 def previous_code_for_tasks(policy_layers: list[str]) -> str:

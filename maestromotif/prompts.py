@@ -6,13 +6,12 @@ labels made with different prompts are never mixed silently.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
 from typing import Mapping
 
-SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")  # index order of the official code
+from maestromotif.skills import SKILLS
 
 
 def check_skills(names) -> list[str]:
@@ -238,4 +237,6 @@ def prompt_hash(variant: str, key: str, mode: str) -> str:
     else:
         parts = [MOTIF_SYSTEM_PROMPT, MOTIF_USER_TEMPLATE, motif_goal(key), RETRY_PROMPT]
     parts += [ANSWER_REGEX.pattern, mode, DIRECT_PREFILL if mode == "direct" else ""]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+    from benchmark.provenance import sha256_hex
+
+    return sha256_hex(json.dumps(parts))

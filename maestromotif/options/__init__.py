@@ -7,4 +7,4 @@ pull in numpy, gymnasium or torch. Import the parts you need from their modules:
 - `maestromotif.options.program.load_program(path_or_name)`, `reference_program(name)`
 - `maestromotif.options.sandbox.Sandbox`, `InProcessRunner`, `SandboxError` and its subclasses
 """
-SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")  # index order of the official code
+from maestromotif.skills import SKILLS  # noqa: F401  re-exported

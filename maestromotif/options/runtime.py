@@ -11,7 +11,8 @@ The same code runs inside the sandbox worker (untrusted, LLM-written programs) a
 - allowed modules are proxies holding only their public, non-module names (``random._os`` and
   ``collections._sys`` do not exist there); each program gets its own seeded ``random``.
 
-This module imports only the standard library: the worker must start fast and small.
+This module imports only the standard library (and maestromotif.skills, which does too): the worker
+must start fast and small.
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ import random
 import traceback
 import types
 
-SKILLS = ("discoverer", "descender", "ascender", "worshipper", "merchant")  # index order of the official code
+from maestromotif.skills import SKILLS
+
 ALLOWED_MODULES = ("random", "math", "collections", "typing", "__future__")
 ALLOWED_DUNDER_ATTRS = frozenset({"__init__"})
 ALLOWED_DUNDER_NAMES = frozenset({"__name__"})

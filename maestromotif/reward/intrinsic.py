@@ -309,16 +309,6 @@ class EpisodeState:
         return stats
 
 
-def intrinsic_config(params) -> IntrinsicConfig:
-    """The `reward.intrinsic` block of the pipeline params, validated."""
-    from omegaconf import OmegaConf
-
-    from maestromotif.reward.train import RewardConfig
-    from benchmark.config import section
-
-    return OmegaConf.to_object(section(params, "reward", RewardConfig)).intrinsic
-
-
 __all__ = [
     "CheckpointError",
     "DEFAULT_THRESHOLD_QUANTILES",
@@ -331,5 +321,4 @@ __all__ = [
     "SWITCH_REWARD_MODELS",
     "SkillRewardModel",
     "StepReward",
-    "intrinsic_config",
 ]

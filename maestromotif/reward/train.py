@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import math
@@ -42,6 +41,7 @@ from tqdm import tqdm
 from benchmark.config import ConfigError, did_you_mean, load_params, root, section
 from benchmark.io import atomic_path, write_json
 from benchmark.logs import setup_logging
+from benchmark.provenance import sha256_hex
 from maestromotif.prompts import check_skills
 from benchmark.seeding import derive_seed
 from maestromotif.reward.intrinsic import IntrinsicConfig
@@ -78,6 +78,11 @@ class RewardConfig:
     torch_threads: int = 0  # CPU threads for torch in this stage; 0 keeps torch's default
     model: RewardModelConfig = field(default_factory=RewardModelConfig)
     intrinsic: IntrinsicConfig = field(default_factory=IntrinsicConfig)
+
+
+def intrinsic_config(params) -> IntrinsicConfig:
+    """The `reward.intrinsic` block of the pipeline params, validated (it lives in the reward section)."""
+    return OmegaConf.to_object(section(params, "reward", RewardConfig)).intrinsic
 
 
 class LabelsError(ValueError):
@@ -151,7 +156,7 @@ class KeyTable:
 
 def pairs_fingerprint(pairs: pd.DataFrame) -> str:
     hashed = pd.util.hash_pandas_object(pairs[list(REQUIRED_COLUMNS)], index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+    return sha256_hex(hashed.tobytes())
 
 
 def split_indices(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -240,9 +245,9 @@ def train_reward_model(
     torch.manual_seed(derive_seed(seed, "init"))
     model = RewardModel(model_cfg).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    fingerprint = hashlib.sha256(json.dumps(
+    fingerprint = sha256_hex(json.dumps(  # not sorted: model_cfg's keys in field order, as always
         [pairs_fingerprint(pairs), skill, seed, cfg.lr, cfg.batch_size, cfg.epochs, cfg.holdout_fraction,
-         dataclasses.asdict(model_cfg)]).encode()).hexdigest()[:16]
+         dataclasses.asdict(model_cfg)]))
 
     history: list[dict] = []
     start_epoch = 0

@@ -19,8 +19,9 @@ import numpy as np
 from nle import nethack
 
 from maestromotif.rl.network import CELL, CROP, CROP_MODES, STATS_DIM
+from maestromotif.skills import SKILLS
 
-NUM_SKILLS = 5
+NUM_SKILLS = len(SKILLS)  # the skill one-hot: entry k is maestromotif.skills.SKILLS[k]
 HALF = CROP // 2
 AGENT_CELL = (HALF + 1, HALF)  # where the agent lands in the crop (see PolicyObservation.observation)
 

@@ -18,7 +18,6 @@ crashed worker or learner ends the stage with an error instead of a hang.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from omegaconf import OmegaConf
 from benchmark.config import ConfigError, load_params, root, section
 from benchmark.io import read_jsonl, write_json, write_text
 from benchmark.logs import setup_logging
+from benchmark.provenance import sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def intrinsic_json(params, env_name: str) -> str:
         return ""  # the baselines bring their own reward; no reward section: the paper's defaults
     import dataclasses
 
-    from maestromotif.reward.intrinsic import intrinsic_config
+    from maestromotif.reward.train import intrinsic_config
 
     return json.dumps(dataclasses.asdict(intrinsic_config(params)), sort_keys=True)
 
@@ -174,7 +174,7 @@ def intrinsic_json(params, env_name: str) -> str:
 def settings_hash(argv: list[str]) -> str:
     """Identifies the settings of a finished run (paths excluded), so a changed param reruns the stage."""
     keep = [x for x in argv if not x.startswith(("--mm_error_file=", "--train_dir=", "--mm_run_dir="))]
-    return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:16]
+    return sha256_hex("\n".join(keep))
 
 
 def check_resumable(run: Path) -> int:

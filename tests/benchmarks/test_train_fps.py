@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from benchmark.env import make
-from maestromotif.rl.train import run_dir, train
+from maestromotif.rl.train import train
 from tests.integration.test_train_support import ci_params, real_messages, train_tiny_reward_models
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 from baselines.appo import NoSkill, TaskScoreReward, scaled_score

@@ -105,13 +105,13 @@ def test_a_code_seed_for_a_method_without_code_seeds_is_a_clear_error(tmp_path):
 def test_records_carry_the_highest_experience_level_and_depth_for_progression():
     """A real game in wizard mode: quaff a potion of gain level (XL 2), level-teleport to depth 3, let the step
     cap end the episode; the record keeps both maxima and BALROG's progression follows from them."""
-    from benchmark import progression
+    from benchmark import playback, progression
     from benchmark.env import ACTION_INDEX, make
     from tests.fixtures.wizard import WIZARD_SEED, base, message, teleport_to, wish
 
     env = make(task="gnomish", seed=WIZARD_SEED, wizard=True, max_episode_steps=3)
     try:
-        slot = evaluate._Slot(env)
+        slot = playback._Slot(env)
         slot.start(0, WIZARD_SEED)
         base(env).send_keys(b"q" + wish(env, "blessed potion of gain level").encode())
         assert "experience level 2" in message(env)

@@ -10,11 +10,12 @@ from nle import nethack
 from omegaconf import OmegaConf
 
 from benchmark import variants
-from benchmark.calibrate import CalibrateConfig, ScriptedPolicy, calibrate, episode_seed
+from benchmark.calibrate import CalibrateConfig, ScriptedPolicy, calibrate
 from benchmark.config import compose
 from benchmark.env import ACTION_INDEX, ACTIONS, make
 from benchmark.evaluate import play
 from benchmark.method import Policy
+from benchmark.seeding import episode_seed
 from benchmark.tasks import TASKS, load_task_config, wrap_task
 
 pytestmark = pytest.mark.timeout(300)
@@ -68,7 +69,7 @@ def test_variant_keeps_the_paper_character_and_actions(task):
 
 @pytest.mark.parametrize("task", VARIANTS)
 def test_scripted_reference_succeeds_and_doing_nothing_does_not(task):
-    seeds = [episode_seed(0, task, k) for k in range(2)]
+    seeds = [episode_seed(0, "calibrate", task, episode=k) for k in range(2)]
     scripted = _play(task, ScriptedPolicy(task), seeds)
     assert any(r["value"] > 0 for r in scripted), scripted
     assert all(r["steps"] < 150 or r["metric"] == "count" for r in scripted if r["value"] > 0)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
 from benchmark import regression as R
+from benchmark.config import ConfigError
+from benchmark.probes import Metric, Probe
 
 
 def test_spread_of_identical_blocks_is_floored_by_the_laplace_pseudo_episodes():
@@ -54,6 +57,45 @@ def test_compare_rows():
 
 
 def test_actions_round_trip_and_run_length():
+    from benchmark.probes import run_length
+    from benchmark.regression_probes import decode_actions, encode_actions
+
     actions = list(range(28)) + [0, 0, 5]
-    assert R.decode_actions(R.encode_actions(actions)) == actions
-    assert R.run_length([0, 0, 1, 1, 1, 0]) == "0x2,1x3,0x1"
+    assert decode_actions(encode_actions(actions)) == actions
+    assert run_length([0, 0, 1, 1, 1, 0]) == "0x2,1x3,0x1"
+
+
+class ConstantProbe(Probe):
+    """A probe a new method could bring: named only in the config, never in benchmark.regression."""
+
+    def __init__(self, value: int = 7):
+        self.value = value
+
+    def record(self, inp):
+        return {"constant_probe": {"recorded": self.value}}
+
+    def measure(self, inp, reference):
+        return [Metric("constant/value", "exact", reference["constant_probe"]["recorded"])]
+
+
+def test_a_probe_named_by_target_runs_without_editing_the_harness():
+    target = f"{__name__}.ConstantProbe"
+    cfg = R.RegressionConfig(methods=[], tasks=[], probes={"constant": {"_target_": target, "value": 3}})
+    assert R.section_names(cfg) == ["constant", "policy"]
+    inp = R.Inputs.__new__(R.Inputs)  # no params needed by this probe
+    inp.cfg = cfg
+    probe = R.build_probes(cfg)["constant"]
+    reference = {"metrics": {"constant/value": {"kind": "exact", "value": 3}}, **probe.record(inp)}
+    rows = R.compare(R.run(inp, reference, ["constant"]), reference, cfg)
+    assert [(r.metric, r.passed) for r in rows] == [("constant/value", True)]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"value": 3}, "regression.probes.bad (conf/regression/default.yaml) has no `_target_`"),
+    ({"_target_": "no_such_module.Probe"}, "cannot build `_target_: no_such_module.Probe`"),
+    ({"_target_": "collections.OrderedDict"}, "built OrderedDict, not a benchmark.probes.Probe"),
+])
+def test_a_bad_probe_entry_is_a_clear_error(entry, message):
+    cfg = R.RegressionConfig(probes={"bad": entry})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        R.build_probes(cfg)

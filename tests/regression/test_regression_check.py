@@ -19,6 +19,9 @@ from benchmark import provenance
 from benchmark import regression as R
 from benchmark.config import REPO_ROOT, section
 
+# Every section the committed reference holds (the configured probes' and the harness's policy rows).
+SECTIONS = ("data", "oracle", "reward", "intrinsic", "stats", "tracker", "options")
+
 
 # ----- fixtures ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
@@ -38,7 +41,7 @@ def regression_data(tmp_path_factory):
 def regression_inputs(ci_data, regression_data):
     params = OmegaConf.merge(ci_data.params, {"data_dir": str(regression_data)})
     cfg = OmegaConf.to_object(section(params, "regression", R.RegressionConfig))
-    return R.Inputs(params, cfg, obs_dir=ci_data.obs_dir, pairs_dir=ci_data.pairs_dir)
+    return R.Inputs(params, cfg, given={"obs_dir": ci_data.obs_dir, "pairs_dir": ci_data.pairs_dir})
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +53,7 @@ def full_run(regression_inputs, reference):
 
 def narrowed(inp: R.Inputs, **changes) -> R.Inputs:
     """The same params and data with a smaller regression config (e.g. one method, one task)."""
-    return R.Inputs(inp.params, dataclasses.replace(inp.cfg, **changes), obs_dir=inp.obs_dir,
-                    pairs_dir=inp.pairs_dir)
+    return R.Inputs(inp.params, dataclasses.replace(inp.cfg, **changes), given=inp.given)
 
 
 def failed(rows, prefix: str = "") -> set[str]:
@@ -73,8 +75,15 @@ def test_unmodified_code_passes(regression_data):
     assert " 0 failed" in table and "FAIL" not in table
     for kind in ("exact", "float", "stochastic", "machine"):
         assert f" {kind} " in table
-    for name in R.SECTIONS:
+    for name in (*SECTIONS, R.POLICY):
         assert any(line.startswith(f"{name}/") for line in table.splitlines()), name
+
+
+def test_the_configured_probes_are_the_reference_sections(regression_inputs, reference):
+    """conf/regression/default.yaml names a probe for every section the committed reference holds."""
+    names = R.section_names(regression_inputs.cfg)
+    assert names == [*SECTIONS, R.POLICY]
+    assert {m.split("/")[0] for m in reference["metrics"]} == {*SECTIONS, R.POLICY, "weights"}
 
 
 @pytest.mark.timeout(1800)

@@ -1,4 +1,6 @@
 """Provenance blocks carry what docs/design.md §6.3 asks for; fingerprints and digests are stable."""
+from pathlib import Path
+
 from benchmark import provenance
 
 
@@ -26,3 +28,35 @@ def test_tree_digest_follows_content_but_not_provenance(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"retrained")
     assert provenance.tree_digest(tmp_path) != first
     assert provenance.tree_digest(tmp_path / "absent") is None
+
+
+def test_the_hash_helpers_keep_the_hashes_on_disk():
+    """Label runs, reward checkpoints, programs and regression rows are keyed by these hashes: the helpers must
+    give what the hand-written sha256 prefixes gave (a changed hash would silently redo or orphan work)."""
+    import hashlib
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    settings = {"b": [1, 2.5, None], "a": {"z": "x"}, "p": Path("/x")}
+    legacy = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    assert provenance.fingerprint(settings) == legacy
+    assert provenance.sha256_hex("a\nb") == hashlib.sha256(b"a\nb").hexdigest()[:16]
+    assert provenance.sha256_hex(b"x", length=None) == hashlib.sha256(b"x").hexdigest()
+    assert provenance.digest("a", b"bc") == hashlib.sha256(b"a\0bc\0").hexdigest()[:16]
+    assert provenance.digest("ab", "c") != provenance.digest("a", "bc")
+    array = np.arange(6, dtype=np.int16).reshape(2, 3)
+    assert provenance.array_digest(array) == provenance.digest(array.tobytes() + b"int16(2, 3)")
+    frame = pd.DataFrame({"m": ["a", "b"], "d": [0, 1]})
+    rows = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    assert provenance.frame_digest(frame) == provenance.digest(rows, "m,d")
+
+
+def test_one_episode_seed_for_every_stage():
+    from benchmark.seeding import derive_seed, episode_seed
+
+    assert episode_seed(0, "evaluate", "gnomish", 2, episode=5) == derive_seed(0, "evaluate", "gnomish", 2, 5)
+    assert episode_seed(0, "calibrate", "buc_small", episode=5) == derive_seed(0, "calibrate", "buc_small", 5)
+    assert episode_seed(7, "regression", "buc_small", 0, episode=1) != episode_seed(7, "regression", "buc_small",
+                                                                                     1, episode=1)
