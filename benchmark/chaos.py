@@ -1,0 +1,541 @@
+"""Fault injection: SIGKILL `dvc repro` anywhere, rerun it, and check that nothing was lost or changed.
+
+    python -m benchmark.chaos --kills 6 --seed 0 --workdir /tmp/chaos --profile ci
+
+Copies the repository's tracked files twice into --workdir, writes the profile's params in each
+(`python -m benchmark.config --profile <p>` with every trainer in reproducible mode, see TRAIN_OVERRIDES),
+and runs:
+  A  one uninterrupted `dvc repro` (the reference; --reference reuses a finished copy instead);
+  B  `dvc repro`, SIGKILLed (its whole process group, and any child that left the group) at a random time
+     inside chosen stages, rerun after each kill, and finally run to completion.
+The kill times are drawn from the stage's duration in A, so the kills land inside collect, annotate,
+reward, train_skills, fit and evaluate (a kill whose stage finished first is reported as missed). Then
+every record under data/ and results/ of B is compared with A's (compare_trees): the same observation
+chunks, labels, reward models, codegen programs, trained weights, evaluation episodes and result tables,
+no record lost or duplicated, no torn file. Fields that hold wall-clock times, throughput or host
+details are left out (VOLATILE_KEYS), and the copies' own paths are written as "<root>".
+
+Resumed training is not bit-exact: sample-factory restarts its envs and RNG from a checkpoint, so a
+MaestroMotif skill seed whose training resumed (summary.json: resumed_from_env_steps > 0) trains other
+weights than A. Its weights, its evaluation episodes and the results tables are then compared for their
+records' identity only (same episodes, no duplicates, no loss); their value differences are listed as
+`expected_divergence`, not as mismatches. The baselines' `fit` outputs are not persistent (DVC deletes
+them before a rerun), so a killed fit retrains from scratch and must match exactly.
+
+Writes <workdir>/chaos_report.json (kills attempted, landed per stage, reruns, files compared,
+mismatches) and exits 1 on any mismatch or a rerun that fails.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import queue
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STAGE_RE = re.compile(r"Running stage '([^']+)'")
+LOG_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")  # benchmark.logs' line format
+TARGETS = ("collect", "annotate", "reward", "train_skills", "fit", "evaluate")
+# Trained weights repeat only in reproducible mode (serial, synchronous sample-factory, one torch thread).
+TRAIN_OVERRIDES = ("rl.reproducible=true",) + tuple(
+    f"+{m}.trainer.rl.reproducible=true" for m in ("score_ppo", "task_ppo", "motif", "embedding_similarity"))
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
+               "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "2", "TOKENIZERS_PARALLELISM": "false",
+               "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+# Keys whose values are wall-clock times, throughput, or where/who ran: they differ between any two runs.
+VOLATILE_KEYS = frozenset({
+    "time", "timestamp", "created", "created_at", "started", "started_at", "finished_at", "date", "datetime",
+    "host", "hostname", "node", "user", "pid", "cpu", "cpu_model", "cpus", "gpu", "git", "git_describe",
+    "seconds", "elapsed", "elapsed_s", "wall_s", "wall_time", "duration_s", "fps", "fps_last_segment",
+    "steps_per_s", "episodes_per_s", "seconds_per_episode", "pairs_per_s", "tokens_per_s", "throughput",
+    "load_seconds", "provenance",
+})
+# Files that are logs or progress reports, not records: never compared.
+IGNORED_NAMES = frozenset({"progress.jsonl", "errors.jsonl"})
+IGNORED_SUFFIXES = (".log", ".tmp", ".lock")
+# Per-record natural keys: a key seen twice in one file is a duplicated record, whatever its values.
+NATURAL_KEYS = (("episode_id", "step", "source"), ("episode",), ("pair_id",), ("env_steps", "skill"))
+GRACE_S = 5.0  # how long the killed tree may take to die before a survivor counts as an orphan
+
+
+# ---------------------------------------------------------------- comparison
+
+def canonical(value: Any, roots: Iterable[str] = ()) -> Any:
+    """`value` without volatile keys, with the copies' paths as "<root>" and NaN as a string (NaN != NaN)."""
+    roots = tuple(r for r in roots if r)
+    if isinstance(value, dict):
+        return {str(k): canonical(v, roots) for k, v in value.items() if str(k) not in VOLATILE_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v, roots) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            return hashlib.sha256(value).hexdigest()
+    if isinstance(value, str):
+        for r in roots:
+            value = value.replace(r, "<root>")
+        if value[:1] in "{[":  # parquet metadata and similar: JSON inside a string
+            try:
+                return canonical(json.loads(value), roots)
+            except ValueError:
+                pass
+    return value
+
+
+def _key(record: Any) -> str:
+    return json.dumps(record, sort_keys=True, default=str)
+
+
+def load_records(path: Path, roots: Iterable[str] = ()) -> tuple[list[Any] | None, Any, list[str]]:
+    """(records or None, header/metadata, problems) of a data file; records None for an opaque file."""
+    problems: list[str] = []
+    suffix = path.suffix
+    if suffix == ".jsonl":
+        raw = path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            problems.append("torn last line (no newline): a killed writer's partial record")
+        records = []
+        for i, line in enumerate(raw.decode("utf-8", "replace").splitlines()):
+            try:
+                records.append(canonical(json.loads(line), roots))
+            except ValueError:
+                problems.append(f"line {i + 1} is not JSON")
+        return records, None, problems
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as e:  # noqa: BLE001 - a torn parquet file, whatever pyarrow raises
+            return [], None, [f"unreadable parquet ({type(e).__name__}: {e})"]
+        meta = {k.decode(): canonical(v, roots) for k, v in (table.schema.metadata or {}).items()
+                if not k.startswith(b"pandas")}
+        header = {"columns": table.schema.names, "metadata": meta}
+        return [canonical(r, roots) for r in table.to_pylist()], header, problems
+    if suffix == ".csv":
+        rows = list(csv.DictReader(io.StringIO(path.read_text())))
+        header = [c for c in (rows[0].keys() if rows else []) if c not in VOLATILE_KEYS]
+        return [canonical(r, roots) for r in rows], header, problems
+    if suffix == ".json":
+        try:
+            return None, canonical(json.loads(path.read_text()), roots), problems
+        except ValueError as e:
+            return None, None, [f"not JSON ({e})"]
+    if suffix in (".md", ".txt", ".py", ".yaml"):
+        return None, canonical(path.read_text(), roots), problems
+    return None, hashlib.sha256(path.read_bytes()).hexdigest(), problems
+
+
+def natural_duplicates(records: list[Any]) -> list[Any]:
+    """Natural keys (NATURAL_KEYS: episode, pair, step ...) that occur more than once."""
+    if not records or not all(isinstance(r, dict) for r in records):
+        return []
+    for fields in NATURAL_KEYS:
+        if all(all(f in r for f in fields) for r in records):
+            counts = Counter(tuple(r[f] for f in fields) for r in records)
+            return [dict(zip(fields, k)) for k, n in counts.items() if n > 1]
+    return []
+
+
+def compare_file(rel: str, a: Path, b: Path, roots: Iterable[str] = (), limit: int = 3) -> list[dict]:
+    """Mismatches between file `a` (reference) and `b` (killed run); [] when they hold the same records."""
+    roots = tuple(roots)
+    recs_a, head_a, _ = load_records(a, roots)
+    recs_b, head_b, problems = load_records(b, roots)
+    out = [{"file": rel, "kind": "torn", "detail": p} for p in problems]
+    dup = natural_duplicates(recs_b or [])
+    if dup:
+        out.append({"file": rel, "kind": "duplicated_records", "count": len(dup), "examples": dup[:limit]})
+    if head_a != head_b:
+        out.append({"file": rel, "kind": "differs", "detail": _first_difference(head_a, head_b)})
+    if recs_a is None or recs_b is None:
+        return out
+    ca, cb = Counter(map(_key, recs_a)), Counter(map(_key, recs_b))
+    missing = list((ca - cb).elements())
+    extra = list((cb - ca).elements())
+    duplicated = [k for k in extra if k in ca]
+    extra = [k for k in extra if k not in ca]
+    for kind, keys in (("missing_records", missing), ("extra_records", extra), ("duplicated_records", duplicated)):
+        if keys and not (kind == "duplicated_records" and dup):
+            out.append({"file": rel, "kind": kind, "count": len(keys),
+                        "examples": [json.loads(k) for k in keys[:limit]]})
+    return out
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                return f"{where}.{k}: only in {'B (killed run)' if k in b else 'A (reference)'}"
+            if a[k] != b[k]:
+                return _first_difference(a[k], b[k], f"{where}.{k}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_difference(x, y, f"{where}[{i}]")
+    text = f"{where or 'content'}: A={a!r} B={b!r}"
+    return text if len(text) < 300 else text[:300] + "..."
+
+
+def data_files(top: Path, dirs: Iterable[str] = ("data", "results")) -> set[str]:
+    out = set()
+    for d in dirs:
+        for p in (top / d).rglob("*"):
+            if p.is_file() and p.name not in IGNORED_NAMES and not p.name.endswith(IGNORED_SUFFIXES) \
+                    and "__pycache__" not in p.parts:
+                out.add(p.relative_to(top).as_posix())
+    return out
+
+
+def compare_trees(a: Path, b: Path, tainted: Iterable[str] = ()) -> dict:
+    """Compare every record file of copy `b` with copy `a`. `tainted`: regexes of paths whose values may
+    differ for a known reason (resumed training); there only duplicates and torn files count."""
+    tainted_re = [re.compile(t) for t in tainted]
+    fa, fb = data_files(a), data_files(b)
+    roots = (str(a.resolve()), str(b.resolve()), str(a), str(b))
+    mismatches, expected = [], []
+    for rel in sorted(fa - fb):
+        mismatches.append({"file": rel, "kind": "missing_file"})
+    for rel in sorted(fb - fa):
+        mismatches.append({"file": rel, "kind": "extra_file"})
+    for rel in sorted(fa & fb):
+        for m in compare_file(rel, a / rel, b / rel, roots):
+            benign = any(t.search(rel) for t in tainted_re) and m["kind"] in ("differs", "missing_records", "extra_records")
+            (expected if benign else mismatches).append(m)
+    return {"files_compared": len(fa & fb), "mismatches": mismatches, "expected_divergence": expected}
+
+
+def resumed_training(copy: Path) -> dict[str, int]:
+    """MaestroMotif skill seeds whose training resumed from a checkpoint: run dir -> env step resumed at."""
+    out = {}
+    for summary in sorted((copy / "data" / "fit" / "maestromotif").glob("seed*/summary.json")):
+        steps = int(json.loads(summary.read_text()).get("resumed_from_env_steps") or 0)
+        if steps:
+            out[summary.parent.name] = steps
+    return out
+
+
+def tainted_patterns(resumed: Iterable[str]) -> list[str]:
+    """What a resumed skill seed changes (regexes over relative paths): its weights, its evaluation runs,
+    and the results tables."""
+    out = []
+    for run in resumed:
+        out += [rf"^data/fit/maestromotif/{run}/", rf"^data/evaluate/maestromotif/[^/]+/{run}_code"]
+    return out + ([r"^results/"] if out else [])
+
+
+# ---------------------------------------------------------------- running and killing
+
+@dataclass
+class Kill:
+    stage: str               # dvc stage name, e.g. "fit@task_ppo-0"
+    target: str              # its family among TARGETS
+    delay_s: float           # seconds after the stage starts
+    landed: bool = False
+    cycle: int | None = None
+    note: str = ""
+    orphans: list = field(default_factory=list)
+
+
+def target_of(stage: str) -> str | None:
+    family = stage.split("@")[0]
+    if family.startswith("evaluate"):
+        return "evaluate"
+    return family if family in TARGETS else None
+
+
+def stage_durations(events: list[tuple[str, float]], end: float) -> dict[str, float]:
+    """{stage: seconds} from (stage, start time) events in run order; the last stage ends at `end`."""
+    out = {}
+    for i, (stage, t0) in enumerate(events):
+        t1 = events[i + 1][1] if i + 1 < len(events) else end
+        out[stage] = max(t1 - t0, 0.0)
+    return out
+
+
+def durations_from_log(text: str) -> dict[str, float]:
+    """Stage durations of a `dvc repro` log written without the runner: from the stages' log timestamps."""
+    import datetime as dt
+
+    events, last = [], None
+    for line in text.splitlines():
+        m = STAGE_RE.search(line)
+        if m:
+            events.append([m.group(1), None, None])
+        t = LOG_TIME_RE.match(line)
+        if t and events:
+            ts = dt.datetime.strptime(t.group(1), "%Y-%m-%d %H:%M:%S").timestamp() + int(t.group(2)) / 1000
+            events[-1][1] = events[-1][1] or ts
+            events[-1][2] = last = ts
+    return {s: (t1 - t0 + 2.0) if t0 else 2.0 for s, t0, t1 in events if last is not None}
+
+
+def plan_kills(rng: random.Random, order: list[str], durations: dict[str, float], kills: int,
+               targets: Iterable[str] = TARGETS) -> list[Kill]:
+    """`kills` kills cycling over `targets` (each at a random stage of that family and a random time inside
+    it), in run order so one pass of `dvc repro` meets them one after the other."""
+    by_target = {t: [s for s in order if target_of(s) == t] for t in targets}
+    families = [t for t in targets if by_target[t]]
+    if not families:
+        raise SystemExit(f"chaos: the reference run ran none of the target stages {list(targets)}")
+    plan = []
+    for i in range(kills):
+        t = families[i % len(families)]
+        stage = rng.choice(by_target[t])
+        plan.append(Kill(stage, t, round(rng.uniform(0.1, 0.75) * max(durations.get(stage, 5.0), 1.0), 2)))
+    plan.sort(key=lambda k: (order.index(k.stage), k.delay_s))
+    return plan
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_tree(proc: subprocess.Popen, known: list, grace_s: float = GRACE_S) -> list[dict]:
+    """SIGKILL the process group of `proc` and every known descendant that left it (its own session);
+    return those still alive `grace_s` later (orphans), after killing them too."""
+    import psutil
+
+    known = known + _descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    gone_by = time.monotonic() + grace_s
+    alive = [p for p in known if p.is_running()]
+    while alive and time.monotonic() < gone_by:
+        time.sleep(0.2)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    orphans = []
+    for p in alive:
+        try:
+            orphans.append({"pid": p.pid, "cmdline": " ".join(p.cmdline())[:200]})
+            p.kill()
+        except psutil.Error:
+            pass
+    return orphans
+
+
+def repro(copy: Path, env: dict, log_path: Path, kills: list[Kill], order: list[str], cycle: int,
+          dvc_targets: Iterable[str] = ()) -> dict:
+    """One `dvc repro` in `copy`; kill it at the first pending kill of `kills` that it reaches.
+    Returns {"rc", "killed" (the stage killed in, or None), "events": [(stage, seconds)], "end"}."""
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n===== chaos cycle {cycle}: dvc repro =====\n")
+        result = _repro(copy, env, log, kills, order, cycle, list(dvc_targets))
+        killed = f" (killed in {result['killed']})" if result["killed"] else ""
+        log.write(f"===== chaos cycle {cycle}: rc {result['rc']}{killed} =====\n")
+    return result
+
+
+def _repro(copy: Path, env: dict, log, kills: list[Kill], order: list[str], cycle: int, dvc_targets: list[str]) -> dict:
+    t_start = time.monotonic()
+    proc = subprocess.Popen(["dvc", "repro", *dvc_targets], cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, text=True, errors="replace", bufsize=1)
+    events_q: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        for line in proc.stdout:  # type: ignore[union-attr]
+            log.write(line)
+            m = STAGE_RE.search(line)
+            if m:
+                events_q.put((m.group(1), time.monotonic()))
+        events_q.put((None, time.monotonic()))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    pending = [k for k in kills if not k.landed and not k.note]
+    events: list[tuple[str, float]] = []
+    armed: tuple[Kill, float] | None = None
+    killed: Kill | None = None
+    known: list = []  # every descendant seen: a child in its own session is outside the process group
+
+    def pos(stage: str) -> int:
+        return order.index(stage) if stage in order else len(order)
+
+    while True:
+        wait = None if armed is None else min(max(armed[1] - time.monotonic(), 0.0), 1.0)
+        try:
+            stage, t = events_q.get(timeout=wait)
+        except queue.Empty:
+            if time.monotonic() < armed[1]:  # type: ignore[index]
+                known += _descendants(proc.pid)
+                continue
+            killed = armed[0]  # type: ignore[index]  # its time came while its stage is still running
+            killed.orphans = kill_tree(proc, known)
+            killed.landed, killed.cycle = True, cycle
+            break
+        if armed is not None:  # a new stage (or the end) came first: that kill missed
+            armed[0].note = f"stage finished before {armed[0].delay_s:.1f} s (cycle {cycle})"
+            pending.remove(armed[0])
+            armed = None
+        if stage is None:
+            break
+        events.append((stage, t))
+        known += _descendants(proc.pid)
+        while pending and pos(pending[0].stage) < pos(stage):  # its stage was skipped (already done)
+            pending[0].note = f"stage not run in cycle {cycle} (up to date)"
+            pending.pop(0)
+        if pending and pending[0].stage == stage:
+            armed = (pending[0], t + pending[0].delay_s)
+    rc = proc.wait()
+    reader.join(timeout=10)
+    return {"rc": rc, "killed": killed.stage if killed else None,
+            "events": [(s, t - t_start) for s, t in events], "end": time.monotonic() - t_start}
+
+
+def run_env(venv_bin: Path, cache: Path) -> dict:
+    env = {**os.environ, **OFFLINE_ENV}
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+    env["MM_CACHE_DIR"] = str(cache)  # the converted LLM is made once and shared by both copies
+    env.pop("MM_PARAMS", None)
+    return env
+
+
+def make_copy(src: Path, dest: Path, profile: str, overrides: Iterable[str], env: dict) -> Path:
+    """Copy `src`'s tracked files (as they are in its working tree) to a fresh `dest` and write its params."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=src, check=True, capture_output=True).stdout
+    for rel in filter(None, listed.decode().split("\0")):
+        s = src / rel
+        if s.is_file():  # a tracked file deleted in the working tree is not copied
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(s, dest / rel)
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run(["python", "-m", "benchmark.config", "--profile", profile, *overrides], cwd=dest, env=env,
+                   check=True, capture_output=True)
+    return dest
+
+
+def reference_run(copy: Path, env: dict, dvc_targets: Iterable[str] = ()) -> dict:
+    """The uninterrupted run (A): stage order and durations; raises if it fails."""
+    info_path = copy / "chaos_reference.json"
+    if info_path.exists():
+        return json.loads(info_path.read_text())
+    if (copy / "dvc.lock").exists() and (copy / "repro.log").exists() and (copy / "results").exists():
+        # a finished `dvc repro > repro.log` copy made without this script
+        durations = durations_from_log((copy / "repro.log").read_text(errors="replace"))
+        info = {"order": list(durations), "durations": durations, "wall_s": None}
+    else:
+        t0 = time.monotonic()
+        r = repro(copy, env, copy / "chaos_repro.log", [], [], 0, dvc_targets)
+        if r["rc"] != 0:
+            raise SystemExit(f"chaos: the uninterrupted run failed (rc {r['rc']}); see {copy / 'chaos_repro.log'}")
+        info = {"order": [s for s, _ in r["events"]], "durations": stage_durations(r["events"], r["end"]),
+                "wall_s": round(time.monotonic() - t0, 1)}
+    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def up_to_date(copy: Path, env: dict, dvc_targets: Iterable[str] = ()) -> bool:
+    out = subprocess.run(["dvc", "status", *dvc_targets], check=False, cwd=copy, env=env, capture_output=True, text=True)
+    return out.returncode == 0 and "up to date" in out.stdout
+
+
+def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: Path | None = None,
+          targets: Iterable[str] = TARGETS, src: Path = REPO_ROOT, venv_bin: Path | None = None,
+          overrides: Iterable[str] = (), dvc_targets: Iterable[str] = ()) -> dict:
+    """Run the whole experiment (`dvc_targets`: `dvc repro` only these stages and what they need); return the report (also written to <workdir>/chaos_report.json)."""
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = run_env(venv_bin or Path(sys.executable).parent, workdir / "cache")
+    overrides = [*TRAIN_OVERRIDES, *overrides]
+    t0 = time.monotonic()
+    a = reference.resolve() if reference else workdir / "A"
+    if reference is None and not (a / "chaos_reference.json").exists():
+        make_copy(src, a, profile, overrides, env)
+    ref = reference_run(a, env, dvc_targets)
+    b = make_copy(src, workdir / "B", profile, overrides, env)
+    plan = plan_kills(random.Random(seed), ref["order"], ref["durations"], kills, targets)
+    cycles, failed = [], None
+    tb = time.monotonic()
+    for cycle in range(1, kills + 3):
+        r = repro(b, env, b / "chaos_repro.log", plan, ref["order"], cycle, dvc_targets)
+        cycles.append({"cycle": cycle, "rc": r["rc"], "killed_in": r["killed"], "stages": [s for s, _ in r["events"]]})
+        if r["killed"]:
+            continue
+        if r["rc"] != 0:
+            failed = f"dvc repro failed after the kills (cycle {cycle}, rc {r['rc']}): see {b / 'chaos_repro.log'}"
+        break
+    wall_b = time.monotonic() - tb
+    resumed = resumed_training(b)
+    comparison = compare_trees(a, b, tainted_patterns(resumed))
+    clean = failed is None and up_to_date(b, env, dvc_targets)
+    if failed is None and not clean:
+        failed = "after the final rerun `dvc status` in B is not up to date"
+    landed = Counter(k.target for k in plan if k.landed)
+    report = {
+        "profile": profile, "seed": seed, "dvc_targets": list(dvc_targets), "overrides": overrides, "reference": str(a), "killed_copy": str(b),
+        "kills_attempted": len(plan), "kills_landed": sum(landed.values()),
+        "kills_landed_per_stage": {t: landed.get(t, 0) for t in targets},
+        "reruns": max(len(cycles) - 1, 0), "cycles": cycles, "kills": [asdict(k) for k in plan],
+        "orphans": [o for k in plan for o in k.orphans],
+        "resumed_training": resumed, "files_compared": comparison["files_compared"],
+        "mismatches": comparison["mismatches"], "expected_divergence": comparison["expected_divergence"],
+        "failure": failed, "reference_wall_s": ref.get("wall_s"), "killed_run_wall_s": round(wall_b, 1),
+        "wall_s": round(time.monotonic() - t0, 1),
+        "ok": failed is None and not comparison["mismatches"],
+    }
+    (workdir / "chaos_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def summary_line(report: dict) -> str:
+    per = ", ".join(f"{t} {n}" for t, n in report["kills_landed_per_stage"].items())
+    return (f"chaos: {report['kills_landed']}/{report['kills_attempted']} kills landed ({per}); "
+            f"{report['reruns']} reruns; {report['files_compared']} files compared; "
+            f"{len(report['mismatches'])} mismatches; {len(report['expected_divergence'])} expected divergences; "
+            f"{len(report['orphans'])} orphans; {'OK' if report['ok'] else 'FAILED: ' + str(report['failure'])}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kills", type=int, default=6, help="kills to attempt (cycling over --stages)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill plan (stages and times)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mm-chaos"), help="where the copies go")
+    parser.add_argument("--profile", default="ci", choices=("ci", "small", "paper"))
+    parser.add_argument("--stages", nargs="+", default=list(TARGETS), choices=TARGETS, help="stages to kill in")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="a finished uninterrupted copy to compare with (default: run one in <workdir>/A)")
+    parser.add_argument("--target", nargs="+", default=[], dest="dvc_targets",
+                        help="dvc stages to reproduce (default: the whole pipeline)")
+    parser.add_argument("overrides", nargs="*", help="extra params overrides for both copies (benchmark.config)")
+    args = parser.parse_args(argv)
+    report = chaos(args.workdir, args.kills, args.seed, args.profile, args.reference, args.stages,
+                   overrides=args.overrides, dvc_targets=args.dvc_targets)
+    print(summary_line(report))
+    for m in report["mismatches"][:20]:
+        print("  MISMATCH", json.dumps(m, default=str)[:400])
+    print(f"report: {args.workdir.resolve() / 'chaos_report.json'}")
+    sys.exit(0 if report["ok"] else 1)
+
+
+if __name__ == "__main__":
+    main()
