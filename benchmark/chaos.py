@@ -67,11 +67,18 @@ VOLATILE_KEYS = frozenset({
     "steps_per_s", "episodes_per_s", "seconds_per_episode", "pairs_per_s", "tokens_per_s", "throughput",
     "load_seconds", "provenance",
 })
-# Files that are logs or progress reports, not records: never compared.
-IGNORED_NAMES = frozenset({"progress.jsonl", "errors.jsonl"})
+# Files that are logs, progress reports or wall-clock snapshots, not records: never compared.
+# sample-factory: sf_log.txt and .summary/ (tensorboard) are logs; git.diff names the checkout;
+# best_*.pth are snapshots taken on a timer (save_best_every_sec), which evaluate never loads.
+IGNORED_NAMES = frozenset({"progress.jsonl", "errors.jsonl", "sf_log.txt", "git.diff"})
 IGNORED_SUFFIXES = (".log", ".tmp", ".lock")
+IGNORED_DIRS = frozenset({"__pycache__", ".summary"})
+CHECKPOINT_RE = re.compile(r"^checkpoint_(\d+)_(\d+)\.pth$")  # sample-factory's numbered checkpoints
 # Per-record natural keys: a key seen twice in one file is a duplicated record, whatever its values.
 NATURAL_KEYS = (("episode_id", "step", "source"), ("episode",), ("pair_id",), ("env_steps", "skill"))
+# A stage's duration before the reference run has timed it (a parallel reference), by family, seconds.
+DEFAULT_DURATION_S = {"collect": 15, "annotate": 200, "reward": 20, "train_skills": 120, "fit": 60,
+                      "evaluate": 30, "": 30}
 GRACE_S = 5.0  # how long the killed tree may take to die before a survivor counts as an orphan
 
 
@@ -198,13 +205,24 @@ def _first_difference(a: Any, b: Any, where: str = "") -> str:
 
 
 def data_files(top: Path, dirs: Iterable[str] = ("data", "results")) -> set[str]:
+    """The record files under `dirs` of a copy. Of sample-factory's numbered checkpoints only the latest per
+    folder counts (the one evaluate loads): the older ones kept beside it were saved on a wall-clock timer."""
     out = set()
+    latest: dict[Path, Path] = {}
     for d in dirs:
         for p in (top / d).rglob("*"):
-            if p.is_file() and p.name not in IGNORED_NAMES and not p.name.endswith(IGNORED_SUFFIXES) \
-                    and "__pycache__" not in p.parts:
-                out.add(p.relative_to(top).as_posix())
-    return out
+            if not p.is_file() or p.name in IGNORED_NAMES or p.name.endswith(IGNORED_SUFFIXES) \
+                    or IGNORED_DIRS & set(p.parts) or p.name.startswith("best_") and p.suffix == ".pth":
+                continue
+            m = CHECKPOINT_RE.match(p.name)
+            if m:
+                steps = (int(m.group(1)), int(m.group(2)))
+                old = latest.get(p.parent)
+                if old is None or steps > tuple(map(int, CHECKPOINT_RE.match(old.name).groups())):  # type: ignore[union-attr]
+                    latest[p.parent] = p
+                continue
+            out.add(p.relative_to(top).as_posix())
+    return out | {p.relative_to(top).as_posix() for p in latest.values()}
 
 
 def compare_trees(a: Path, b: Path, tainted: Iterable[str] = ()) -> dict:
@@ -250,7 +268,8 @@ def tainted_patterns(resumed: Iterable[str]) -> list[str]:
 class Kill:
     stage: str               # dvc stage name, e.g. "fit@task_ppo-0"
     target: str              # its family among TARGETS
-    delay_s: float           # seconds after the stage starts
+    fraction: float          # when: this fraction of the stage's duration in the reference run
+    delay_s: float | None = None  # seconds after the stage started (set when armed)
     landed: bool = False
     cycle: int | None = None
     note: str = ""
@@ -290,21 +309,25 @@ def durations_from_log(text: str) -> dict[str, float]:
     return {s: (t1 - t0 + 2.0) if t0 else 2.0 for s, t0, t1 in events if last is not None}
 
 
-def plan_kills(rng: random.Random, order: list[str], durations: dict[str, float], kills: int,
-               targets: Iterable[str] = TARGETS) -> list[Kill]:
-    """`kills` kills cycling over `targets` (each at a random stage of that family and a random time inside
-    it), in run order so one pass of `dvc repro` meets them one after the other."""
-    by_target = {t: [s for s in order if target_of(s) == t] for t in targets}
+def plan_kills(rng: random.Random, stages: list[str], kills: int, targets: Iterable[str] = TARGETS) -> list[Kill]:
+    """`kills` kills cycling over `targets`, each at a random stage of that family and a random fraction of
+    its duration; sorted in pipeline order (two kills on one stage: the second lands in its rerun)."""
+    by_target = {t: [s for s in stages if target_of(s) == t] for t in targets}
     families = [t for t in targets if by_target[t]]
     if not families:
-        raise SystemExit(f"chaos: the reference run ran none of the target stages {list(targets)}")
+        raise SystemExit(f"chaos: the pipeline has none of the target stages {list(targets)}")
     plan = []
     for i in range(kills):
         t = families[i % len(families)]
-        stage = rng.choice(by_target[t])
-        plan.append(Kill(stage, t, round(rng.uniform(0.1, 0.75) * max(durations.get(stage, 5.0), 1.0), 2)))
-    plan.sort(key=lambda k: (order.index(k.stage), k.delay_s))
+        plan.append(Kill(rng.choice(by_target[t]), t, round(rng.uniform(0.1, 0.75), 3)))
+    plan.sort(key=lambda k: (stages.index(k.stage), k.fraction))
     return plan
+
+
+def delay_for(stage: str, fraction: float, durations: dict[str, float]) -> float:
+    """Seconds into `stage` for a kill at `fraction` of its reference duration (a default while the
+    reference has not run it yet)."""
+    return round(fraction * max(durations.get(stage) or DEFAULT_DURATION_S[target_of(stage) or ""], 1.0), 2)
 
 
 def _descendants(pid: int) -> list:
@@ -341,19 +364,21 @@ def kill_tree(proc: subprocess.Popen, known: list, grace_s: float = GRACE_S) -> 
     return orphans
 
 
-def repro(copy: Path, env: dict, log_path: Path, kills: list[Kill], order: list[str], cycle: int,
-          dvc_targets: Iterable[str] = ()) -> dict:
-    """One `dvc repro` in `copy`; kill it at the first pending kill of `kills` that it reaches.
+def repro(copy: Path, env: dict, log_path: Path, kills: list[Kill], durations, cycle: int,
+          dvc_targets: Iterable[str] = (), on_stage=None) -> dict:
+    """One `dvc repro` in `copy`; kill it at the first pending kill of `kills` whose stage it runs
+    (`durations()`: the reference's stage durations so far).
     Returns {"rc", "killed" (the stage killed in, or None), "events": [(stage, seconds)], "end"}."""
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n===== chaos cycle {cycle}: dvc repro =====\n")
-        result = _repro(copy, env, log, kills, order, cycle, list(dvc_targets))
+        result = _repro(copy, env, log, kills, durations, cycle, list(dvc_targets), on_stage)
         killed = f" (killed in {result['killed']})" if result["killed"] else ""
         log.write(f"===== chaos cycle {cycle}: rc {result['rc']}{killed} =====\n")
     return result
 
 
-def _repro(copy: Path, env: dict, log, kills: list[Kill], order: list[str], cycle: int, dvc_targets: list[str]) -> dict:
+def _repro(copy: Path, env: dict, log, kills: list[Kill], durations, cycle: int, dvc_targets: list[str],
+           on_stage=None) -> dict:
     t_start = time.monotonic()
     proc = subprocess.Popen(["dvc", "repro", *dvc_targets], cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True, text=True, errors="replace", bufsize=1)
@@ -365,6 +390,8 @@ def _repro(copy: Path, env: dict, log, kills: list[Kill], order: list[str], cycl
             m = STAGE_RE.search(line)
             if m:
                 events_q.put((m.group(1), time.monotonic()))
+                if on_stage is not None:
+                    on_stage(m.group(1), time.monotonic())
         events_q.put((None, time.monotonic()))
 
     reader = threading.Thread(target=read, daemon=True)
@@ -374,9 +401,6 @@ def _repro(copy: Path, env: dict, log, kills: list[Kill], order: list[str], cycl
     armed: tuple[Kill, float] | None = None
     killed: Kill | None = None
     known: list = []  # every descendant seen: a child in its own session is outside the process group
-
-    def pos(stage: str) -> int:
-        return order.index(stage) if stage in order else len(order)
 
     while True:
         wait = None if armed is None else min(max(armed[1] - time.monotonic(), 0.0), 1.0)
@@ -398,11 +422,10 @@ def _repro(copy: Path, env: dict, log, kills: list[Kill], order: list[str], cycl
             break
         events.append((stage, t))
         known += _descendants(proc.pid)
-        while pending and pos(pending[0].stage) < pos(stage):  # its stage was skipped (already done)
-            pending[0].note = f"stage not run in cycle {cycle} (up to date)"
-            pending.pop(0)
-        if pending and pending[0].stage == stage:
-            armed = (pending[0], t + pending[0].delay_s)
+        mine = next((k for k in pending if k.stage == stage), None)
+        if mine is not None:
+            mine.delay_s = delay_for(stage, mine.fraction, durations())
+            armed = (mine, t + mine.delay_s)
     rc = proc.wait()
     reader.join(timeout=10)
     return {"rc": rc, "killed": killed.stage if killed else None,
@@ -434,24 +457,69 @@ def make_copy(src: Path, dest: Path, profile: str, overrides: Iterable[str], env
     return dest
 
 
-def reference_run(copy: Path, env: dict, dvc_targets: Iterable[str] = ()) -> dict:
-    """The uninterrupted run (A): stage order and durations; raises if it fails."""
-    info_path = copy / "chaos_reference.json"
-    if info_path.exists():
-        return json.loads(info_path.read_text())
-    if (copy / "dvc.lock").exists() and (copy / "repro.log").exists() and (copy / "results").exists():
-        # a finished `dvc repro > repro.log` copy made without this script
-        durations = durations_from_log((copy / "repro.log").read_text(errors="replace"))
-        info = {"order": list(durations), "durations": durations, "wall_s": None}
-    else:
-        t0 = time.monotonic()
-        r = repro(copy, env, copy / "chaos_repro.log", [], [], 0, dvc_targets)
-        if r["rc"] != 0:
-            raise SystemExit(f"chaos: the uninterrupted run failed (rc {r['rc']}); see {copy / 'chaos_repro.log'}")
-        info = {"order": [s for s, _ in r["events"]], "durations": stage_durations(r["events"], r["end"]),
-                "wall_s": round(time.monotonic() - t0, 1)}
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
-    return info
+class Reference:
+    """The uninterrupted run (A), run by this script (in a thread, so B may run beside it) or read from a
+    copy made by hand: finished (dvc.lock and results/), or running `dvc repro > repro.log; echo $? > rc`."""
+
+    def __init__(self, copy: Path, env: dict, dvc_targets: Iterable[str] = ()):
+        self.copy, self.env, self.dvc_targets = copy, env, list(dvc_targets)
+        self.info_path = copy / "chaos_reference.json"
+        self.info: dict | None = json.loads(self.info_path.read_text()) if self.info_path.exists() else None
+        self.external = self.info is None and (copy / "repro.log").exists()
+        self.events: list[tuple[str, float]] = []
+        self.result: dict | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> Reference:
+        if self.info is None and not self.external:
+            self.thread = threading.Thread(target=self._run, daemon=True)
+            self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        self.t0 = time.monotonic()
+        self.result = repro(self.copy, self.env, self.copy / "chaos_repro.log", [], dict, 0, self.dvc_targets,
+                            on_stage=lambda stage, t: self.events.append((stage, t)))
+
+    def durations(self) -> dict[str, float]:
+        """Durations of the stages the reference has finished so far."""
+        if self.info is not None:
+            return self.info["durations"]
+        if self.external:
+            done = durations_from_log((self.copy / "repro.log").read_text(errors="replace"))
+            return done if (self.copy / "rc").exists() else dict(list(done.items())[:-1])
+        events = list(self.events)
+        return dict(list(stage_durations(events, time.monotonic()).items())[:-1])
+
+    def wait(self) -> dict:
+        """The finished run's {"order", "durations", "wall_s"}; raises SystemExit if it failed."""
+        if self.info is not None:
+            return self.info
+        if self.external:
+            while not (self.copy / "rc").exists():
+                time.sleep(5)
+            rc = int((self.copy / "rc").read_text().strip() or 1)
+            durations = self.durations()
+            info = {"order": list(durations), "durations": durations, "wall_s": None, "rc": rc}
+        else:
+            if self.thread is None:
+                self.start()
+            self.thread.join()  # type: ignore[union-attr]
+            r = self.result or {"rc": -1, "events": [], "end": 0.0}
+            info = {"order": [s for s, _ in r["events"]], "durations": stage_durations(r["events"], r["end"]),
+                    "wall_s": round(r["end"], 1), "rc": r["rc"]}
+        if info["rc"] != 0:
+            raise SystemExit(f"chaos: the uninterrupted run in {self.copy} failed (rc {info['rc']}); see its log")
+        self.info_path.write_text(json.dumps(info, indent=2) + "\n")
+        self.info = info
+        return info
+
+
+def stage_list(copy: Path, env: dict) -> list[str]:
+    """Every stage of the copy's pipeline (foreach and matrix expanded), in dvc.yaml order."""
+    out = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=copy, env=env, check=True,
+                         capture_output=True, text=True).stdout
+    return [line.strip() for line in out.splitlines() if line.strip()]
 
 
 def up_to_date(copy: Path, env: dict, dvc_targets: Iterable[str] = ()) -> bool:
@@ -461,30 +529,38 @@ def up_to_date(copy: Path, env: dict, dvc_targets: Iterable[str] = ()) -> bool:
 
 def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: Path | None = None,
           targets: Iterable[str] = TARGETS, src: Path = REPO_ROOT, venv_bin: Path | None = None,
-          overrides: Iterable[str] = (), dvc_targets: Iterable[str] = ()) -> dict:
-    """Run the whole experiment (`dvc_targets`: `dvc repro` only these stages and what they need); return the report (also written to <workdir>/chaos_report.json)."""
+          overrides: Iterable[str] = (), dvc_targets: Iterable[str] = (), parallel: bool = False) -> dict:
+    """Run the whole experiment; return the report (also written to <workdir>/chaos_report.json).
+    dvc_targets: `dvc repro` only these stages (and what they need); parallel: run B beside A, not after."""
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    env = run_env(venv_bin or Path(sys.executable).parent, workdir / "cache")
     overrides = [*TRAIN_OVERRIDES, *overrides]
     t0 = time.monotonic()
     a = reference.resolve() if reference else workdir / "A"
+    # A's model cache (where it converts the LLM) serves B too: the same files, converted once
+    env = run_env(venv_bin or Path(sys.executable).parent, a / ".cache")
     if reference is None and not (a / "chaos_reference.json").exists():
         make_copy(src, a, profile, overrides, env)
-    ref = reference_run(a, env, dvc_targets)
+    ref = Reference(a, env, dvc_targets).start()
+    if not parallel:
+        ref.wait()
     b = make_copy(src, workdir / "B", profile, overrides, env)
-    plan = plan_kills(random.Random(seed), ref["order"], ref["durations"], kills, targets)
+    plan = plan_kills(random.Random(seed), stage_list(b, env), kills, targets)
     cycles, failed = [], None
     tb = time.monotonic()
     for cycle in range(1, kills + 3):
-        r = repro(b, env, b / "chaos_repro.log", plan, ref["order"], cycle, dvc_targets)
+        r = repro(b, env, b / "chaos_repro.log", plan, ref.durations, cycle, dvc_targets)
         cycles.append({"cycle": cycle, "rc": r["rc"], "killed_in": r["killed"], "stages": [s for s, _ in r["events"]]})
         if r["killed"]:
             continue
         if r["rc"] != 0:
             failed = f"dvc repro failed after the kills (cycle {cycle}, rc {r['rc']}): see {b / 'chaos_repro.log'}"
         break
+    for k in plan:
+        if not k.landed and not k.note:
+            k.note = "its stage did not run again after the earlier kills (up to date)"
     wall_b = time.monotonic() - tb
+    ref_info = ref.wait()
     resumed = resumed_training(b)
     comparison = compare_trees(a, b, tainted_patterns(resumed))
     clean = failed is None and up_to_date(b, env, dvc_targets)
@@ -499,11 +575,24 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
         "orphans": [o for k in plan for o in k.orphans],
         "resumed_training": resumed, "files_compared": comparison["files_compared"],
         "mismatches": comparison["mismatches"], "expected_divergence": comparison["expected_divergence"],
-        "failure": failed, "reference_wall_s": ref.get("wall_s"), "killed_run_wall_s": round(wall_b, 1),
+        "failure": failed, "reference_wall_s": ref_info.get("wall_s"), "killed_run_wall_s": round(wall_b, 1),
         "wall_s": round(time.monotonic() - t0, 1),
         "ok": failed is None and not comparison["mismatches"],
     }
     (workdir / "chaos_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def recompare(workdir: Path) -> dict:
+    """Compare the copies of a finished chaos run again (e.g. after changing what is compared)."""
+    path = workdir.resolve() / "chaos_report.json"
+    report = json.loads(path.read_text())
+    a, b = Path(report["reference"]), Path(report["killed_copy"])
+    comparison = compare_trees(a, b, tainted_patterns(resumed_training(b)))
+    report.update(files_compared=comparison["files_compared"], mismatches=comparison["mismatches"],
+                  expected_divergence=comparison["expected_divergence"])
+    report["ok"] = report["failure"] is None and not comparison["mismatches"]
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
 
 
@@ -526,10 +615,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="a finished uninterrupted copy to compare with (default: run one in <workdir>/A)")
     parser.add_argument("--target", nargs="+", default=[], dest="dvc_targets",
                         help="dvc stages to reproduce (default: the whole pipeline)")
+    parser.add_argument("--source", type=Path, default=REPO_ROOT,
+                        help="git checkout whose tracked files are copied (default: this one, as it is now)")
+    parser.add_argument("--parallel", action="store_true",
+                        help="run the killed copy beside the reference instead of after it (kill times of stages "
+                             "the reference has not timed yet: DEFAULT_DURATION_S)")
+    parser.add_argument("--recompare", action="store_true",
+                        help="only compare the copies of the finished run in --workdir again")
     parser.add_argument("overrides", nargs="*", help="extra params overrides for both copies (benchmark.config)")
     args = parser.parse_args(argv)
-    report = chaos(args.workdir, args.kills, args.seed, args.profile, args.reference, args.stages,
-                   overrides=args.overrides, dvc_targets=args.dvc_targets)
+    report = recompare(args.workdir) if args.recompare else chaos(args.workdir, args.kills, args.seed, args.profile, args.reference, args.stages,
+                   overrides=args.overrides, dvc_targets=args.dvc_targets, parallel=args.parallel,
+                   src=args.source)
     print(summary_line(report))
     for m in report["mismatches"][:20]:
         print("  MISMATCH", json.dumps(m, default=str)[:400])

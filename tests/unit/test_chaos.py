@@ -69,6 +69,23 @@ def test_a_torn_line_a_missing_file_and_a_changed_binary_are_reported(tmp_path):
     assert ("data/w.pt", "differs") in kinds
 
 
+def test_only_the_latest_checkpoint_counts_and_timer_snapshots_are_ignored(tmp_path):
+    """sample-factory keeps older checkpoints and best_* snapshots saved on a wall-clock timer: two equal runs
+    keep different ones. The latest checkpoint (the one evaluate loads) must match."""
+    a, b = tmp_path / "A" / "data/fit/sf/checkpoint_p0", tmp_path / "B" / "data/fit/sf/checkpoint_p0"
+    for d, older, best in ((a, "checkpoint_000000001_256.pth", "best_000000001_256_reward_1.0.pth"),
+                           (b, "checkpoint_000000002_512.pth", "best_000000003_768_reward_2.0.pth")):
+        d.mkdir(parents=True)
+        (d / older).write_bytes(older.encode())
+        (d / best).write_bytes(best.encode())
+        (d / "checkpoint_000000010_2560.pth").write_bytes(b"final weights")
+        (d.parent / "sf_log.txt").write_text(f"log of {d}")
+    out = chaos.compare_trees(tmp_path / "A", tmp_path / "B")
+    assert out["mismatches"] == [] and out["files_compared"] == 1
+    (b / "checkpoint_000000010_2560.pth").write_bytes(b"other weights")
+    assert [m["kind"] for m in chaos.compare_trees(tmp_path / "A", tmp_path / "B")["mismatches"]] == ["differs"]
+
+
 def test_tainted_paths_keep_duplicates_as_mismatches_and_value_changes_as_expected(tmp_path):
     a, b = tmp_path / "A", tmp_path / "B"
     run = "data/evaluate/maestromotif/gnomish/seed0_code0/episodes.jsonl"
@@ -85,11 +102,13 @@ def test_kills_cover_every_stage_family_in_run_order():
     order = ["collect", "pairs", "annotate", "reward@discoverer", "reward@merchant", "codegen",
              "train_skills@0", "fit@random-0", "fit@motif-0", "evaluate@random-gnomish-0",
              "evaluate_maestromotif@gnomish-0-0", "aggregate"]
-    durations = {s: 10.0 for s in order}
-    plan = chaos.plan_kills(random.Random(0), order, durations, 8)
+    plan = chaos.plan_kills(random.Random(0), order, 8)
     assert {k.target for k in plan} == set(chaos.TARGETS)
     assert [order.index(k.stage) for k in plan] == sorted(order.index(k.stage) for k in plan)
-    assert all(1.0 <= k.delay_s <= 7.5 for k in plan)
+    assert all(0.1 <= k.fraction <= 0.75 for k in plan)
+    # the delay is that fraction of the reference's duration, or of the family's default before it is known
+    assert chaos.delay_for("fit@motif-0", 0.5, {"fit@motif-0": 40.0}) == 20.0
+    assert chaos.delay_for("fit@motif-0", 0.5, {}) == 0.5 * chaos.DEFAULT_DURATION_S["fit"]
 
 
 def test_durations_from_a_plain_dvc_log():
