@@ -396,6 +396,15 @@ def _repro(copy: Path, env: dict, log, kills: list[Kill], durations, cycle: int,
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
+    try:
+        return _watch(proc, reader, events_q, kills, durations, cycle, t_start)
+    except BaseException:  # interrupted (Ctrl-C, a kill of this script): never leave the pipeline running
+        kill_tree(proc, [], grace_s=1.0)
+        raise
+
+
+def _watch(proc: subprocess.Popen, reader: threading.Thread, events_q: queue.Queue, kills: list[Kill], durations,
+           cycle: int, t_start: float) -> dict:
     pending = [k for k in kills if not k.landed and not k.note]
     events: list[tuple[str, float]] = []
     armed: tuple[Kill, float] | None = None
@@ -604,7 +613,12 @@ def summary_line(report: dict) -> str:
             f"{len(report['orphans'])} orphans; {'OK' if report['ok'] else 'FAILED: ' + str(report['failure'])}")
 
 
+def _exit_on_term(signum, frame) -> None:
+    raise SystemExit(128 + signum)  # runs the cleanup above: the killed copy's dvc repro goes too
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _exit_on_term)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kills", type=int, default=6, help="kills to attempt (cycling over --stages)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill plan (stages and times)")
