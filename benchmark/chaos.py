@@ -444,7 +444,8 @@ def _watch(proc: subprocess.Popen, reader: threading.Thread, events_q: queue.Que
 def run_env(venv_bin: Path, cache: Path) -> dict:
     env = {**os.environ, **OFFLINE_ENV}
     env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
-    env["MM_CACHE_DIR"] = str(cache)  # the converted LLM is made once and shared by both copies
+    # the converted LLM is made once and shared by both copies (or an existing cache, when set)
+    env["MM_CACHE_DIR"] = os.environ.get("MM_CACHE_DIR") or str(cache)
     env.pop("MM_PARAMS", None)
     return env
 
@@ -576,11 +577,13 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
     if failed is None and not clean:
         failed = "after the final rerun `dvc status` in B is not up to date"
     landed = Counter(k.target for k in plan if k.landed)
+    kills_out = [asdict(k) for k in plan]
+    kill_phases((b / "chaos_repro.log").read_text(errors="replace"), kills_out)
     report = {
         "profile": profile, "seed": seed, "dvc_targets": list(dvc_targets), "overrides": overrides, "reference": str(a), "killed_copy": str(b),
         "kills_attempted": len(plan), "kills_landed": sum(landed.values()),
         "kills_landed_per_stage": {t: landed.get(t, 0) for t in targets},
-        "reruns": max(len(cycles) - 1, 0), "cycles": cycles, "kills": [asdict(k) for k in plan],
+        "reruns": max(len(cycles) - 1, 0), "cycles": cycles, "kills": kills_out,
         "orphans": [o for k in plan for o in k.orphans],
         "resumed_training": resumed, "files_compared": comparison["files_compared"],
         "mismatches": comparison["mismatches"], "expected_divergence": comparison["expected_divergence"],
@@ -592,12 +595,25 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
     return report
 
 
+def kill_phases(log_text: str, kills: list[dict]) -> None:
+    """Mark each landed kill with where it hit: in the stage's command, or after the command had finished,
+    while dvc saved its outputs (the rerun then restores the stage from dvc's run cache: "is cached")."""
+    cycles = re.split(r"===== chaos cycle (\d+): dvc repro =====", log_text)
+    by_cycle = {int(cycles[i]): cycles[i + 1] for i in range(1, len(cycles) - 1, 2)}
+    for k in kills:
+        if k.get("landed"):
+            rerun = by_cycle.get(int(k["cycle"]) + 1, "")
+            cached = f"Stage '{k['stage']}' is cached" in rerun
+            k["phase"] = "dvc bookkeeping after the command (restored from the run cache)" if cached else "command"
+
+
 def recompare(workdir: Path) -> dict:
     """Compare the copies of a finished chaos run again (e.g. after changing what is compared)."""
     path = workdir.resolve() / "chaos_report.json"
     report = json.loads(path.read_text())
     a, b = Path(report["reference"]), Path(report["killed_copy"])
     comparison = compare_trees(a, b, tainted_patterns(resumed_training(b)))
+    kill_phases((b / "chaos_repro.log").read_text(errors="replace"), report["kills"])
     report.update(files_compared=comparison["files_compared"], mismatches=comparison["mismatches"],
                   expected_divergence=comparison["expected_divergence"])
     report["ok"] = report["failure"] is None and not comparison["mismatches"]

@@ -134,3 +134,15 @@ def test_kill_tree_kills_the_group_and_a_child_that_left_it():
     assert len(orphans) == 1 and "sleep 60" in orphans[0]["cmdline"]
     time.sleep(0.3)
     assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)
+
+
+def test_a_kill_after_the_command_finished_is_told_apart():
+    log = ("===== chaos cycle 1: dvc repro =====\nRunning stage 'reward@a':\n===== chaos cycle 1: rc -9 =====\n"
+           "===== chaos cycle 2: dvc repro =====\nStage 'reward@a' is cached - skipping run, checking out outputs\n"
+           "Running stage 'fit@x-0':\n===== chaos cycle 2: rc -9 =====\n===== chaos cycle 3: dvc repro =====\n"
+           "Running stage 'fit@x-0':\n")
+    kills = [{"stage": "reward@a", "landed": True, "cycle": 1}, {"stage": "fit@x-0", "landed": True, "cycle": 2},
+             {"stage": "evaluate@x-0", "landed": False, "cycle": None}]
+    chaos.kill_phases(log, kills)
+    assert kills[0]["phase"].startswith("dvc bookkeeping") and kills[1]["phase"] == "command"
+    assert "phase" not in kills[2]
