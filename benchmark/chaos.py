@@ -518,8 +518,6 @@ class Reference:
             r = self.result or {"rc": -1, "events": [], "end": 0.0}
             info = {"order": [s for s, _ in r["events"]], "durations": stage_durations(r["events"], r["end"]),
                     "wall_s": round(r["end"], 1), "rc": r["rc"]}
-        if info["rc"] != 0:
-            raise SystemExit(f"chaos: the uninterrupted run in {self.copy} failed (rc {info['rc']}); see its log")
         self.info_path.write_text(json.dumps(info, indent=2) + "\n")
         self.info = info
         return info
@@ -552,8 +550,8 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
     if reference is None and not (a / "chaos_reference.json").exists():
         make_copy(src, a, profile, overrides, env)
     ref = Reference(a, env, dvc_targets).start()
-    if not parallel:
-        ref.wait()
+    if not parallel and ref.wait().get("rc", 0) != 0:
+        raise SystemExit(f"chaos: the uninterrupted run in {a} failed; see {a / 'chaos_repro.log'}")
     b = make_copy(src, workdir / "B", profile, overrides, env)
     plan = plan_kills(random.Random(seed), stage_list(b, env), kills, targets)
     cycles, failed = [], None
@@ -571,6 +569,8 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
             k.note = "its stage did not run again after the earlier kills (up to date)"
     wall_b = time.monotonic() - tb
     ref_info = ref.wait()
+    if ref_info.get("rc", 0) != 0:
+        failed = f"the uninterrupted run A failed too (rc {ref_info['rc']}); see {a}; " + (failed or "B finished")
     resumed = resumed_training(b)
     comparison = compare_trees(a, b, tainted_patterns(resumed))
     clean = failed is None and up_to_date(b, env, dvc_targets)
@@ -607,15 +607,47 @@ def kill_phases(log_text: str, kills: list[dict]) -> None:
             k["phase"] = "dvc bookkeeping after the command (restored from the run cache)" if cached else "command"
 
 
-def recompare(workdir: Path) -> dict:
-    """Compare the copies of a finished chaos run again (e.g. after changing what is compared)."""
+CYCLE_END_RE = re.compile(r"===== chaos cycle (\d+): rc (-?\d+)(?: \(killed in ([^)]+)\))? =====")
+
+
+def report_from_log(workdir: Path, kills: int, seed: int, targets: Iterable[str] = TARGETS) -> dict:
+    """The kill part of a chaos report, rebuilt from the killed copy's log (a run stopped before it wrote its
+    report): the plan is replayed from its seed, the landed kills are the cycles that ended killed."""
+    workdir = workdir.resolve()
+    a, b = workdir / "A", workdir / "B"
+    env = run_env(Path(sys.executable).parent, a / ".cache")
+    plan = plan_kills(random.Random(seed), stage_list(b, env), kills, list(targets))
+    cycles = []
+    for m in CYCLE_END_RE.finditer((b / "chaos_repro.log").read_text(errors="replace")):
+        cycle, rc, stage = int(m.group(1)), int(m.group(2)), m.group(3)
+        cycles.append({"cycle": cycle, "rc": rc, "killed_in": stage})
+        k = next((k for k in plan if k.stage == stage and not k.landed), None) if stage else None
+        if k is not None:
+            k.landed, k.cycle = True, cycle
+    last = cycles[-1] if cycles else {"rc": None, "killed_in": None}
+    landed = Counter(k.target for k in plan if k.landed)
+    ref = json.loads((a / "chaos_reference.json").read_text()) if (a / "chaos_reference.json").exists() else {}
+    return {
+        "profile": "ci", "seed": seed, "reference": str(a), "killed_copy": str(b), "rebuilt_from_log": True,
+        "kills_attempted": len(plan), "kills_landed": sum(landed.values()),
+        "kills_landed_per_stage": {t: landed.get(t, 0) for t in targets}, "reruns": max(len(cycles) - 1, 0),
+        "cycles": cycles, "kills": [asdict(k) for k in plan], "orphans": [], "resumed_training": {},
+        "failure": None if last["rc"] == 0 else f"the last dvc repro of B ended with rc {last['rc']}",
+        "reference_wall_s": ref.get("wall_s"), "killed_run_wall_s": None, "wall_s": None,
+    }
+
+
+def recompare(workdir: Path, kills: int = 6, seed: int = 0, targets: Iterable[str] = TARGETS) -> dict:
+    """Compare the copies of a chaos run again (e.g. after changing what is compared); a run stopped before
+    its report gets one rebuilt from its log (report_from_log, with the --kills/--seed it ran with)."""
     path = workdir.resolve() / "chaos_report.json"
-    report = json.loads(path.read_text())
+    report = json.loads(path.read_text()) if path.exists() else report_from_log(workdir, kills, seed, targets)
     a, b = Path(report["reference"]), Path(report["killed_copy"])
     comparison = compare_trees(a, b, tainted_patterns(resumed_training(b)))
     kill_phases((b / "chaos_repro.log").read_text(errors="replace"), report["kills"])
     report.update(files_compared=comparison["files_compared"], mismatches=comparison["mismatches"],
                   expected_divergence=comparison["expected_divergence"])
+    report["resumed_training"] = resumed_training(b)
     report["ok"] = report["failure"] is None and not comparison["mismatches"]
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
@@ -654,7 +686,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="only compare the copies of the finished run in --workdir again")
     parser.add_argument("overrides", nargs="*", help="extra params overrides for both copies (benchmark.config)")
     args = parser.parse_args(argv)
-    report = recompare(args.workdir) if args.recompare else chaos(args.workdir, args.kills, args.seed, args.profile, args.reference, args.stages,
+    report = recompare(args.workdir, args.kills, args.seed, args.stages) if args.recompare else chaos(args.workdir, args.kills, args.seed, args.profile, args.reference, args.stages,
                    overrides=args.overrides, dvc_targets=args.dvc_targets, parallel=args.parallel,
                    src=args.source)
     print(summary_line(report))
