@@ -62,3 +62,28 @@ def test_a_trained_policy_resumed_mid_evaluation_plays_the_same_episodes(tmp_pat
                             "evaluate.num_envs=1", "evaluate.max_episode_steps=120"])
     shutil.copytree(t.data_dir / "fit", tmp_path / "one" / "fit")
     assert evaluate.finished_records(evaluate.evaluate(t.method, t.task, 0, single, progress=False)) == full
+
+
+@pytest.mark.timeout(300)
+def test_a_killed_fit_leaves_nothing_behind_and_fits_repeat_in_the_same_folder(tmp_path, monkeypatch):
+    """fit() stages the artefact in a folder beside it. That folder had a random name: sample-factory records
+    its run folder in config.json, so two identical task_ppo fits had different artefacts (digest, and so
+    every evaluation record's run_key), and a killed fit of a method fitted once for all tasks left its
+    staging folder outside DVC's output, forever."""
+    from baselines.random_policy import RandomMethod
+    from benchmark.fit import fit
+
+    params = compose("ci", [f"data_dir={tmp_path / 'data'}", "methods=[random]"])
+    out = tmp_path / "data" / "fit" / "random" / "seed0"
+    stale = out.parent / ".seed0.partial"
+    (stale / "policy").mkdir(parents=True)
+    (stale / "policy" / "half_written.bin").write_bytes(b"\0" * 10)  # a fit SIGKILLed mid-way
+    used = []
+    real_fit = RandomMethod.fit
+    monkeypatch.setattr(RandomMethod, "fit", lambda self, p, d, s, t=None: (used.append(d), real_fit(self, p, d, s, t))[1])
+    fit("random", 0, params)
+    assert (out / "provenance.json").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["seed0"]  # the leftover is gone
+    shutil.rmtree(out)
+    fit("random", 0, params)
+    assert len(used) == 2 and used[0] == used[1]
