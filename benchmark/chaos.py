@@ -65,7 +65,8 @@ VOLATILE_KEYS = frozenset({
     "host", "hostname", "node", "user", "pid", "cpu", "cpu_model", "cpus", "gpu", "git", "git_describe",
     "seconds", "elapsed", "elapsed_s", "wall_s", "wall_time", "duration_s", "fps", "fps_last_segment",
     "steps_per_s", "episodes_per_s", "seconds_per_episode", "pairs_per_s", "tokens_per_s", "throughput",
-    "load_seconds", "provenance",
+    "load_seconds", "train_seconds", "stage_seconds_this_run", "created_utc", "provenance",
+    "this_run",  # what this process did (pairs asked, env steps played, seconds): less after a resume
 })
 # Files that are logs, progress reports or wall-clock snapshots, not records: never compared.
 # sample-factory: sf_log.txt and .summary/ (tensorboard) are logs; git.diff names the checkout;
@@ -150,7 +151,35 @@ def load_records(path: Path, roots: Iterable[str] = ()) -> tuple[list[Any] | Non
             return None, None, [f"not JSON ({e})"]
     if suffix in (".md", ".txt", ".py", ".yaml"):
         return None, canonical(path.read_text(), roots), problems
+    if suffix in (".pt", ".pth"):  # torch files: tensors by content, other entries like any record
+        try:
+            return None, canonical(_torch_plain(_torch_load(path)), roots), problems
+        except Exception as e:  # noqa: BLE001 - a torn file, whatever torch raises
+            return None, None, [f"unreadable torch file ({type(e).__name__}: {e})"]
     return None, hashlib.sha256(path.read_bytes()).hexdigest(), problems
+
+
+def _torch_load(path: Path) -> Any:
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _torch_plain(obj: Any) -> Any:
+    """A torch object as JSON-able data: each tensor as its dtype, shape and the sha256 of its bytes."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        return {"tensor": str(t.dtype), "shape": list(t.shape),
+                "sha256": hashlib.sha256(t.reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()}
+    if isinstance(obj, dict):
+        return {str(k): _torch_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_torch_plain(v) for v in obj]
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return repr(obj)
 
 
 def natural_duplicates(records: list[Any]) -> list[Any]:
