@@ -67,6 +67,10 @@ VOLATILE_KEYS = frozenset({
     "steps_per_s", "episodes_per_s", "seconds_per_episode", "pairs_per_s", "tokens_per_s", "throughput",
     "load_seconds", "train_seconds", "stage_seconds_this_run", "created_utc", "provenance",
     "this_run",  # what this process did (pairs asked, env steps played, seconds): less after a resume
+    # Fingerprints of a fit folder (benchmark.provenance.tree_digest) hash its logs too (sample-factory's
+    # sf_log.txt, tensorboard files, train.log): a refit with identical weights gets new ones. The weights
+    # themselves (latest checkpoint) and every record's values are compared instead.
+    "run_key", "artefact_digest",
 })
 # Files that are logs, progress reports or wall-clock snapshots, not records: never compared.
 # sample-factory: sf_log.txt and .summary/ (tensorboard) are logs; git.diff names the checkout;
