@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 import psutil
+import torch
 
 from benchmark import chaos
 
@@ -62,11 +63,16 @@ def test_a_torn_line_a_missing_file_and_a_changed_binary_are_reported(tmp_path):
     (b / "data").mkdir(parents=True)
     (b / "data/t.jsonl").write_text(json.dumps(_episodes(2)[0]) + "\n" + '{"episode": 1, "sc')
     _jsonl(a / "data/only_a.jsonl", _episodes(1))
-    (a / "data/w.pt").write_bytes(b"\x00\x01")
-    (b / "data/w.pt").write_bytes(b"\x00\x02")
+    torch.save({"w": torch.tensor([1.0, 2.0]), "metadata": {"pairs_per_s": 10.0}}, a / "data/w.pt")
+    torch.save({"w": torch.tensor([1.0, 2.5]), "metadata": {"pairs_per_s": 99.0}}, b / "data/w.pt")
+    torch.save({"w": torch.tensor(3.0)}, a / "data/torn.pt")
+    (b / "data/torn.pt").write_bytes((a / "data/torn.pt").read_bytes()[:40])  # killed mid-write
     kinds = {(m["file"], m["kind"]) for m in chaos.compare_trees(a, b)["mismatches"]}
     assert ("data/t.jsonl", "torn") in kinds and ("data/only_a.jsonl", "missing_file") in kinds
-    assert ("data/w.pt", "differs") in kinds
+    assert ("data/w.pt", "differs") in kinds and ("data/torn.pt", "torn") in kinds
+    # the same tensors with another throughput in the metadata: equal
+    torch.save({"w": torch.tensor([1.0, 2.0]), "metadata": {"pairs_per_s": 99.0}}, b / "data/w.pt")
+    assert "data/w.pt" not in {m["file"] for m in chaos.compare_trees(a, b)["mismatches"]}
 
 
 def test_only_the_latest_checkpoint_counts_and_timer_snapshots_are_ignored(tmp_path):
@@ -76,13 +82,13 @@ def test_only_the_latest_checkpoint_counts_and_timer_snapshots_are_ignored(tmp_p
     for d, older, best in ((a, "checkpoint_000000001_256.pth", "best_000000001_256_reward_1.0.pth"),
                            (b, "checkpoint_000000002_512.pth", "best_000000003_768_reward_2.0.pth")):
         d.mkdir(parents=True)
-        (d / older).write_bytes(older.encode())
-        (d / best).write_bytes(best.encode())
-        (d / "checkpoint_000000010_2560.pth").write_bytes(b"final weights")
+        torch.save({"model": torch.tensor([0.0])}, d / older)
+        torch.save({"model": torch.tensor([0.5])}, d / best)
+        torch.save({"model": torch.tensor([1.0])}, d / "checkpoint_000000010_2560.pth")
         (d.parent / "sf_log.txt").write_text(f"log of {d}")
     out = chaos.compare_trees(tmp_path / "A", tmp_path / "B")
     assert out["mismatches"] == [] and out["files_compared"] == 1
-    (b / "checkpoint_000000010_2560.pth").write_bytes(b"other weights")
+    torch.save({"model": torch.tensor([2.0])}, b / "checkpoint_000000010_2560.pth")
     assert [m["kind"] for m in chaos.compare_trees(tmp_path / "A", tmp_path / "B")["mismatches"]] == ["differs"]
 
 
