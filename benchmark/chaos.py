@@ -8,22 +8,26 @@ and runs:
   A  one uninterrupted `dvc repro` (the reference; --reference reuses a finished copy instead);
   B  `dvc repro`, SIGKILLed (its whole process group, and any child that left the group) at a random time
      inside chosen stages, rerun after each kill, and finally run to completion.
-The kill times are drawn from the stage's duration in A, so the kills land inside collect, annotate,
-reward, train_skills, fit and evaluate (a kill whose stage finished first is reported as missed). Then
-every record under data/ and results/ of B is compared with A's (compare_trees): the same observation
-chunks, labels, reward models, codegen programs, trained weights, evaluation episodes and result tables,
-no record lost or duplicated, no torn file. Fields that hold wall-clock times, throughput or host
-details are left out (VOLATILE_KEYS), and the copies' own paths are written as "<root>".
+The kill times are a random fraction of the stage's duration in A, so the kills land inside collect,
+annotate, reward, train_skills, fit and evaluate (a kill whose stage finished first is reported as missed;
+one that hit after the stage's command, while dvc saved its outputs, is told apart: `phase`). Then every
+record under data/ and results/ of B is compared with A's (compare_trees): the same observation chunks,
+labels, reward models, codegen programs, trained weights (latest checkpoint, by tensor content),
+evaluation episodes and result tables, no record lost or duplicated, no torn file. Records are compared
+as multisets (a resumed run appends in another order). Fields that hold wall-clock times, throughput,
+host details or fit-folder fingerprints are left out (VOLATILE_KEYS), and the copies' own paths are
+written as "<root>".
 
 Resumed training is not bit-exact: sample-factory restarts its envs and RNG from a checkpoint, so a
 MaestroMotif skill seed whose training resumed (summary.json: resumed_from_env_steps > 0) trains other
-weights than A. Its weights, its evaluation episodes and the results tables are then compared for their
-records' identity only (same episodes, no duplicates, no loss); their value differences are listed as
-`expected_divergence`, not as mismatches. The baselines' `fit` outputs are not persistent (DVC deletes
-them before a rerun), so a killed fit retrains from scratch and must match exactly.
+weights than A. For its weights, its evaluation runs and the results tables, changed values are listed
+as `expected_divergence`; duplicated records and torn files there are still mismatches. The baselines'
+`fit` outputs are not persistent (DVC deletes them before a rerun), so a killed fit retrains from
+scratch and must match exactly.
 
-Writes <workdir>/chaos_report.json (kills attempted, landed per stage, reruns, files compared,
-mismatches) and exits 1 on any mismatch or a rerun that fails.
+--parallel runs B beside A (kill times of stages A has not timed yet: DEFAULT_DURATION_S); --recompare
+compares the copies of an earlier run again. Writes <workdir>/chaos_report.json (kills attempted, landed
+per stage, reruns, files compared, mismatches) and exits 1 on any mismatch or a rerun that fails.
 """
 from __future__ import annotations
 
