@@ -13,7 +13,6 @@ import argparse
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -47,9 +46,14 @@ def fit(method_name: str, seed: int, params: DictConfig, task: str | None = None
             log.info("%s exists; skipping (delete it to refit)", out)
             continue
         seed_everything(derive_seed(top.root_seed, "fit", method_name, seed, task or ""))
-        # fit() writes into a temporary folder that is renamed when it returns: no half artefact survives.
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        # fit() writes into a staging folder that is renamed when it returns: no half artefact survives.
+        # Its name is fixed, not random: trainers record their run folder (sample-factory's config.json), so
+        # a random name made two identical fits differ in content and digest; and a killed fit's leftover
+        # (outside DVC's output for the methods fitted once for all tasks) is found and removed here.
+        tmp = out.parent / f".{out.name}.partial"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
         try:
             method.fit(params, tmp, seed, task)
             write_json(tmp / "provenance.json", provenance.record(

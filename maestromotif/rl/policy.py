@@ -22,6 +22,7 @@ import torch
 
 from benchmark.env import ACTIONS
 from benchmark.method import Policy
+from benchmark.seeding import derive_seed
 from maestromotif.rl.obs import PolicyObservation, observation_space
 from maestromotif.rl.patches import allow_checkpoint_globals
 from maestromotif.rl.sf_env import register, wrap_skills
@@ -90,6 +91,9 @@ class SkillPolicy(Policy):
         self.keys = tuple(observation_space(cfg.mm_crop_mode).spaces)
         self.device = next(model.parameters()).device
         self._envs = 0
+        # One action sampler per env slot, reseeded by seed_episodes from the episode's seed: episode k draws
+        # the same actions whichever slot plays it, however many envs run, and after a resume.
+        self._samplers: list[torch.Generator | None] = []
 
     @classmethod
     def from_run(cls, run: str | Path, program, deterministic: bool = False, seed: int = 0,
@@ -109,7 +113,13 @@ class SkillPolicy(Policy):
         return PolicyObservation(env, self.cfg.mm_crop_mode, keep_raw=True)
 
     def initial_state(self, num_envs: int) -> torch.Tensor:
+        self._samplers = [None] * num_envs
         return torch.zeros(num_envs, self.cfg.rnn_size, device=self.device)
+
+    def seed_episodes(self, state: Any, env_ids: list[int], episode_seeds: list[int]) -> Any:
+        for i, seed in zip(env_ids, episode_seeds):
+            self._samplers[i] = torch.Generator().manual_seed(derive_seed(seed, "actions"))
+        return state
 
     @torch.inference_mode()
     def act(self, obs: dict[str, np.ndarray], state: Any, episode_start: np.ndarray):
@@ -120,6 +130,13 @@ class SkillPolicy(Policy):
         out = self.model(self.model.normalize_obs(inputs), state)
         if self.deterministic:
             actions = out["action_logits"].argmax(dim=-1)
-        else:
+        elif self._samplers and all(g is not None for g in self._samplers):
+            actions = self._sample(out["action_logits"])
+        else:  # a harness that never seeds episodes: sample-factory's own draw (process-wide RNG)
             actions = out["actions"]
         return actions.reshape(-1).cpu().numpy().astype(np.int64), out["new_rnn_states"]
+
+    def _sample(self, logits: torch.Tensor) -> torch.Tensor:
+        """One categorical draw per env from its own sampler (on the CPU: the same draws on every device)."""
+        probs = torch.softmax(logits.reshape(len(self._samplers), -1).float().cpu(), dim=-1)
+        return torch.stack([torch.multinomial(p, 1, generator=g)[0] for p, g in zip(probs, self._samplers)])
