@@ -42,7 +42,8 @@ def write(path: Path, markdown: str, title: str) -> Path:
     """Write the page of `markdown` to `path`; every image it links must exist (relative to `path`)."""
     page = render(markdown, title)
     missing = [src for src in IMG_SRC.findall(page)
-               if "://" not in src and not src.startswith("data:") and not (path.parent / unquote(src)).exists()]
+               if "://" not in src and not src.startswith("data:")
+               and not (path.parent / unquote(src)).exists()]
     if missing:
         raise FileNotFoundError(f"{path}: the report links image(s) that were not written: {missing}")
     write_text(path, page)
