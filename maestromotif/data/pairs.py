@@ -166,8 +166,8 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
         obs = obs[obs["source"].isin(list(cfg.sources))]
     samples = eligible_samples(obs, cfg.gap)
     log.info("pairs: %d records, %d samples with an observation %d steps earlier (%d with a depth/gold/XP "
-             "change), %s sampling", len(obs), len(samples), cfg.gap, int(changed_mask(samples).sum()) if len(samples)
-             else 0, cfg.sampling)
+             "change), %s sampling", len(obs), len(samples), cfg.gap,
+             int(changed_mask(samples).sum()) if len(samples) else 0, cfg.sampling)
     fingerprint = {"rows": obs_meta["rows"], "files": obs_meta["files"], "root_seed": obs_meta["root_seed"],
                    "sources": None if cfg.sources is None else list(cfg.sources)}
     sets = {s: int(cfg.sizes.get(s, 0)) for s in SKILLS}
