@@ -21,8 +21,8 @@ from tests.integration.test_train_support import ci_params, real_messages, train
 
 log = logging.getLogger(__name__)
 STEPS = 8192
-SIZES = ["rl.num_workers=2", "rl.num_envs_per_worker=8", "rl.batch_size=512", f"rl.train_for_env_steps={STEPS}",
-         "rl.save_every_sec=600"]  # the small profile's shape
+SIZES = ["rl.num_workers=2", "rl.num_envs_per_worker=8", "rl.batch_size=512",
+         f"rl.train_for_env_steps={STEPS}", "rl.save_every_sec=600"]  # the small profile's shape
 
 
 def raw_env_rate(steps: int = 3000) -> float:

@@ -53,7 +53,8 @@ class FakeEngine:
     def generate(self, conversations, sampling=None):
         self.calls.append((conversations, sampling))
         return [SimpleNamespace(text=self.answers.pop(0), prompt_tokens=100 + i, completion_tokens=7,
-                                finish_reason="stop", model_id=self.model_id) for i in range(len(conversations))]
+                                finish_reason="stop", model_id=self.model_id)
+                                for i in range(len(conversations))]
 
 
 def batch(observations):
@@ -97,7 +98,8 @@ def test_agent_loop_with_fake_engine(two_envs):
     assert len(engine.calls) == 2 and [ACTION_NAMES[a] for a in actions] == ["SEARCH", "SEARCH"]
     stats = policy.episode_stats(1)
     assert stats == {"llm_steps": 2, "prompt_tokens": 202, "completion_tokens": 14, "invalid_answers": 1,
-                     "truncated_answers": 0, "auto_more": 0, "noop_after_cap": 1, "env_steps": 3, "episode_seed": 4}
+                     "truncated_answers": 0, "auto_more": 0, "noop_after_cap": 1, "env_steps": 3,
+                     "episode_seed": 4}
 
     # A new episode in env 0 resets its memory and counters; the finished one is kept.
     obs = [e.step(int(a))[0] for e, a in zip(two_envs, actions)]

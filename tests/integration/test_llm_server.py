@@ -8,7 +8,8 @@ from maestromotif.llm.server import VLLMServer
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow, pytest.mark.timeout(900)]
 PREFILL = [
-    {"role": "user", "content": 'Which is better, 1 or 2? Answer ("best_description": 1) or ("best_description": 2).'},
+    {"role": "user",
+     "content": 'Which is better, 1 or 2? Answer ("best_description": 1) or ("best_description": 2).'},
     {"role": "assistant", "content": '("best_description": '},
 ]
 

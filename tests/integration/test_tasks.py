@@ -7,8 +7,10 @@ import pytest
 from nle import nethack
 
 from benchmark.tasks import TASKS, load_task_config
-from tests.fixtures.wizard import (act, base, depth, dungeon_number, identify_all, kill_adjacent_monster, map_level,
-                                   message, shop_interiors, teleport_onto, teleport_to, teleport_to_named, wish)
+from tests.fixtures.wizard import (act, base, depth, dungeon_number, identify_all, kill_adjacent_monster,
+                                   map_level,
+                                   message, shop_interiors, teleport_onto, teleport_to, teleport_to_named,
+                                   wish)
 
 pytestmark = pytest.mark.timeout(180)
 

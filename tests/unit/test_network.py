@@ -25,7 +25,8 @@ def batch(space, n=6, seed=0):
     out = {}
     for k, s in space.spaces.items():
         if s.dtype == np.uint8:
-            out[k] = torch.randint(0, int(min(s.high.max(), 255)) + 1, (n, *s.shape), generator=g).to(torch.uint8)
+            out[k] = torch.randint(0, int(min(s.high.max(), 255)) + 1, (n, *s.shape),
+                                   generator=g).to(torch.uint8)
         else:
             out[k] = torch.randn((n, *s.shape), generator=g)
     out["message"][: n // 2] = 0  # repeated (empty) messages, as in play

@@ -18,7 +18,8 @@ def child(code: str) -> list[str]:
 
 
 def paths(tmp_path):
-    return dict(log_path=tmp_path / "log", error_file=tmp_path / "errors.jsonl", progress_file=tmp_path / "p.jsonl")
+    return dict(log_path=tmp_path / "log", error_file=tmp_path / "errors.jsonl",
+                progress_file=tmp_path / "p.jsonl")
 
 
 @pytest.mark.timeout(60)

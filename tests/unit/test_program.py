@@ -6,9 +6,10 @@ import re
 import pytest
 
 from maestromotif.options import coder_prompts as P
-from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, Program, ProgramError, Settings, compose,
-                                          interface_check, layer, load_program, method_source, reference_layers,
-                                          reference_program, top_level_defs)
+from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, Program, ProgramError, Settings,
+                                          compose,
+                                          interface_check, layer, load_program, method_source,
+                                          reference_layers, reference_program, top_level_defs)
 from maestromotif.options.runtime import SKILLS
 from maestromotif.options.sandbox import InProcessRunner
 from tests.fixtures.data import step_inputs
@@ -70,7 +71,8 @@ def test_reference_termination_and_preconditions(runner):
 
 @pytest.mark.parametrize("name,max_depth,steps", [("training", (2, 4), 500), ("gnomish", (5, 5), 50),
                                                   ("delphi", (10, 10), 50), ("minetown", (5, 5), 50),
-                                                  ("goldenexit", (3, 3), 500), ("discoveryhunger", (10, 10), 500)])
+                                                  ("goldenexit", (3, 3), 500),
+                                                  ("discoveryhunger", (10, 10), 500)])
 def test_deployment_settings_are_the_papers(name, max_depth, steps):
     assert SETTINGS[name].max_depth == max_depth and SETTINGS[name].discoverer_skill_steps == steps
 
@@ -129,7 +131,8 @@ def test_coder_prompts_are_the_papers_and_format():
     select = P.INITIAL["training/select_skill"]
     assert select.startswith('You are to write code which defines the method "select_skill"')
     assert "for turn in range(30):" in select and "Before writing the code, write a few questions" in select
-    assert P.REWRITE.startswith("Go through your code, line by line, and reflect on where the issue arises from.")
+    assert P.REWRITE.startswith("Go through your code, line by line, and reflect on where the issue arises "
+                                "from.")
     for step, prompt in P.INITIAL.items():
         if step != "training/select_skill":
             text = prompt.format("PREVIOUS_CODE")
