@@ -81,17 +81,17 @@ def build_table(summary: pd.DataFrame, paper: pd.DataFrame, table: int, methods:
             fallback, parts = 0, ""
             if source == "ours":
                 r = t_ours[t_ours["method"] == key]
-                mean, se = (float(r["mean"].iloc[0]),
-                            float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
-                n, eps = (int(r["n_seeds"].iloc[0]),
-                          int(r["episodes_per_seed"].iloc[0])) if len(r) else (0, 0)
+                mean, se = ((float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r)
+                            else (math.nan, math.nan))
+                n, eps = ((int(r["n_seeds"].iloc[0]), int(r["episodes_per_seed"].iloc[0])) if len(r)
+                          else (0, 0))
                 if len(r) and "n_fallback_runs" in r:
                     fallback = int(r["n_fallback_runs"].iloc[0])
                     parts = "" if pd.isna(r["fallback_parts"].iloc[0]) else str(r["fallback_parts"].iloc[0])
             else:
                 r = paper_t[(paper_t["task"] == title) & (paper_t["method"] == key)]
-                mean, se = (float(r["mean"].iloc[0]),
-                            float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
+                mean, se = ((float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r)
+                            else (math.nan, math.nan))
                 n, eps = 9, None  # "All results are averaged across nine seeds"
             cell = format_value(mean, se, metric) + (f" {FALLBACK_MARK}" if fallback else "")
             rows.append({"table": table, "task": task, "title": title, "category": t_ours["category"].iloc[0],
@@ -229,7 +229,8 @@ def report(params: DictConfig) -> Path:
     else:
         figs += plots.skill_curves(curves, figures / "skill_reward_curves", top.profile,
                                    list(top.skill_seeds), fmt)
-        curve_note = f"Per-skill reward curves from {curves['seed'].nunique()} training run(s) at `{curves_glob}`."
+        curve_note = (f"Per-skill reward curves from {curves['seed'].nunique()} training run(s) at "
+                      f"`{curves_glob}`.")
 
     poi = agg.get("probability_of_improvement", {})
     poi_lines = [f"- P({k}) = {v['point']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for k, v in poi.items()]

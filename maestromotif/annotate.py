@@ -351,11 +351,12 @@ def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, p
     """What a finished chunk must have been made with to be reused (prompts, settings, model, pairs)."""
     from omegaconf import OmegaConf
 
-    llm = OmegaConf.to_container(llm_cfg,
-                                 resolve=True) if llm_cfg is not None and cfg.annotator == "llm" else None
+    llm = (OmegaConf.to_container(llm_cfg, resolve=True) if llm_cfg is not None and cfg.annotator == "llm"
+           else None)
     settings = {"variant": variant, "key": key, "prompt_hash": P.prompt_hash(variant, key, cfg.mode),
-                "annotate": OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict)
-                else cfg, "llm": llm, "pairs": pairs_meta}
+                "annotate": (OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict)
+                             else cfg),
+                "llm": llm, "pairs": pairs_meta}
     settings["annotate"].pop("chunk_size", None)  # chunk boundaries are checked through the pair ids
     return provenance.fingerprint(settings)
 
@@ -575,8 +576,8 @@ def label_metrics(labels: pd.DataFrame) -> dict:
         "asked": int(len(asked)),
         "parse_rate": float((asked["label"] != P.UNKNOWN).mean()) if len(asked) else 1.0,
         "retries": int(asked["retried"].sum()) if len(asked) else 0,
-        "tokens_per_asked_pair": float((asked["prompt_tokens"] + asked["completion_tokens"]).mean())
-        if len(asked) else 0.0,
+        "tokens_per_asked_pair": (float((asked["prompt_tokens"] + asked["completion_tokens"]).mean())
+                                  if len(asked) else 0.0),
         "completion_tokens_per_asked_pair": float(asked["completion_tokens"].mean()) if len(asked) else 0.0,
     }
     # Why the unknown labels are unknown; pairs refused by the engine or without room for their retry.
@@ -612,7 +613,8 @@ def labelled_pairs(labels: str | Path) -> pd.DataFrame:
         else:
             chunk_files = sorted((path / "chunks").glob("chunk_*.jsonl"))
             if not chunk_files:
-                raise FileNotFoundError(f"{path} holds no labels: run `python -m maestromotif.annotate` first")
+                raise FileNotFoundError(f"{path} holds no labels: run `python -m maestromotif.annotate` "
+                                        "first")
             df = pd.DataFrame([r for p in chunk_files for r in read_chunk(p)])
     elif path.suffix == ".parquet":
         df = _read_labels_parquet(path)

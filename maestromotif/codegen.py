@@ -100,7 +100,8 @@ class CodegenConfig:
                              f"{list(PROGRAM_NAMES)}")
         tasks = [p for p in self.programs if p != TRAINING]
         if tasks and TRAINING not in self.programs:
-            raise ValueError("codegen.programs must include 'training': task prompts show the training policy")
+            raise ValueError("codegen.programs must include 'training': task prompts show the training "
+                             "policy")
         seeds = list(self.code_seeds)
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
             raise ValueError("codegen.code_seeds must be a non-empty list of distinct seeds >= 0, got "

@@ -61,8 +61,8 @@ class MaestroMotif(Method):
         from maestromotif.options.program import PROGRAM_NAMES
         from maestromotif.rl.sf_env import resolve_program
 
-        if task in VARIANTS and task not in PROGRAM_NAMES and resolve_program(task, codegen_dir,
-                                                                              self.code_seed) == task:
+        if (task in VARIANTS and task not in PROGRAM_NAMES
+                and resolve_program(task, codegen_dir, self.code_seed) == task):
             return VARIANTS[task].base_task
         return task
 

@@ -283,8 +283,8 @@ def markdown(table: pd.DataFrame, title: str) -> str:
                   "|---|---|---|" + "---|" * len(shown)]
         for (skill, annotator), g in group.groupby(["skill", "annotator"], sort=False):
             cell = {r.metric: f"{r.mean:.2f} ± {r.se:.2f}" for r in g.itertuples()}
-            lines.append(f"| {skill} | {annotator} | {int(g.n.iloc[0])} | " + " | ".join(cell[m]
-                                                                                         for m in shown)
+            lines.append(f"| {skill} | {annotator} | {int(g.n.iloc[0])} | "
+                         + " | ".join(cell[m] for m in shown)
                          + " |")
         lines.append("")
     return "\n".join(lines)
@@ -305,8 +305,8 @@ def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = No
         raise ConfigError(f"skill_behaviour.episodes, max_steps and num_envs must be positive, got {cfg}")
     runs = runs if runs is not None else {s: run_dir(params, s) for s in top.skill_seeds}
     annotator = str(OmegaConf.select(params, "annotate.annotator", default="llm"))
-    env_cfg = EnvConfig(**OmegaConf.to_container(params["env"],
-                                                 resolve=True)) if "env" in params else EnvConfig()
+    env_cfg = (EnvConfig(**OmegaConf.to_container(params["env"], resolve=True)) if "env" in params
+               else EnvConfig())
     models = {seed: load_actor_critic(Path(run), device=cfg.device)[:2] for seed, run in runs.items()}
     crop_modes = {c.mm_crop_mode for _, c in models.values()}
     if len(crop_modes) != 1:
@@ -327,8 +327,8 @@ def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = No
                     records += [{"start": start, "skill": name, "annotator": annotator, "skill_seed": seed,
                                  "episode": k, **r} for k, r in enumerate(done)]
                     log.info("skill_behaviour %s seed %d %s: depth change %.2f, deaths %.2f", start, seed,
-                             name,
-                             np.mean([r["depth_change"] for r in done]), np.mean([r["death"] for r in done]))
+                             name, np.mean([r["depth_change"] for r in done]),
+                             np.mean([r["death"] for r in done]))
                 rng = np.random.default_rng(derive_seed(top.root_seed, "skill_behaviour", "random", start,
                                                         seed))
                 done = play_start(envs, games, None, None, rng)

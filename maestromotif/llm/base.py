@@ -138,9 +138,8 @@ def validate_conversations(conversations: list[Conversation]) -> None:
         if not isinstance(conv, (list, tuple)) or not conv:
             raise BadInputError(f"conversation {i} is empty or not a list of messages: {conv!r:.200}")
         for j, msg in enumerate(conv):
-            if not isinstance(msg,
-                              dict) or msg.get("role") not in ROLES or not isinstance(msg.get("content"),
-                                                                                      str):
+            if (not isinstance(msg, dict) or msg.get("role") not in ROLES
+                    or not isinstance(msg.get("content"), str)):
                 raise BadInputError(f"conversation {i}, message {j} must be {{'role': one of {ROLES}, "
                                     f"'content': str}}, got {msg!r:.200}")
 

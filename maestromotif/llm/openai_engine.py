@@ -58,7 +58,8 @@ def _import_openai():
     try:
         import openai
     except ImportError as e:
-        raise ModelNotFoundError(f"the openai engine needs the `openai` package: pip install openai ({e})") from e
+        raise ModelNotFoundError(f"the openai engine needs the `openai` package: pip install openai "
+                                 f"({e})") from e
     return openai
 
 
@@ -129,9 +130,8 @@ class OpenAIEngine(Engine):
             extra.update(add_generation_prompt=False, continue_final_message=True)
         if self.config.on_too_long == "truncate":
             extra["truncate_prompt_tokens"] = max(self.config.max_model_len - s.max_tokens, 1)
-        kwargs: dict[str,
-                     Any] = dict(model=self.model_id, messages=conv, temperature=s.temperature, top_p=s.top_p,
-                                      max_tokens=s.max_tokens, seed=s.seed, extra_body=extra)
+        kwargs: dict[str, Any] = dict(model=self.model_id, messages=conv, temperature=s.temperature,
+                                      top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed, extra_body=extra)
         if s.stop:
             kwargs["stop"] = s.stop
         if s.logprobs is not None:

@@ -55,8 +55,8 @@ class VLLMServer:
         self.dtype, self.max_model_len, self.seed = dtype, max_model_len, seed
         self.cpu_kvcache_gb, self.startup_timeout_s = cpu_kvcache_gb, startup_timeout_s
         self.preload_iomp, self.extra_args = preload_iomp, list(extra_args)
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="vllm-server-",
-                                                                              suffix=".log")[1])
+        self.log_path = (Path(log_path) if log_path
+                         else Path(tempfile.mkstemp(prefix="vllm-server-", suffix=".log")[1]))
         self.process: Optional[subprocess.Popen] = None
         self.model_id = ""
         self.startup_seconds = 0.0

@@ -321,7 +321,8 @@ def init_term_tests(methods: dict[str, str], runner, seed: int = 0) -> tuple[lis
                     got, good = f"an error: {e}", False
                 ok &= good
                 lines.append(f"skill_precondition with {what}: returned {got}, expected (worshipper_"
-                             f"precondition, merchant_precondition) = {expected}: {'ok' if good else 'WRONG'}")
+                             f"precondition, merchant_precondition) = {expected}: "
+                             f"{'ok' if good else 'WRONG'}")
             passed["skill_precondition"] = ok
         if "skill_termination" in methods:
             ok = True

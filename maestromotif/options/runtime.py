@@ -275,13 +275,12 @@ _SAFE_BUILTIN_NAMES = (
     "abs", "all", "any", "ascii", "bin", "bool", "bytes", "callable", "chr", "classmethod", "complex", "dict",
     "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id", "int", "isinstance",
     "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord", "pow",
-    "property",
-    "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum", "super",
-    "tuple", "type", "zip", "NotImplemented", "Ellipsis",
+    "property", "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum",
+    "super", "tuple", "type", "zip", "NotImplemented", "Ellipsis",
     "ArithmeticError", "AssertionError", "AttributeError", "Exception", "IndexError", "KeyError",
-    "LookupError",
-    "MemoryError", "NameError", "NotImplementedError", "OverflowError", "RecursionError", "RuntimeError",
-    "StopIteration", "TypeError", "UnboundLocalError", "ValueError", "ZeroDivisionError", "SystemExit",
+    "LookupError", "MemoryError", "NameError", "NotImplementedError", "OverflowError", "RecursionError",
+    "RuntimeError", "StopIteration", "TypeError", "UnboundLocalError", "ValueError", "ZeroDivisionError",
+    "SystemExit",
 )
 
 
@@ -408,7 +407,8 @@ def instantiate_player(namespace: dict, max_depth: int = -1, branch_depth: int =
 
 def check_skill(skill, where: str) -> str:
     if not isinstance(skill, str) or skill.strip().lower() not in SKILLS:
-        raise ValueError(f"{where} returned {skill!r:.80}, which is not one of the skills {', '.join(SKILLS)}")
+        raise ValueError(f"{where} returned {skill!r:.80}, which is not one of the skills "
+                         f"{', '.join(SKILLS)}")
     return skill.strip().lower()
 
 

@@ -126,8 +126,8 @@ class OptionsWrapper(gym.Wrapper):
     # -- episode start
     def reset(self, *, seed: int | None = None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)
-        player_seed = derive_seed(seed,
-                                  "program") if seed is not None else derive_seed(self.seed, self._episode)
+        player_seed = (derive_seed(seed, "program") if seed is not None
+                       else derive_seed(self.seed, self._episode))
         self._episode += 1
         self._new_player(player_seed)
         bl = obs["blstats"]
