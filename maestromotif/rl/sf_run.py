@@ -132,8 +132,8 @@ def make_observer(cfg, curves: SkillCurves, progress_path: Path):
             fps = (steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
             append_jsonl(progress_path,
                          [{"time": now, "env_steps": steps, "iterations_since_resume": iteration,
-                                          "fps": fps, "steps_since_resume": steps - self.start_steps,
-                                          "seconds_since_first_iteration": elapsed}])
+                           "fps": fps, "steps_since_resume": steps - self.start_steps,
+                           "seconds_since_first_iteration": elapsed}])
 
         def on_stop(self, runner) -> None:
             curves.maybe_write(self._env_steps(runner), force=True)

@@ -92,7 +92,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(ci_data, tmp_pa
     clean_dir = tmp_path / "clean"
     assert _run_stage(params_path, clean_dir).wait(timeout=240) == 0  # uninterrupted reference
 
-    resumed, clean = pd.read_parquet(killed_dir / "labels.parquet"), pd.read_parquet(clean_dir / "labels.parquet")
+    resumed = pd.read_parquet(killed_dir / "labels.parquet")
+    clean = pd.read_parquet(clean_dir / "labels.parquet")
     assert len(resumed) == n_pairs and not resumed.pair_id.duplicated().any()
     assert sorted(resumed.pair_id) == list(range(n_pairs))
     pd.testing.assert_frame_equal(resumed, clean)
@@ -117,9 +118,8 @@ def test_direct_mode_with_the_embedded_llm_is_deterministic_per_chunk(ci_data, t
         assert {"1": FIRST, "2": SECOND, "none": TIE}[max(lp, key=lp.get)] == row.label
         assert json.loads(row.top_logprobs)
     metrics = json.loads((out / "metrics.json").read_text())
-    print("direct-mode metrics (ci, descender):", {k: metrics[k] for k in ("histogram", "parse_rate",
-                                                                             "tokens_per_asked_pair",
-                                                                             "this_run")})
+    print("direct-mode metrics (ci, descender):",
+          {k: metrics[k] for k in ("histogram", "parse_rate", "tokens_per_asked_pair", "this_run")})
     # resume: losing a chunk and rerunning reproduces it exactly (seed per chunk, greedy read-out)
     (out / "chunks" / "chunk_00001.jsonl").unlink()
     (out / "labels.parquet").unlink()
@@ -148,7 +148,8 @@ def test_symmetrised_direct_mode_asks_both_orders_and_labels_by_the_margin(ci_da
         assert direct_label(ab)[0] == row.label_first_order  # what the one-order mode would have said
         assert row.answer_swapped is not None and json.loads(row.label_logprobs_swapped) is not None
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["symmetrised"] and metrics["tau"] == 0.01 and metrics["completion_tokens_per_asked_pair"] == 2
+    assert metrics["symmetrised"] and metrics["tau"] == 0.01
+    assert metrics["completion_tokens_per_asked_pair"] == 2
     assert sum(metrics["histogram_first_order"].values()) == len(raw)
     assert metrics["oracle_agreement"]["n"] == metrics["oracle_agreement_first_order"]["n"]
     print("symmetrised metrics (ci, descender):", {k: metrics[k] for k in (
@@ -226,9 +227,8 @@ def test_one_command_writes_the_skills_and_the_motif_tasks_label_sets(ci_data, t
     params_path = tmp_path / "params.yaml"
     params = ci_params(tmp_path / "data", params_path)
     run = subprocess.run([sys.executable, "-m", "maestromotif.annotate", "--skill", "descender",
-                          "--motif-tasks",
-                          "gnomish", "delphi", "--params", str(params_path)], cwd=REPO_ROOT, timeout=540,
-                         capture_output=True, text=True)
+                          "--motif-tasks", "gnomish", "delphi", "--params", str(params_path)],
+                         cwd=REPO_ROOT, timeout=540, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("starting the annotator LLM (shared by 3 label sets)") == 1
     expected = {label_dir(params.data_dir, "maestromotif", "descender"): ci_data.params.pairs.sizes.descender,

@@ -73,7 +73,8 @@ def test_eat_prompt_is_cancelled_by_any_other_action(wizard_env):
 
 def test_quaff_macro_drinks_the_first_listed_potion(wizard_env):
     env = wizard_env()
-    potions_before = int((base(env).last_observation[base(env)._inv_oclasses_index] == nethack.POTION_CLASS).sum())
+    oclasses = base(env).last_observation[base(env)._inv_oclasses_index]
+    potions_before = int((oclasses == nethack.POTION_CLASS).sum())
     act(env, "QUAFF")
     assert "What do you want to drink?" in message(env)
     _, _, _, _, info = act(env, "NW")
@@ -180,8 +181,7 @@ def test_unknown_nethack_option_fails_at_reset_with_nethacks_words():
     env.close()
 
 
-# ----- the official NetHack options file
-# ---------------------------------------------------------------------
+# ----- the official NetHack options file ---------------------------------------------------------
 def test_nethack_reads_exactly_the_conf_options_file_and_accepts_it():
     env = make(seed=0)
     env.reset()  # a config error would stop NetHack before the game (EnvError, see the test above)

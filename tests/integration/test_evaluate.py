@@ -8,9 +8,9 @@ from benchmark.fit import fit
 
 
 def ci_params(tmp_path, *overrides):
-    return config.compose("ci",
-                          ["methods=[random]", f"data_dir={tmp_path}/data", f"results_dir={tmp_path}/results",
-                                 "evaluate.episodes=3", "evaluate.max_episode_steps=150", *overrides])
+    return config.compose("ci", ["methods=[random]", f"data_dir={tmp_path}/data",
+                                 f"results_dir={tmp_path}/results", "evaluate.episodes=3",
+                                 "evaluate.max_episode_steps=150", *overrides])
 
 
 def run(params, task="gnomish", seed=0):

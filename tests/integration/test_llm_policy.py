@@ -54,7 +54,7 @@ class FakeEngine:
         self.calls.append((conversations, sampling))
         return [SimpleNamespace(text=self.answers.pop(0), prompt_tokens=100 + i, completion_tokens=7,
                                 finish_reason="stop", model_id=self.model_id)
-                                for i in range(len(conversations))]
+                for i in range(len(conversations))]
 
 
 def batch(observations):
@@ -81,15 +81,17 @@ def test_agent_loop_with_fake_engine(two_envs):
     assert [ACTION_NAMES[a] for a in actions] == ["E", "SEARCH"]  # invalid answer -> the no-op
     assert len(engine.calls) == 1 and len(engine.calls[0][0]) == 2  # one generate() call for the batch
     system, user = engine.calls[0][0][0]
-    assert system["role"] == "system" and GOAL in system["content"] and "FAR_SW: run southwest" in system["content"]
-    assert "Current observation (step 1):" in user["content"] and "- fountain, 3 steps east" in user["content"]
+    assert system["role"] == "system" and GOAL in system["content"]
+    assert "FAR_SW: run southwest" in system["content"]
+    assert "Current observation (step 1):" in user["content"]
+    assert "- fountain, 3 steps east" in user["content"]
     assert engine.calls[0][1].max_tokens == 16
 
     obs = [e.step(int(a))[0] for e, a in zip(two_envs, actions)]
     actions, state = policy.act(batch(obs), state, np.array([False, False]))
     second = engine.calls[1][0]
     assert "you chose E" in second[0][1]["content"]
-    assert "Your previous answer was invalid (\"nonsense\"): SEARCH was done instead" in second[1][1]["content"]
+    assert 'Your previous answer was invalid ("nonsense"): SEARCH was done instead' in second[1][1]["content"]
     assert [ACTION_NAMES[a] for a in actions] == ["W", "S"]
 
     # The cap is reached: the fixed no-op, without an LLM call.

@@ -25,7 +25,8 @@ def test_server_answers_with_counts_prefill_and_logprobs(server_engine, embedded
     question = [{"role": "user", "content": "Name one NetHack monster."}]
     plain, prefilled = server_engine.generate([question, PREFILL], Sampling(max_tokens=4, logprobs=3))
     for c in (plain, prefilled):
-        assert c.model_id == embedded_server.model_id and c.prompt_tokens > 5 and 1 <= c.completion_tokens <= 4
+        assert c.model_id == embedded_server.model_id
+        assert c.prompt_tokens > 5 and 1 <= c.completion_tokens <= 4
         assert c.top_logprobs and len(c.top_logprobs) == c.completion_tokens
     assert {"1", "2"} & set(prefilled.top_logprobs[0]), prefilled.top_logprobs[0]
 

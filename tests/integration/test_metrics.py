@@ -34,9 +34,8 @@ def run(tmp_path_factory):
                                                for s in steps])
     write_json(tmp / "data" / "reward" / "merchant" / "metrics.json",
                {"heldout_accuracy": 0.75, "train_accuracy": 0.9, "history": [{"train_seconds": 1.5}] * 2})
-    metrics(config.compose("ci",
-                           ["methods=[random,maestromotif]", f"tasks=[{','.join(TASKS)}]", "seeds=[0,1]",
-                                  f"data_dir={tmp}/data", f"results_dir={tmp}/results"]))
+    metrics(config.compose("ci", ["methods=[random,maestromotif]", f"tasks=[{','.join(TASKS)}]",
+                                  "seeds=[0,1]", f"data_dir={tmp}/data", f"results_dir={tmp}/results"]))
     return tmp / "results"
 
 

@@ -68,8 +68,8 @@ def ci_params(tmp_path, *overrides: str):
 
 def untrained_skill_run(params, seed: int = 0):
     """A train_skills run dir as deployment reads it (sample-factory config.json + one checkpoint), holding
-    the
-    real skill network at its random initialisation: evaluation tests need the network, not its training."""
+    the real skill network at its random initialisation: evaluation tests need the network, not its
+    training."""
     import json
 
     import gymnasium as gym

@@ -161,7 +161,8 @@ def test_code_that_never_passes_falls_back_visibly(tmp_path):
     log = (out / "buc" / "seed0" / "log.jsonl").read_text()
     assert "no ```python block" in log and "Go through your code, line by line" in log
     program = load_program(out / "gnomish" / "seed0")
-    assert program.trusted and "(reference-fallback)" in program.source.splitlines()[0] or program.origin == "reference-fallback"
+    assert (program.trusted and "(reference-fallback)" in program.source.splitlines()[0]
+            or program.origin == "reference-fallback")
     assert overall["per_program"]["gnomish/seed0"]["source"] == "reference-fallback"
 
 

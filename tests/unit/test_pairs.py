@@ -63,8 +63,8 @@ def test_uniform_sampling_is_unchanged_by_the_sampling_option():
     idx = rng.choice(len(s), size=40, replace=False)
     pd.testing.assert_frame_equal(draw_pairs(s, 20, seed=7, name="ascender"),
                                   draw_pairs(s, 20, seed=7, name="ascender", sampling="uniform"))
-    assert (draw_pairs(s, 20, seed=7,
-                       name="ascender").step_1.to_numpy() == s.step.to_numpy()[idx[0::2]]).all()
+    assert (draw_pairs(s, 20, seed=7, name="ascender").step_1.to_numpy()
+            == s.step.to_numpy()[idx[0::2]]).all()
 
 
 def test_changed_sampling_over_represents_depth_and_gold_changes_in_equal_shares():
@@ -76,10 +76,10 @@ def test_changed_sampling_over_represents_depth_and_gold_changes_in_equal_shares
     gold = ~depth & (s.gold != s.gold_prev).to_numpy()
     assert depth.mean() < 0.06 and gold.mean() < 0.1        # rare events under uniform sampling
     p = draw_pairs(s, 200, seed=3, name="descender", sampling="changed", changed_fraction=0.5)
-    sides = pd.concat([p[["dlvl_1", "dlvl_prev_1", "gold_1", "gold_prev_1"]].set_axis(["d", "dp", "g", "gp"],
-                                                                                      axis=1),
-                       p[["dlvl_2", "dlvl_prev_2", "gold_2", "gold_prev_2"]].set_axis(["d", "dp", "g", "gp"],
-                                                                                      axis=1)])
+    sides = pd.concat([p[["dlvl_1", "dlvl_prev_1", "gold_1", "gold_prev_1"]]
+                       .set_axis(["d", "dp", "g", "gp"], axis=1),
+                       p[["dlvl_2", "dlvl_prev_2", "gold_2", "gold_prev_2"]]
+                       .set_axis(["d", "dp", "g", "gp"], axis=1)])
     n_depth = int((sides.d != sides.dp).sum())
     n_gold = int(((sides.d == sides.dp) & (sides.g != sides.gp)).sum())
     # half of the 400 samples, split over the two stats

@@ -66,7 +66,8 @@ def test_score_maximisation_bars_have_no_paper_bars(tmp_path, captured):
                              "stderr": 0.01} for m, v in (("FakeMethod", 0.3), ("Score PPO", 0.1))])
     check(plots.task_bars(summary, paper, tmp_path / "score", "ci", SEEDS, (), title="Versus score (Fig. 5)"),
           "score", captured)
-    assert captured[-1]["title"].startswith("Versus score (Fig. 5)") and "hatched" not in captured[-1]["title"]
+    assert captured[-1]["title"].startswith("Versus score (Fig. 5)")
+    assert "hatched" not in captured[-1]["title"]
     assert captured[-1]["ylabels"] == ["success rate (%)"]
 
 

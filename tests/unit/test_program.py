@@ -7,8 +7,7 @@ import pytest
 
 from maestromotif.options import coder_prompts as P
 from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, Program, ProgramError, Settings,
-                                          compose,
-                                          interface_check, layer, load_program, method_source,
+                                          compose, interface_check, layer, load_program, method_source,
                                           reference_layers, reference_program, top_level_defs)
 from maestromotif.options.runtime import SKILLS
 from maestromotif.options.sandbox import InProcessRunner
@@ -91,7 +90,8 @@ def test_settings_and_prompts_agree_with_the_task_suite(task):
 
 
 def test_layering_keeps_earlier_methods_and_drops_unit_tests(runner):
-    base = "class NetHackPlayer:\n    def a(self):\n        return 'discoverer'\n    def b(self):\n        return 'x'\n"
+    base = ("class NetHackPlayer:\n    def a(self):\n        return 'discoverer'\n"
+            "    def b(self):\n        return 'x'\n")
     answer = ("import random\n\nclass NetHackPlayer:\n    def b(self):\n        return 'descender'\n\n"
               "# Starting conditions\nplayer = NetHackPlayer()\nfor turn in range(3):\n    print(turn)\n")
     assert "for turn" not in top_level_defs(answer) and "import random" in top_level_defs(answer)
@@ -137,7 +137,8 @@ def test_coder_prompts_are_the_papers_and_format():
         if step != "training/select_skill":
             text = prompt.format("PREVIOUS_CODE")
             assert "PREVIOUS_CODE" in text and "{{" not in text
-        assert "Yes or no." in P.CODE_CHECK[step].format("TRACE") and "TRACE" in P.CODE_CHECK[step].format("TRACE")
+        check = P.CODE_CHECK[step].format("TRACE")
+        assert "Yes or no." in check and "TRACE" in check
     assert "Note that it only takes one turn to explore each level." in P.CODE_CHECK["training/select_skill"]
 
 

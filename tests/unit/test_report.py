@@ -101,9 +101,8 @@ def test_cells_whose_runs_ran_a_fallback_program_are_marked(paper):
     md = report.table_markdown(long, 1, "FAKE note")
     assert "† Ran our reference code in place of LLM-written code" in md
     assert "MaestroMotif (ours, ci), Gnomish Mines: 1 of 9 runs (program)" in md
-    clean = report.table_markdown(report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(),
-                                                     "ci"),
-                                  1, "FAKE note")
+    table = report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci")
+    clean = report.table_markdown(table, 1, "FAKE note")
     assert "†" not in clean
 
 
@@ -115,7 +114,8 @@ def test_progression_table_gives_each_methods_mean_and_standard_error_in_percent
     assert row["progression_stderr"] == pytest.approx(scores["progression"].std(ddof=1) / 3)
     md = report.progression_markdown(summary, ["maestromotif"], ReportConfig())
     assert md.splitlines()[:2] == ["| Task | MaestroMotif |", "|---|---|"]
-    assert md.splitlines()[2] == f"| Gnomish Mines | {report.format_value(row.progression_mean, row.progression_stderr, 'success')} |"
+    cell = report.format_value(row.progression_mean, row.progression_stderr, 'success')
+    assert md.splitlines()[2] == f"| Gnomish Mines | {cell} |"
 
 
 def test_runs_recorded_before_max_xlvl_give_a_note_not_a_number():

@@ -94,4 +94,5 @@ def test_task_goal_text_drops_coder_sentences():
     assert task_goal_text("gnomish") == "You are now faced with the task of finding the Gnomish Mines."
     for task in ("buc", "levelupsell", "goldenexit", "discoveryhunger"):
         text = task_goal_text(task)
-        assert text and "perform_task" not in text and "precondition" not in text and "skill" not in text.lower()
+        assert text and "perform_task" not in text and "precondition" not in text
+        assert "skill" not in text.lower()
