@@ -51,7 +51,8 @@ REWARDS = ("score", "task", "intrinsic")
 
 @dataclass
 class TrainerConfig:
-    """How a baseline trains (conf/method/<name>.yaml `trainer:`; profile sizes in params `<name>.trainer`)."""
+    """How a baseline trains (conf/method/<name>.yaml `trainer:`; profile sizes in params
+    `<name>.trainer`)."""
 
     train_for_env_steps: int = 2_000_000_000  # Motif's budget; profiles shrink it
     reward_scale: float = 0.1  # score delta x 0.1 (the paper's SF config, --reward_scale 0.1)
@@ -168,7 +169,8 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[
 
 # --- training -------------------------------------------------------------------------------------------
 def trainer_config(method: str, settings: Any, params: Any = None) -> TrainerConfig:
-    """Constructor `trainer` settings, overridden by the params' optional `<method>.trainer` (profile sizes)."""
+    """Constructor `trainer` settings, overridden by the params' optional `<method>.trainer` (profile
+    sizes)."""
     merged = OmegaConf.merge(OmegaConf.structured(TrainerConfig), settings or {})
     block = params.get(method) if params is not None else None
     if block is not None and "trainer" in block:
@@ -221,7 +223,8 @@ def load_policy(artefact: Path, deterministic: bool = False, seed: int = 0, devi
         raise FileNotFoundError(f"no trained policy at {run}: run `python -m benchmark.fit` for this method")
     model, cfg, ckpt = load_actor_critic(run, device=device,
                                          retrain=f"delete {artefact} and fit it again (`python -m "
-                                                 "benchmark.fit` with its method, seed and task, or `dvc repro`)")
+                                                 "benchmark.fit` with its method, seed and task, or `dvc "
+                                                 "repro`)")
     log.info("baseline policy from %s on %s", ckpt, device)
     return BaselinePolicy(model, cfg, program="none", deterministic=deterministic, seed=seed)
 
@@ -246,8 +249,8 @@ class TrainedBaseline(Method):
         if self.per_task and task is None:
             raise ConfigError(f"{self.name} is fitted per task: pass --task (or let benchmark.fit loop)")
         out_dir = Path(out_dir)
-        train_appo(params, out_dir, seed, self.name, self.trainer(params), self.env_kwargs(params, out_dir, seed, task),
-                   task if self.per_task else None)
+        train_appo(params, out_dir, seed, self.name, self.trainer(params),
+                   self.env_kwargs(params, out_dir, seed, task), task if self.per_task else None)
         return out_dir
 
     def policy(self, artefact: Path, task: str, params: Any) -> Policy:

@@ -48,7 +48,8 @@ def dataset_messages(params: Any, observations_dir: Optional[str] = None) -> lis
     return list(dict.fromkeys(str(m) for m in frame["message"]))
 
 
-def intrinsic_reward(artefact: str | Path, threshold_quantile: float, encoder=None, **intrinsic_overrides: Any):
+def intrinsic_reward(artefact: str | Path, threshold_quantile: float, encoder=None,
+                     **intrinsic_overrides: Any):
     """IntrinsicReward over the one similarity model (skill 0), thresholded at `threshold_quantile`."""
     from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
 
@@ -64,8 +65,8 @@ class EmbeddingSimilarity(Method):
     per_task = True
 
     def __init__(self, threshold_quantile: float = 0.85, trainer: Optional[Callable[..., Path]] = None,
-                 policy_loader: Optional[Callable[..., Policy]] = None, observations_dir: Optional[str] = None,
-                 encoder=None):
+                 policy_loader: Optional[Callable[..., Policy]] = None,
+                 observations_dir: Optional[str] = None, encoder=None):
         from maestromotif.reward.model import QUANTILE_LEVELS
 
         if not any(abs(threshold_quantile - q) < 1e-9 for q in QUANTILE_LEVELS) and threshold_quantile != 0.0:
@@ -93,8 +94,8 @@ class EmbeddingSimilarity(Method):
         start = time.perf_counter()
         raw = model.similarity(unique)
         seconds = max(time.perf_counter() - start, 1e-9)
-        log.info("embedding similarity (%s): scored %d unique messages in %.1f s (%.0f msg/s)", task, len(unique),
-                 seconds, len(unique) / seconds)
+        log.info("embedding similarity (%s): scored %d unique messages in %.1f s (%.0f msg/s)", task,
+                 len(unique), seconds, len(unique) / seconds)
         mean, var, quantiles = normalisation(raw)
         threshold = quantiles.get(self.threshold_quantile, -math.inf)
         write_json(out_dir / REWARD_FILE, {
@@ -108,12 +109,13 @@ class EmbeddingSimilarity(Method):
             "threshold_quantile": self.threshold_quantile,
             "threshold": threshold,
             "unique_messages": len(unique),
-            "top_messages": [m for _, m in sorted(zip(-raw, unique))[:10]],  # what the reward favours, to inspect
+            # what the reward favours, to inspect
+            "top_messages": [m for _, m in sorted(zip(-raw, unique))[:10]],
             "provenance": record(stage="fit", profile=str(params.profile), root_seed=int(params.root_seed),
                                  method=self.name, task=task, seed=int(seed), llm_models=[ENCODER_ID]),
         })
-        log.info("embedding similarity (%s): mean %.4f, std %.4f, threshold %.3f at quantile %.2f", task, mean,
-                 math.sqrt(var), threshold, self.threshold_quantile)
+        log.info("embedding similarity (%s): mean %.4f, std %.4f, threshold %.3f at quantile %.2f", task,
+                 mean, math.sqrt(var), threshold, self.threshold_quantile)
         return out_dir
 
     def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
@@ -122,8 +124,9 @@ class EmbeddingSimilarity(Method):
         out_dir = Path(out_dir)
         self.fit_reward(params, out_dir, seed, task)
         if self.trainer is None:
-            log.warning("embedding_similarity: no `trainer` configured (conf/method/embedding_similarity.yaml), "
-                        "so only the reward was fitted; no policy was trained")
+            log.warning("embedding_similarity: no `trainer` configured "
+                        "(conf/method/embedding_similarity.yaml), so only the reward was fitted; no policy "
+                        "was trained")
             return out_dir
         reward = intrinsic_reward(out_dir, self.threshold_quantile, encoder=self.encoder)
         self.trainer(params=params, out_dir=out_dir / POLICY_DIR, seed=seed, task=task, reward=reward)

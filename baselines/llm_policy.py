@@ -99,7 +99,8 @@ Example answer:
 Thought: The staircase down is 3 steps east, so I walk east.
 Action: E"""
 
-DIRECT_LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ12")  # one single-token label per action, in ACTION_NAMES order
+# one single-token label per action, in ACTION_NAMES order
+DIRECT_LABELS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ12")
 assert len(DIRECT_LABELS) == len(ACTION_NAMES)
 DIRECT_PREFILL = "Action:"
 
@@ -168,7 +169,8 @@ class LLMPolicyConfig:
     """Settings of the LLM policy (conf/method/llm_policy.yaml; profile sizes in params `llm_policy`)."""
 
     llm: str = "annotator_llm"  # params section with the LLM config (conf/llm/*.yaml)
-    max_steps_per_episode: Optional[int] = None  # LLM decisions per episode; then the fixed no-op. None: no cap
+    # LLM decisions per episode; then the fixed no-op. None: no cap
+    max_steps_per_episode: Optional[int] = None
     max_tokens: int = 256  # per answer (thought + action)
     temperature: float = 0.1
     top_p: float = 0.95
@@ -179,12 +181,14 @@ class LLMPolicyConfig:
     max_things: int = 12  # things in view listed in the observation text
     include_inventory: bool = True
     seed: int = 0  # sampling seed (the fit seed overrides it)
-    answer_mode: str = "react"  # "react" (Thought + Action text) | "direct" (next-token log-probs over labels)
+    # "react" (Thought + Action text) | "direct" (next-token log-probs over labels)
+    answer_mode: str = "react"
     logprobs: int = 20  # direct: top-N next-token log-probs read (vLLM's default cap is 20)
 
     def validate(self) -> "LLMPolicyConfig":
         if self.answer_mode not in ANSWER_MODES:
-            raise ConfigError(f"llm_policy.answer_mode={self.answer_mode!r}: choose one of {', '.join(ANSWER_MODES)}")
+            raise ConfigError(f"llm_policy.answer_mode={self.answer_mode!r}: choose one of "
+                              f"{', '.join(ANSWER_MODES)}")
         if self.logprobs < 1:
             raise ConfigError("llm_policy.logprobs must be >= 1")
         if self.noop_action not in ACTION_INDEX:
@@ -220,7 +224,8 @@ class LLMAgentPolicy(Policy):
         self.engine = engine
         self.cfg = (cfg or LLMPolicyConfig()).validate()
         self.task = task
-        self.text_cfg = TextObsConfig(max_things=self.cfg.max_things, include_inventory=self.cfg.include_inventory)
+        self.text_cfg = TextObsConfig(max_things=self.cfg.max_things,
+                                      include_inventory=self.cfg.include_inventory)
         self.noop = ACTION_INDEX[self.cfg.noop_action]
         if self.cfg.answer_mode == "direct":
             self.system_prompt = DIRECT_SYSTEM_PROMPT.format(task=task, actions="\n".join(
@@ -291,18 +296,21 @@ class LLMAgentPolicy(Policy):
         parts.append("")
         if self.cfg.answer_mode == "direct":
             parts.append("Choose your next action: answer with its letter.")
-            return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": "\n".join(parts)},
-                    {"role": "assistant", "content": DIRECT_PREFILL}]  # prefilled: the next token is the label
+            return [{"role": "system", "content": self.system_prompt},
+                    {"role": "user", "content": "\n".join(parts)},
+                    # prefilled: the next token is the label
+                    {"role": "assistant", "content": DIRECT_PREFILL}]
         parts.append("Choose your next action. Answer with a 'Thought:' line, then an 'Action:' line.")
-        return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": "\n".join(parts)}]
+        return [{"role": "system", "content": self.system_prompt},
+                {"role": "user", "content": "\n".join(parts)}]
 
     def _sampling(self):
         from maestromotif.llm import Sampling
 
         c = self.cfg
         if c.answer_mode == "direct":  # one token, read through its log-probs (the sampled token is unused)
-            return Sampling(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, max_tokens=1, seed=c.seed,
-                            logprobs=c.logprobs)
+            return Sampling(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, max_tokens=1,
+                            seed=c.seed, logprobs=c.logprobs)
         return Sampling(temperature=c.temperature, top_k=c.top_k, top_p=c.top_p, max_tokens=c.max_tokens,
                         seed=c.seed)
 
@@ -324,8 +332,8 @@ class LLMAgentPolicy(Policy):
             quoted = " ".join(completion.text.split())[:80]
             fix = ("Answer with one letter from the list." if self.cfg.answer_mode == "direct" else
                    "End your answer with a line 'Action: <NAME>' using a name from the list.")
-            memory.feedback = (f"Your previous answer was invalid (\"{quoted}\"): {self.cfg.noop_action} was done "
-                               f"instead. {fix}")
+            memory.feedback = (f"Your previous answer was invalid (\"{quoted}\"): {self.cfg.noop_action} was "
+                               f"done instead. {fix}")
             self._remember(memory, obs, i, f"{self.cfg.noop_action} (invalid answer)")
             return self.noop
         memory.feedback = ""
@@ -377,7 +385,8 @@ class LLMPolicy(Method):
             "config": asdict(cfg),
             "llm_config": llm,
             "prompt_sha256": hashlib.sha256(
-                (DIRECT_SYSTEM_PROMPT if cfg.answer_mode == "direct" else SYSTEM_PROMPT).encode()).hexdigest()[:16],
+                (DIRECT_SYSTEM_PROMPT if cfg.answer_mode == "direct"
+                 else SYSTEM_PROMPT).encode()).hexdigest()[:16],
             "provenance": record(stage="fit", profile=str(params.profile), root_seed=int(params.root_seed),
                                  method=self.name, seed=int(seed), llm_models=[str(llm.get("model"))]),
         })

@@ -76,7 +76,8 @@ class Motif(TrainedBaseline):
                     "model_config": dataclasses.asdict(cfg.model), "lr": cfg.lr, "batch_size": cfg.batch_size,
                     "epochs": cfg.epochs}
         # the reward model is per task, not per RL seed (as MaestroMotif's per skill)
-        ckpt, metrics = train_reward_model(pairs, name, cfg, derive_seed(top.root_seed, "reward", "motif", task),
+        ckpt, metrics = train_reward_model(pairs, name, cfg,
+                                           derive_seed(top.root_seed, "reward", "motif", task),
                                            metadata=metadata)
         path = Path(out_dir) / REWARD_DIR / "model.pt"
         save_checkpoint(path, ckpt)

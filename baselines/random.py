@@ -37,14 +37,17 @@ class RandomPolicy(Policy):
         # Fallback generators for harnesses that never call seed_episodes.
         return [np.random.default_rng([self.seed, i]) for i in range(num_envs)]
 
-    def seed_episodes(self, state: list[np.random.Generator], env_ids, episode_seeds) -> list[np.random.Generator]:
-        """Called by benchmark.evaluate when env `env_ids[j]` starts the episode of seed `episode_seeds[j]`."""
+    def seed_episodes(self, state: list[np.random.Generator], env_ids,
+                      episode_seeds) -> list[np.random.Generator]:
+        """Called by benchmark.evaluate when env `env_ids[j]` starts the episode of seed
+        `episode_seeds[j]`."""
         for i, s in zip(env_ids, episode_seeds):
             state[int(i)] = np.random.default_rng([derive_seed(self.seed, "random-policy"), int(s)])
         return state
 
     def act(self, obs: dict[str, np.ndarray], state: list[np.random.Generator], episode_start: np.ndarray):
-        actions = np.fromiter((int(g.integers(self.num_actions)) for g in state), dtype=np.int64, count=len(state))
+        actions = np.fromiter((int(g.integers(self.num_actions)) for g in state), dtype=np.int64,
+                              count=len(state))
         return actions, state
 
 
@@ -59,7 +62,8 @@ class RandomMethod(Method):
 
     def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
         out_dir = Path(out_dir)
-        write_json(out_dir / "method.json", {"method": self.name, "num_actions": self.num_actions, "seed": seed})
+        write_json(out_dir / "method.json",
+                   {"method": self.name, "num_actions": self.num_actions, "seed": seed})
         return out_dir
 
     def policy(self, artefact: Path | None, task: str, params: Any) -> RandomPolicy:

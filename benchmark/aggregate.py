@@ -9,8 +9,8 @@ results/scores_per_seed.csv  one row per (method, task, run): the run's score = 
                              columns seed, code_seed (code-seeded methods), run, and fallback: the parts of
                              the policy that ran a reference stand-in for LLM-written code (e.g. "program"),
                              and progression: the run's mean BALROG progression (benchmark.progression)
-results/summary.csv          one row per (method, task): mean ± standard error over runs (the paper's numbers),
-                             and progression_mean / progression_stderr over the same runs
+results/summary.csv          one row per (method, task): mean ± standard error over runs (the paper's
+                             numbers), and progression_mean / progression_stderr over the same runs
 results/aggregate.json       IQM and mean with stratified-bootstrap 95% CIs per category, P(X > Y) per pair
 results/provenance.json      this stage's provenance plus every evaluation's
 
@@ -99,7 +99,8 @@ def load_paper_results(path: str | Path) -> pd.DataFrame:
 
 
 def fallback_parts(record: dict) -> str:
-    """The parts of a record's policy_provenance that ran a reference stand-in (e.g. "program"), joined by ","."""
+    """The parts of a record's policy_provenance that ran a reference stand-in (e.g. "program"), joined by
+    ","."""
     parts = record.get("policy_provenance") or {}
     return ",".join(sorted(k for k, v in parts.items() if isinstance(v, dict) and v.get("fallback")))
 
@@ -120,17 +121,19 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
         records = finished_records(out, prov["run_key"])
         if prov["profile"] != top.profile:
             raise ConfigError(f"{out} was evaluated under profile {prov['profile']!r}, but the params say "
-                              f"{top.profile!r}; tables never mix profiles: rerun `dvc repro` (or the evaluate stage)")
+                              f"{top.profile!r}; tables never mix profiles: rerun `dvc repro` (or the "
+                              "evaluate stage)")
         if len(records) < ev.episodes:
             code = "" if run.code_seed is None else f" --code-seed {run.code_seed}"
-            raise ConfigError(f"{out}/{EPISODES_FILE} has {len(records)} of {ev.episodes} episodes; finish it "
-                              f"with `python -m benchmark.evaluate --method {method} --task {task} --seed {seed}"
-                              f"{code}`")
+            raise ConfigError(f"{out}/{EPISODES_FILE} has {len(records)} of {ev.episodes} episodes; finish "
+                              f"it with `python -m benchmark.evaluate --method {method} --task {task} --seed "
+                              f"{seed}{code}`")
         records = records[: ev.episodes]
         run_progression = progression.mean_progression(records)
         if np.isnan(run_progression):
-            log.warning("%s/%s: records without max_xlvl (written before evaluate recorded it): no progression "
-                        "for this run; delete the file and rerun the evaluate stage to get one", out, EPISODES_FILE)
+            log.warning("%s/%s: records without max_xlvl (written before evaluate recorded it): no "
+                        "progression for this run; delete the file and rerun the evaluate stage to get one",
+                        out, EPISODES_FILE)
         successes = [r["success"] for r in records if r["success"] is not None]
         rows.append({
             "method": method, "task": task, "seed": seed, "code_seed": run.code_seed, "run": run.name,
@@ -148,8 +151,8 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
         provs.append(prov)
     if missing:
         raise ConfigError(f"{len(missing)} evaluation(s) missing, e.g. {missing[:3]}; run `dvc repro` "
-                          "(or benchmark.evaluate for each) first. DVC evaluates the methods of `fit_methods` "
-                          "per seed (stage evaluate) and MaestroMotif per skill x code seed "
+                          "(or benchmark.evaluate for each) first. DVC evaluates the methods of "
+                          "`fit_methods` per seed (stage evaluate) and MaestroMotif per skill x code seed "
                           "(evaluate_maestromotif): a method in `methods` must be in one of them")
     scores = pd.DataFrame(rows)
     if len(scores):
@@ -193,7 +196,8 @@ def normalised(scores: pd.DataFrame, cfg: ReportConfig, paper: pd.DataFrame) -> 
     return out
 
 
-def score_matrix(scores: pd.DataFrame, method: str, tasks: Sequence[str], column: str = "normalised") -> np.ndarray:
+def score_matrix(scores: pd.DataFrame, method: str, tasks: Sequence[str],
+                 column: str = "normalised") -> np.ndarray:
     """(runs, tasks) matrix of one method, runs in the order of the scores (seed, then code seed)."""
     mine = scores[scores["method"] == method]
     key = "run" if "run" in mine else "seed"
@@ -202,15 +206,18 @@ def score_matrix(scores: pd.DataFrame, method: str, tasks: Sequence[str], column
 
 
 def interval_summary(scores: pd.DataFrame, methods: Sequence[str], cfg: ReportConfig) -> dict:
-    """IQM and mean with bootstrap CIs, per category and over all tasks, and pairwise P(X > Y) over all tasks."""
+    """IQM and mean with bootstrap CIs, per category and over all tasks, and pairwise P(X > Y) over all
+    tasks."""
     groups = {c: list(scores.loc[scores["category"] == c, "task"].unique()) for c in CATEGORIES}
     groups = {"all": list(scores["task"].unique()), **{c: t for c, t in groups.items() if t}}
     out: dict = {"iqm": {}, "mean": {}, "probability_of_improvement": {}}
     for name, tasks in groups.items():
         mats = {m: score_matrix(scores, m, tasks) for m in methods}
         for agg in ("iqm", "mean"):
-            est = stats.interval_estimates(mats, agg, reps=cfg.bootstrap_reps, seed=cfg.bootstrap_seed, ci=cfg.ci)
-            out[agg][name] = {m: {"point": p, "low": lo, "high": hi, "tasks": tasks} for m, (p, lo, hi) in est.items()}
+            est = stats.interval_estimates(mats, agg, reps=cfg.bootstrap_reps, seed=cfg.bootstrap_seed,
+                                           ci=cfg.ci)
+            out[agg][name] = {m: {"point": p, "low": lo, "high": hi, "tasks": tasks}
+                              for m, (p, lo, hi) in est.items()}
     all_tasks = groups["all"]
     for x, y in itertools.permutations(methods, 2):
         p, lo, hi = stats.probability_of_improvement_ci(
@@ -250,7 +257,8 @@ def aggregate(params: DictConfig) -> Path:
     write_json(results / "provenance.json", {
         "aggregate": provenance.record(stage="aggregate", profile=top.profile, root_seed=top.root_seed,
                                        methods=list(top.methods), tasks=list(top.tasks),
-                                       seeds=list(top.seeds), skill_seeds=list(top.skill_seeds), code_seeds=list(top.code_seeds),
+                                       seeds=list(top.seeds), skill_seeds=list(top.skill_seeds),
+                                       code_seeds=list(top.code_seeds),
                                        episodes_per_seed=int(scores["episodes"].min())),
         "evaluations": sorted(provs, key=lambda p: (p["method"], p["task"], p["seed"],
                                                      -1 if p.get("code_seed") is None else p["code_seed"])),

@@ -61,7 +61,8 @@ class CalibrateConfig:
     # of them beats it with z >= 3. A per-task one without a fit() artefact for a variant is trained here,
     # under <data_dir>/<fit_dir> (not the pipeline's data/fit), for `train_for_env_steps` env steps.
     trained: list[str] = field(default_factory=list)
-    train_missing: bool = True      # false: a trained method without an artefact for a variant is left out there
+    # false: a trained method without an artefact for a variant is left out there
+    train_missing: bool = True
     train_for_env_steps: int = 200_000
     fit_dir: str = "calibrate/fit"
     reference: str = "scripted"     # the competent agent of the table's comparison column
@@ -509,7 +510,8 @@ def _markdown(table: pd.DataFrame, comparison: pd.DataFrame, cfg: CalibrateConfi
         f"*trained_useful* when a trained method ({', '.join(cfg.trained) or 'none listed'}) does. A trained "
         f"method plays its training seed {cfg.seed}; per-task ones are trained on each variant for "
         f"{cfg.train_for_env_steps:,} env steps"
-        + ("." if cfg.train_missing else ", and left out of a variant where no such run existed (`--no-train`)."),
+        + ("." if cfg.train_missing
+           else ", and left out of a variant where no such run existed (`--no-train`)."),
         "",
         comparison.astype(object).where(comparison.notna(), "not run").to_markdown(index=False),
         "",
@@ -531,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="+", help="override calibrate.tasks (small variant names)")
     parser.add_argument("--trained", nargs="+", help="override calibrate.trained (methods that learn)")
     parser.add_argument("--no-train", action="store_true",
-                        help="train nothing: a trained method without an artefact for a variant is left out there")
+                        help="train nothing: a trained method without an artefact for a variant is left out "
+                             "there")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     setup_logging()

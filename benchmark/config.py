@@ -188,9 +188,9 @@ def root(cfg: DictConfig) -> RootConfig:
                           f"{codegen.code_seeds!r}; regenerate params.yaml from conf/")
     if list(codegen.code_seeds) != list(merged.code_seeds):
         raise ConfigError(f"params `code_seeds` {list(merged.code_seeds)} differs from `codegen.code_seeds` "
-                          f"{list(codegen.code_seeds)}: codegen.code_seeds is the one source (conf/config.yaml "
-                          "sets code_seeds: ${codegen.code_seeds}); set codegen.code_seeds and regenerate "
-                          "params.yaml")
+                          f"{list(codegen.code_seeds)}: codegen.code_seeds is the one source "
+                          "(conf/config.yaml sets code_seeds: ${codegen.code_seeds}); set codegen.code_seeds "
+                          "and regenerate params.yaml")
     return merged  # type: ignore[return-value]
 
 

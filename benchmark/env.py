@@ -215,7 +215,8 @@ class PaperNetHack(NLE):
         classes = last[self._inv_oclasses_index]
         letters = last[self._inv_letters_index]
         # The official code records every non-food letter; DROP later also skips coins.
-        self.starting_letters = frozenset(int(l) for l, c in zip(letters, classes) if l and c != nethack.FOOD_CLASS)
+        self.starting_letters = frozenset(int(l) for l, c in zip(letters, classes) if l
+                                          and c != nethack.FOOD_CLASS)
         books = [bytes(s) for s, c in zip(last[self._inv_strs_index], classes) if c == nethack.SPBOOK_CLASS]
         self.healing_spell = any(b"healing" in b for b in books)
         self._enhance_pending = False
@@ -294,7 +295,8 @@ class PaperNetHack(NLE):
         classes = observation[self._inv_oclasses_index]
         return [
             int(l) for l, c in zip(letters, classes)
-            if l and c != nethack.FOOD_CLASS and c != nethack.COIN_CLASS and int(l) not in self.starting_letters
+            if l and c != nethack.FOOD_CLASS and c != nethack.COIN_CLASS
+            and int(l) not in self.starting_letters
         ]
 
     def _perform_known_steps(self, observation, done, exceptions=True):
@@ -432,8 +434,8 @@ def make(task: str | None = None, seed: int | None = None, wizard: bool = False,
     """
     base = cfg or EnvConfig()
     fields = {k: overrides.pop(k) for k in list(overrides) if k in EnvConfig.__dataclass_fields__}
-    known_nle = {"save_ttyrec_every", "savedir", "allow_all_yn_questions", "allow_all_modes", "spawn_monsters",
-                 "render_mode", "actions"}
+    known_nle = {"save_ttyrec_every", "savedir", "allow_all_yn_questions", "allow_all_modes",
+                 "spawn_monsters", "render_mode", "actions"}
     unknown = set(overrides) - known_nle
     if unknown:
         raise EnvError(
@@ -454,7 +456,8 @@ def make(task: str | None = None, seed: int | None = None, wizard: bool = False,
 
         tracker = TASKS[task](load_task_config(task)) if task in TASKS else load_task_config(task)
     env: gym.Env = PaperNetHack(cfg, wizard=wizard, **overrides)
-    if hasattr(tracker, "install_level"):  # small task variants play their own first levels (benchmark.variants)
+    # small task variants play their own first levels (benchmark.variants)
+    if hasattr(tracker, "install_level"):
         tracker.install_level(env)
     env = SeededReset(env, seed)
     return env if tracker is None else TaskWrapper(env, tracker)

@@ -58,7 +58,8 @@ class EvaluateConfig:
     num_envs: int = 16              # envs stepped together; the policy acts on the whole batch at once
     max_episode_steps: int = 10000  # the paper's cap; profiles shrink it
     out_dir: str = "evaluate"       # under data_dir
-    fit_dir: str = "fit"            # under data_dir: where methods' fit() artefacts live (see method_artefact)
+    # under data_dir: where methods' fit() artefacts live (see method_artefact)
+    fit_dir: str = "fit"
     device: str = "auto"            # trained networks: auto (cuda if there is a GPU, else cpu) | cpu | cuda:N
 
 
@@ -69,8 +70,10 @@ class MethodSpec:
     label: str = ""                 # display name (default: the file name)
     paper_label: str | None = None  # its row in benchmark/paper_results.csv, if the paper reports it
     group: str = "reference"        # zero-shot | task-specific | score | reference
-    artefact: str | None = "{data_dir}/{fit_dir}/{method}/seed{seed}"  # fit() output; per-task methods add /<task>
-    llm_models: list[str] = field(default_factory=list)  # params sections (e.g. coder_llm) whose `model` it uses
+    # fit() output; per-task methods add /<task>
+    artefact: str | None = "{data_dir}/{fit_dir}/{method}/seed{seed}"
+    # params sections (e.g. coder_llm) whose `model` it uses
+    llm_models: list[str] = field(default_factory=list)
     fit_seeds: str = "seeds"        # the params list its fit() runs for: seeds, or skill_seeds (MaestroMotif)
     # True: each fit seed is deployed once per params `code_seeds` entry (the constructor gets `code_seed`)
     code_seeds: bool = False
@@ -104,7 +107,8 @@ METHOD_DIRS_ENV = "MM_METHOD_DIRS"  # extra folders of <name>.yaml method files 
 
 
 def method_dirs() -> list[Path]:
-    """Where method files are looked up: $MM_METHOD_DIRS first (methods kept outside the repo), then conf/method."""
+    """Where method files are looked up: $MM_METHOD_DIRS first (methods kept outside the repo), then
+    conf/method."""
     extra = [Path(d) for d in os.environ.get(METHOD_DIRS_ENV, "").split(os.pathsep) if d]
     return [*extra, CONF_DIR / "method"]
 
@@ -214,7 +218,8 @@ def check_run(spec: MethodSpec, name: str, top, code_seed: int | None) -> None:
                           "(codegen.code_seeds): codegen wrote no programs for it")
 
 
-def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_env: Callable[..., gym.Env] = make,
+def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
+             make_env: Callable[..., gym.Env] = make,
              progress: bool = True, code_seed: int | None = None) -> Path:
     """Evaluate `method_name` on `task` for fit seed `seed` (and `code_seed`, for a code-seeded method) under
     `params`; return the output folder."""
@@ -278,14 +283,16 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig, make_en
     log.info("evaluate %s on %s, %s (%s profile): %d episodes in %s", method_name, task,
              Run(seed, code_seed).name, top.profile, cfg.episodes, out)
 
-    # Policies with global RNG (torch sampling) repeat too; seeded by where this run starts, so a resume is seeded.
+    # Policies with global RNG (torch sampling) repeat too; seeded by where this run starts, so a resume is
+    # seeded.
     run_id = (seed,) if code_seed is None else (seed, "code", code_seed)
     extra = {"policy_provenance": ran} if ran else {}
     played = play_and_record(
         policy, lambda: make_env(task=task, cfg=env_cfg), cfg.episodes, cfg.num_envs, seeds,
         records_file=out / EPISODES_FILE, run_key=run_key, fields=meta,
         after={**extra, "profile": top.profile, "run_key": run_key}, progress=progress,
-        process_seed=lambda first: derive_seed(top.root_seed, "evaluate-policy", method_name, task, *run_id, first))
+        process_seed=lambda first: derive_seed(top.root_seed, "evaluate-policy", method_name, task, *run_id,
+                                               first))
     steps, elapsed, records = played.steps, played.seconds, played.records
     if played.played:
         log.info("played %d episodes, %d env steps in %.1f s: %.0f steps/s, %.2f s/episode",
@@ -308,8 +315,8 @@ def evaluate_method(method_name: str, params: DictConfig, tasks: Sequence[str] |
     runs = [r for r in method_runs(spec, top)
             if (seeds is None or r.seed in seeds) and (code_seeds is None or r.code_seed in code_seeds)]
     if not runs:
-        raise ConfigError(f"no run of {method_name} matches seeds {seeds} and code seeds {code_seeds}: its runs "
-                          f"under the params are {[r.name for r in method_runs(spec, top)]}")
+        raise ConfigError(f"no run of {method_name} matches seeds {seeds} and code seeds {code_seeds}: its "
+                          f"runs under the params are {[r.name for r in method_runs(spec, top)]}")
     outs = []
     for task in list(tasks) if tasks is not None else list(top.tasks):
         for run in runs:
@@ -327,7 +334,8 @@ def summarise(records: list[dict], meta: dict, steps: int = 0, seconds: float = 
         "value_mean": float(values.mean()) if len(values) else None,
         "success_rate": float(np.mean(successes)) if successes else None,
         "mean_steps": float(np.mean([r["steps"] for r in records])) if records else None,
-        "end_reasons": {k: sum(r["end_reason"] == k for r in records) for k in sorted({r["end_reason"] for r in records})},
+        "end_reasons": {k: sum(r["end_reason"] == k for r in records)
+                        for k in sorted({r["end_reason"] for r in records})},
         "this_run": {"env_steps": steps, "seconds": round(seconds, 3),
                      "steps_per_s": round(steps / seconds, 1) if seconds > 0 else None},
     }

@@ -16,7 +16,8 @@ from benchmark.io import write_text
 
 # Plain CSS, no external fonts or scripts: the page must open offline without a single failed request.
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; }
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.45; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #bbb; padding: 0.25rem 0.5rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -42,7 +43,8 @@ def write(path: Path, markdown: str, title: str) -> Path:
     """Write the page of `markdown` to `path`; every image it links must exist (relative to `path`)."""
     page = render(markdown, title)
     missing = [src for src in IMG_SRC.findall(page)
-               if "://" not in src and not src.startswith("data:") and not (path.parent / unquote(src)).exists()]
+               if "://" not in src and not src.startswith("data:")
+               and not (path.parent / unquote(src)).exists()]
     if missing:
         raise FileNotFoundError(f"{path}: the report links image(s) that were not written: {missing}")
     write_text(path, page)

@@ -41,7 +41,8 @@ class Policy(ABC):
         return {}
 
     @abstractmethod
-    def act(self, obs: dict[str, np.ndarray], state: Any, episode_start: np.ndarray) -> tuple[np.ndarray, Any]:
+    def act(self, obs: dict[str, np.ndarray], state: Any,
+            episode_start: np.ndarray) -> tuple[np.ndarray, Any]:
         """Actions (int array, one per env) for a batch of observations stacked along axis 0.
 
         episode_start[i] is True on the first observation of a new episode in env i: reset its state.

@@ -6,8 +6,8 @@ Nothing here is computed anew: it gathers what the stages already wrote, in flat
 and diffs well.
   results/<profile>/metrics/<method>.json   one per method of `methods`:
       tasks.<task>.{mean, stderr, n}   the aggregate stage's summary.csv (mean ± standard error over n runs)
-      evaluate.wall_s                  seconds the evaluations took (their summary.json; the last invocation of
-                                       each, so a resumed evaluation counts its last part only)
+      evaluate.wall_s                  seconds the evaluations took (their summary.json; the last invocation
+                                       of each, so a resumed evaluation counts its last part only)
       fit.{frames_per_s, env_steps, wall_s}   the method's training runs (progress.jsonl and summary.json of
                                        every run under data/fit/<method>/): frames/s averaged over runs
   results/<profile>/metrics/reward_models.json   <skill>.{heldout_accuracy, train_accuracy} of each skill's
@@ -54,7 +54,8 @@ def task_metrics(summary: pd.DataFrame, method: str) -> dict:
 
 
 def training_runs(fit_root: Path) -> list[dict]:
-    """Every training run under `fit_root` (a folder with progress.jsonl): env steps, frames/s, wall seconds."""
+    """Every training run under `fit_root` (a folder with progress.jsonl): env steps, frames/s, wall
+    seconds."""
     runs = []
     for progress in sorted(fit_root.rglob("progress.jsonl")):
         records = read_jsonl(progress)
@@ -82,7 +83,8 @@ def fit_metrics(fit_root: Path) -> dict:
         return {}
     fps = [r["frames_per_s"] for r in runs if r["frames_per_s"] is not None]
     return {"runs": len(runs), "frames_per_s": _number(np.mean(fps)) if fps else None,
-            "env_steps": int(sum(r["env_steps"] or 0 for r in runs)), "wall_s": round(sum(r["wall_s"] for r in runs), 1)}
+            "env_steps": int(sum(r["env_steps"] or 0 for r in runs)),
+            "wall_s": round(sum(r["wall_s"] for r in runs), 1)}
 
 
 def evaluate_wall_s(evaluate_root: Path) -> float | None:
@@ -133,14 +135,15 @@ def metrics(params: DictConfig) -> Path:
                           "(`dvc repro aggregate`, or `python -m benchmark.aggregate`)")
     summary = pd.read_csv(summary_path)
     if set(summary["profile"]) != {top.profile}:
-        raise ConfigError(f"{summary_path} holds profile(s) {sorted(set(summary['profile']))}, the params say "
-                          f"{top.profile!r}: rerun the aggregate stage")
+        raise ConfigError(f"{summary_path} holds profile(s) {sorted(set(summary['profile']))}, the params "
+                          f"say {top.profile!r}: rerun the aggregate stage")
     for method in top.methods:
         entry = {"label": method_spec(method).label, "tasks": task_metrics(summary, method),
                  "evaluate": {"wall_s": evaluate_wall_s(data / ev.out_dir / method)},
                  "fit": fit_metrics(data / ev.fit_dir / method)}
         write_json(results / METRICS_DIR / f"{method}.json", entry)
-    # the reward section belongs to the method (maestromotif.reward.train); only its output folder is read here
+    # the reward section belongs to the method (maestromotif.reward.train); only its output folder is read
+    # here
     reward_dir = str((params.get("reward") or {}).get("out_dir", "{data_dir}/reward"))
     write_json(results / METRICS_DIR / "reward_models.json",
                reward_metrics(Path(reward_dir.format(data_dir=top.data_dir)), list(top.skills)))

@@ -52,7 +52,8 @@ def category_bars(scores: pd.DataFrame, stem: Path, profile: str, seeds: Sequenc
     """Fig. 1 style: per-category normalised score per method, bars = mean over seeds, whiskers = s.e.
 
     scores: one row per (method_label, task, seed) with columns category and normalised."""
-    run = "run" if "run" in scores else "seed"  # a run: a seed, or MaestroMotif's (skill seed, code seed) pair
+    # a run: a seed, or MaestroMotif's (skill seed, code seed) pair
+    run = "run" if "run" in scores else "seed"
     per_seed = scores.groupby(["method_label", "category", run], as_index=False)["normalised"].mean()
     order = [c for c in CATEGORY_ORDER if c in set(per_seed["category"])]
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(order), 3.6))
@@ -76,9 +77,11 @@ def task_bars(summary: pd.DataFrame, paper: pd.DataFrame, stem: Path, profile: s
     (task, category, method, mean, stderr) with success rates as fractions."""
     ours = summary[["method_label", "title", "category", "mean", "stderr"]]
     ref = paper[paper["method"].isin(paper_methods)].rename(columns={"task": "title"})
-    ref = ref.assign(method_label=ref["method"] + PAPER_SUFFIX)[["method_label", "title", "category", "mean", "stderr"]]
+    ref = ref.assign(method_label=ref["method"] + PAPER_SUFFIX)[["method_label", "title", "category", "mean",
+                                                                 "stderr"]]
     data = pd.concat([ours, ref[ref["title"].isin(set(ours["title"]))]], ignore_index=True)
-    panels = [(c, lbl) for c, lbl in (("navigation", "success rate (%)"), ("interaction", "items per episode"))
+    panels = [(c, lbl)
+              for c, lbl in (("navigation", "success rate (%)"), ("interaction", "items per episode"))
               if c in set(data["category"])]
     if not panels:
         raise ValueError("task_bars needs navigation or interaction tasks")
@@ -94,7 +97,8 @@ def task_bars(summary: pd.DataFrame, paper: pd.DataFrame, stem: Path, profile: s
             dl = d[d["method_label"] == label].set_index("title").reindex(titles)
             x = np.arange(len(titles)) + (j - (len(labels) - 1) / 2) * width
             ax.bar(x, dl["mean"] * scale, width, yerr=dl["stderr"].fillna(0) * scale, capsize=2, label=label,
-                   color=palette[label], hatch="//" if label.endswith(PAPER_SUFFIX) else None, edgecolor="white")
+                   color=palette[label], hatch="//" if label.endswith(PAPER_SUFFIX) else None,
+                   edgecolor="white")
         ax.set_xticks(np.arange(len(titles)), titles, rotation=15)
         ax.set_xlabel("task")
         ax.set_ylabel(ylabel)
@@ -121,7 +125,8 @@ def curves_on_grid(curves: pd.DataFrame, value: str, points: int = 50) -> pd.Dat
         if high < low:  # seeds whose logged ranges do not overlap: nothing is comparable
             continue
         grid = np.linspace(low, high, points) if high > low else np.array([low])
-        ys = np.stack([np.interp(grid, g["env_steps"].to_numpy(float), g[value].to_numpy(float)) for g in per_seed])
+        ys = np.stack([np.interp(grid, g["env_steps"].to_numpy(float), g[value].to_numpy(float))
+                       for g in per_seed])
         se = ys.std(axis=0, ddof=1) / np.sqrt(len(ys)) if len(ys) > 1 else np.zeros(len(grid))
         rows += [{"skill": skill, "env_steps": x, "mean": m, "se": e, "n": len(ys)}
                  for x, m, e in zip(grid, ys.mean(axis=0), se)]
@@ -164,7 +169,8 @@ def interval_plot(intervals: dict, stem: Path, profile: str, seeds: Sequence[int
                   formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
     """rliable-style interval estimates: one panel per task group, a point and its bootstrap CI per method.
 
-    intervals: {group: {method_label: {"point", "low", "high"}}} (aggregate.json's "iqm" block, relabelled)."""
+    intervals: {group: {method_label: {"point", "low", "high"}}} (aggregate.json's "iqm" block,
+    relabelled)."""
     groups = [g for g in ("all", *CATEGORY_ORDER) if g in intervals]
     methods = list(dict.fromkeys(m for g in groups for m in intervals[g]))
     colors = dict(zip(methods, sns.color_palette("deep", len(methods))))
@@ -184,6 +190,7 @@ def interval_plot(intervals: dict, stem: Path, profile: str, seeds: Sequence[int
     axes[0][0].set_yticks(range(len(methods)), methods)
     axes[0][0].set_ylabel("method")
     axes[0][0].set_ylim(-0.7, len(methods) - 0.3)
-    fig.suptitle(f"{aggregate} with 95% stratified-bootstrap CIs\n{provenance_line(profile, seeds)}", fontsize=9)
+    fig.suptitle(f"{aggregate} with 95% stratified-bootstrap CIs\n{provenance_line(profile, seeds)}",
+                 fontsize=9)
     fig.tight_layout()
     return save(fig, stem, formats)

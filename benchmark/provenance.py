@@ -77,18 +77,22 @@ def frame_digest(frame) -> str:
     """digest() of a pandas DataFrame: its rows' pandas hashes (index excluded) and its column names."""
     import pandas as pd
 
-    return digest(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes(), ",".join(frame.columns))
+    return digest(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes(),
+                  ",".join(frame.columns))
 
 
 def tree_digest(path: str | Path | None, ignore: tuple[str, ...] = ("provenance.json",)) -> str | None:
-    """Content hash of a file or directory (names + bytes), so a retrained artefact is noticed; None if absent.
-    Files named in `ignore` (provenance, which holds timestamps) do not count: the same artefact, the same hash."""
+    """Content hash of a file or directory (names + bytes), so a retrained artefact is noticed; None if
+    absent.
+    Files named in `ignore` (provenance, which holds timestamps) do not count: the same artefact, the same
+    hash."""
     if path is None:
         return None
     path = Path(path)
     if not path.exists():
         return None
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.name not in ignore)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()
+                                                 and p.name not in ignore)
     digest = hashlib.sha256()
     for f in files:
         digest.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")

@@ -80,7 +80,8 @@ def play_block(inp: Inputs, method_name: str, task: str, block: int, progress: b
     if trained:
         env_cfg.max_episode_steps, num_envs = inp.cfg.trained_max_episode_steps, inp.cfg.trained_num_envs
     records = play_and_record(policy, lambda: make(task=task, cfg=env_cfg), episodes, num_envs,
-                              seeds.__getitem__, process_seed=lambda _: inp.seed("policy", method_name, task, block),
+                              seeds.__getitem__,
+                              process_seed=lambda _: inp.seed("policy", method_name, task, block),
                               progress=progress).records
     return {"seeds": seeds, "values": [float(r["value"]) for r in records],
             "steps": [int(r["steps"]) for r in records], "train_seed": train_seed,

@@ -81,14 +81,17 @@ def build_table(summary: pd.DataFrame, paper: pd.DataFrame, table: int, methods:
             fallback, parts = 0, ""
             if source == "ours":
                 r = t_ours[t_ours["method"] == key]
-                mean, se = (float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
-                n, eps = (int(r["n_seeds"].iloc[0]), int(r["episodes_per_seed"].iloc[0])) if len(r) else (0, 0)
+                mean, se = ((float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r)
+                            else (math.nan, math.nan))
+                n, eps = ((int(r["n_seeds"].iloc[0]), int(r["episodes_per_seed"].iloc[0])) if len(r)
+                          else (0, 0))
                 if len(r) and "n_fallback_runs" in r:
                     fallback = int(r["n_fallback_runs"].iloc[0])
                     parts = "" if pd.isna(r["fallback_parts"].iloc[0]) else str(r["fallback_parts"].iloc[0])
             else:
                 r = paper_t[(paper_t["task"] == title) & (paper_t["method"] == key)]
-                mean, se = (float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r) else (math.nan, math.nan)
+                mean, se = ((float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r)
+                            else (math.nan, math.nan))
                 n, eps = 9, None  # "All results are averaged across nine seeds"
             cell = format_value(mean, se, metric) + (f" {FALLBACK_MARK}" if fallback else "")
             rows.append({"table": table, "task": task, "title": title, "category": t_ours["category"].iloc[0],
@@ -140,7 +143,8 @@ def runs_note(methods: Sequence[str], top) -> str:
     """How the code-seeded methods' runs are made (MaestroMotif: skill seeds x code seeds), for the notes."""
     specs = [method_spec(m) for m in methods]
     return "".join(f"; {spec.label}: {spec.fit_seeds.replace('_', ' ')} {list(top[spec.fit_seeds])} x "
-                   f"code seeds {list(top.code_seeds)} (n={len(top[spec.fit_seeds]) * len(top.code_seeds)} runs)"
+                   f"code seeds {list(top.code_seeds)} (n={len(top[spec.fit_seeds]) * len(top.code_seeds)} "
+                   "runs)"
                    for spec in specs if spec.code_seeds)
 
 
@@ -165,9 +169,11 @@ def report(params: DictConfig) -> Path:
     top = root(params)
     cfg = report_config(params)
     results = Path(params.results_dir)
-    needed = [results / n for n in ("summary.csv", "scores_per_seed.csv", "aggregate.json", "provenance.json")]
+    needed = [results / n
+              for n in ("summary.csv", "scores_per_seed.csv", "aggregate.json", "provenance.json")]
     if not all(p.exists() for p in needed):
-        raise ConfigError(f"missing {[str(p) for p in needed if not p.exists()]}: run `python -m benchmark.aggregate` first")
+        raise ConfigError(f"missing {[str(p) for p in needed if not p.exists()]}: run `python -m "
+                          "benchmark.aggregate` first")
     summary, scores = pd.read_csv(needed[0]), pd.read_csv(needed[1])
     agg, prov = read_json(needed[2]), read_json(needed[3])
     profiles = set(summary["profile"]) | set(scores["profile"]) | {agg["profile"]}
@@ -190,7 +196,8 @@ def report(params: DictConfig) -> Path:
         if long.empty:  # still written (empty), so the stage's outputs exist whatever the task list
             md = f"**Table {table}. {TABLES[table][1]}.** No task of this table was evaluated in this run.\n"
             write_text(results / f"table{table}.md", md)
-            write_text(results / f"table{table}.csv", "table,task,title,category,metric,column,source,profile,"
+            write_text(results / f"table{table}.csv",
+                       "table,task,title,category,metric,column,source,profile,"
                        "mean,stderr,n_seeds,episodes_per_seed,n_fallback_runs,fallback_parts,cell\n")
             continue
         md = table_markdown(long, table, note)
@@ -220,9 +227,10 @@ def report(params: DictConfig) -> Path:
                       "the Fig. 8b/c plot is skipped.")
         log.warning(curve_note)
     else:
-        figs += plots.skill_curves(curves, figures / "skill_reward_curves", top.profile, list(top.skill_seeds),
-                                   fmt)
-        curve_note = f"Per-skill reward curves from {curves['seed'].nunique()} training run(s) at `{curves_glob}`."
+        figs += plots.skill_curves(curves, figures / "skill_reward_curves", top.profile,
+                                   list(top.skill_seeds), fmt)
+        curve_note = (f"Per-skill reward curves from {curves['seed'].nunique()} training run(s) at "
+                      f"`{curves_glob}`.")
 
     poi = agg.get("probability_of_improvement", {})
     poi_lines = [f"- P({k}) = {v['point']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for k, v in poi.items()]
@@ -249,18 +257,19 @@ def report(params: DictConfig) -> Path:
         *[f"![{p.stem}](figures/{p.name})" for p in pngs], "",
         curve_note, "",
         "## Provenance", "",
-        "Per-seed scores: `scores_per_seed.csv`; per-evaluation provenance (method, task, seed, profile, LLM model "
-        "ids, NLE version, git describe, episode count, episode seeds): `provenance.json`.", "",
+        "Per-seed scores: `scores_per_seed.csv`; per-evaluation provenance (method, task, seed, profile, LLM "
+        "model ids, NLE version, git describe, episode count, episode seeds): `provenance.json`.", "",
         f"- methods: {', '.join(f'{m} ({labels[m]})' for m in methods)}",
         f"- tasks: {', '.join(top.tasks)}",
         (f"- root seed {top.root_seed}; seeds {seeds}{runs_note(methods, top)}; {episodes} episodes per "
          "(method, task, run)"),
-        f"- NLE {aprov.get('nle_version')}; code {aprov.get('git_describe')}; packages {aprov.get('packages')}", "",
+        f"- NLE {aprov.get('nle_version')}; code {aprov.get('git_describe')}; packages "
+        f"{aprov.get('packages')}", "",
     ])
     write_text(results / "report.md", text)
     html_report.write(results / "report.html", text, title=f"MaestroMotif benchmark results ({top.profile})")
-    log.info("wrote %d table files, %d figure files, %s and %s", len(written), len(figs), results / "report.md",
-             results / "report.html")
+    log.info("wrote %d table files, %d figure files, %s and %s", len(written), len(figs),
+             results / "report.md", results / "report.html")
     return results
 
 

@@ -4,7 +4,8 @@ Two families, because the paper and the rliable guidelines answer different ques
 - `mean_stderr`: mean ± standard error over seeds, the numbers the paper's Tables 1 and 2 print;
 - `iqm`, `interval_estimates`, `probability_of_improvement`: the rliable (Agarwal et al., 2021) aggregates,
   interquartile mean with stratified-bootstrap 95% CIs and P(X > Y), computed by rliable 1.2.0 (pinned:
-  the library is archived). The axis order is (runs, tasks); rliable issue #20 shows what the other order does.
+  the library is archived). The axis order is (runs, tasks); rliable issue #20 shows what the other order
+  does.
 """
 from __future__ import annotations
 
@@ -78,8 +79,8 @@ AGGREGATES: dict[str, Callable[[np.ndarray], float]] = {"iqm": iqm, "mean": aggr
 
 def interval_estimates(score_dict: Mapping[str, np.ndarray], aggregate: str = "iqm", reps: int = 2000,
                        seed: int = 0, ci: float = 0.95) -> dict[str, tuple[float, float, float]]:
-    """{method: (point, low, high)}: an aggregate of each (runs, tasks) matrix with its stratified-bootstrap CI
-    (runs resampled within each task; `seed` makes the bootstrap repeatable)."""
+    """{method: (point, low, high)}: an aggregate of each (runs, tasks) matrix with its stratified-bootstrap
+    CI (runs resampled within each task; `seed` makes the bootstrap repeatable)."""
     from rliable import library
 
     if aggregate not in AGGREGATES:

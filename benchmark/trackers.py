@@ -57,7 +57,8 @@ class TaskConfig:
 BASE_PRICES: dict[str, dict[int, tuple[str, ...]]] = {
     "potion": {
         50: ("booze", "fruit juice", "see invisible", "sickness"),
-        100: ("confusion", "extra healing", "hallucination", "healing", "restore ability", "sleeping", "water"),
+        100: ("confusion", "extra healing", "hallucination", "healing", "restore ability", "sleeping",
+              "water"),
         150: ("blindness", "gain energy", "invisibility", "monster detection", "object detection"),
         200: ("enlightenment", "full healing", "levitation", "polymorph", "speed"),
         250: ("acid", "oil"),
@@ -287,7 +288,8 @@ class GoldenExit(Task):
         self.gold = int(blstats[nethack.NLE_BL_GOLD])
         self.max_depth = max(self.max_depth, int(blstats[nethack.NLE_BL_DEPTH]))
         self.prereq_met = (
-            self.kills >= self.kills_needed and self.gold >= self.gold_needed and self.max_depth >= self.depth_needed
+            self.kills >= self.kills_needed and self.gold >= self.gold_needed
+            and self.max_depth >= self.depth_needed
         )
 
 

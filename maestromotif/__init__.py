@@ -1,1 +1,2 @@
-"""MaestroMotif: LLM engines and prompts, data and pairs, annotation, reward models, options and coder, APPO training."""
+"""MaestroMotif: LLM engines and prompts, data and pairs, annotation, reward models, options and coder,
+APPO training."""

@@ -99,10 +99,13 @@ class AnnotateConfig:
     max_tokens: int = 4096             # chain of thought: answer budget (paper: 4096)
     retry_max_tokens: int = 4096       # chain of thought: budget of the retry turn
     logprobs: int = 20                 # direct: top-N next-token log-probs read per pair
-    symmetrise: bool = False           # direct: ask (A, B) and (B, A), label by the bias-free margin (CPU profiles)
-    tau: float = 0.01                  # symmetrised: |margin| <= tau is a tie (margin in nats, see module doc)
+    # direct: ask (A, B) and (B, A), label by the bias-free margin (CPU profiles)
+    symmetrise: bool = False
+    # symmetrised: |margin| <= tau is a tie (margin in nats, see module doc)
+    tau: float = 0.01
     chunk_size: int = 2000             # pairs per chunk (paper: batches of 2000); unit of resumption
-    answer_match: str = "first"        # chain of thought: first (official) | last declaration in the answer counts
+    # chain of thought: first (official) | last declaration in the answer counts
+    answer_match: str = "first"
     tie_identical: str = "motif"       # identical captions -> tie unasked: motif (official) | all | never
 
 
@@ -307,12 +310,14 @@ def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateCon
         elif cfg.annotator == "oracle":
             skill = key if variant == "maestromotif" else None
             if skill is None:
-                raise ValueError("the rule oracle has rules per skill only; use annotator=llm for --variant motif")
+                raise ValueError("the rule oracle has rules per skill only; use annotator=llm for --variant "
+                                 "motif")
             from maestromotif.oracle import oracle_label
 
             label, why = oracle_label(skill, row)
             results[i] = {"label": label, "answer": why, "retry_answer": None, "retried": False,
-                          "prompt_tokens": 0, "completion_tokens": 0, "model_id": "rule-oracle", "asked": True}
+                          "prompt_tokens": 0, "completion_tokens": 0, "model_id": "rule-oracle",
+                          "asked": True}
         else:
             ask.append(i)
     if ask:
@@ -328,7 +333,8 @@ def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateCon
             "pair_id": int(row["pair_id"]), "unknown_reason": None, "error": None, **r,
             "mode": mode if r["asked"] else "identical",
             "symmetrised": bool(r["asked"] and symmetrised(cfg)),
-            "annotator": cfg.annotator, "variant": variant, "key": key, "seed": seed, "prompt_hash": prompt_hash,
+            "annotator": cfg.annotator, "variant": variant, "key": key, "seed": seed,
+            "prompt_hash": prompt_hash,
             "message_1": str(row["message_1"]), "message_2": str(row["message_2"]),
             "dlvl_change_1": int(np.sign(row["dlvl_1"] - row["dlvl_prev_1"])),
             "dlvl_change_2": int(np.sign(row["dlvl_2"] - row["dlvl_prev_2"])),
@@ -345,9 +351,11 @@ def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, p
     """What a finished chunk must have been made with to be reused (prompts, settings, model, pairs)."""
     from omegaconf import OmegaConf
 
-    llm = OmegaConf.to_container(llm_cfg, resolve=True) if llm_cfg is not None and cfg.annotator == "llm" else None
+    llm = (OmegaConf.to_container(llm_cfg, resolve=True) if llm_cfg is not None and cfg.annotator == "llm"
+           else None)
     settings = {"variant": variant, "key": key, "prompt_hash": P.prompt_hash(variant, key, cfg.mode),
-                "annotate": OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict) else cfg,
+                "annotate": (OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict)
+                             else cfg),
                 "llm": llm, "pairs": pairs_meta}
     settings["annotate"].pop("chunk_size", None)  # chunk boundaries are checked through the pair ids
     return provenance.fingerprint(settings)
@@ -411,10 +419,12 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
         raise ValueError("annotate.symmetrise=true reads next-token log-probs: it needs annotate.mode=direct "
                          "(or set annotate.symmetrise=false for the chain of thought)")
     if cfg.answer_match not in P.ANSWER_MATCHES:
-        raise ValueError(f"annotate.answer_match={cfg.answer_match!r}: choose one of {', '.join(P.ANSWER_MATCHES)}")
+        raise ValueError(f"annotate.answer_match={cfg.answer_match!r}: choose one of "
+                         f"{', '.join(P.ANSWER_MATCHES)}")
     if cfg.tie_identical not in TIE_IDENTICAL:
-        raise ValueError(f"annotate.tie_identical={cfg.tie_identical!r}: choose one of {', '.join(TIE_IDENTICAL)} "
-                         "(booleans are no longer accepted: true was 'all', false 'never')")
+        raise ValueError(f"annotate.tie_identical={cfg.tie_identical!r}: choose one of "
+                         f"{', '.join(TIE_IDENTICAL)} (booleans are no longer accepted: true was 'all', "
+                         "false 'never')")
     if cfg.tau < 0:
         raise ValueError(f"annotate.tau is a margin in nats and must be >= 0, got {cfg.tau}")
     if variant == "maestromotif":
@@ -457,7 +467,8 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
             state["engine"], state["owned"] = make_engine(llm_cfg), True
         return state["engine"]
 
-    for stale in (out_dir / "chunks").glob(".chunk_*.tmp"):  # temp files of a killed run: never complete chunks
+    # temp files of a killed run: never complete chunks
+    for stale in (out_dir / "chunks").glob(".chunk_*.tmp"):
         stale.unlink(missing_ok=True)
     chunks = [pairs.iloc[i: i + cfg.chunk_size] for i in range(0, len(pairs), cfg.chunk_size)]
     paths = [out_dir / "chunks" / f"chunk_{k:05d}.jsonl" for k in range(len(chunks))]
@@ -485,7 +496,8 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     records = [r for p in paths for r in read_chunk(p)]
     labels = pd.DataFrame(records).sort_values("pair_id", kind="stable").reset_index(drop=True)
     if labels["pair_id"].duplicated().any() or len(labels) != len(pairs):
-        raise RuntimeError(f"annotate[{key}]: {len(labels)} labels for {len(pairs)} pairs; delete {out_dir} and rerun")
+        raise RuntimeError(f"annotate[{key}]: {len(labels)} labels for {len(pairs)} pairs; delete {out_dir} "
+                           "and rerun")
     metrics = label_metrics(labels)
     if variant == "maestromotif":  # a cheap check of the signal: agreement with the rule oracle
         from maestromotif.oracle import oracle_agreement
@@ -506,19 +518,22 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     })
     previous = out_dir / "metrics.json"
     if not done_pairs and previous.exists():
-        # Nothing was asked: keep the rates of the run that did the work, so that a no-op rerun writes identical
+        # Nothing was asked: keep the rates of the run that did the work, so that a no-op rerun writes
+        # identical
         # files and DVC does not retrain the reward models that depend on them.
         metrics["this_run"] = read_json(previous).get("this_run", metrics["this_run"])
     _write_labels(out_dir / "labels.parquet", labels)
     write_json(out_dir / "metrics.json", metrics)
-    log.info("annotate[%s/%s]: histogram %s, parse rate %.3f, %d retries, %s pairs/s, %.1f tokens per asked pair",
+    log.info("annotate[%s/%s]: histogram %s, parse rate %.3f, %d retries, %s pairs/s, %.1f tokens per asked "
+             "pair",
              variant, key, metrics["histogram"], metrics["parse_rate"], metrics["retries"],
              "%.2f" % metrics["this_run"]["pairs_per_s"] if metrics["this_run"]["pairs_per_s"] else "-",
              metrics["tokens_per_asked_pair"])
     if metrics.get("oracle_agreement", {}).get("n"):
         agree = metrics["oracle_agreement"]
         before = metrics.get("oracle_agreement_first_order")
-        log.info("annotate[%s/%s]: agreement with the rule oracle on its %d non-tie pairs: %.3f%s (chance 0.5)",
+        log.info("annotate[%s/%s]: agreement with the rule oracle on its %d non-tie pairs: %.3f%s (chance "
+                 "0.5)",
                  variant, key, agree["n"], agree["accuracy"],
                  f"; one order alone: {before['accuracy']:.3f}, histogram {metrics['histogram_first_order']}"
                  if before else "")
@@ -540,10 +555,11 @@ def _json_default(x):
 
 def _write_labels(path: Path, labels: pd.DataFrame) -> None:
     df = labels.copy()
-    for col in ("label_logprobs", "top_logprobs", "label_logprobs_swapped", "top_logprobs_swapped", "none_wins",
-                "floored"):  # nested values: keep them as JSON text in parquet
+    for col in ("label_logprobs", "top_logprobs", "label_logprobs_swapped", "top_logprobs_swapped",
+                "none_wins", "floored"):  # nested values: keep them as JSON text in parquet
         if col in df:
-            df[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else json.dumps(v) for v in df[col]]
+            df[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else json.dumps(v)
+                       for v in df[col]]
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
 
@@ -560,7 +576,8 @@ def label_metrics(labels: pd.DataFrame) -> dict:
         "asked": int(len(asked)),
         "parse_rate": float((asked["label"] != P.UNKNOWN).mean()) if len(asked) else 1.0,
         "retries": int(asked["retried"].sum()) if len(asked) else 0,
-        "tokens_per_asked_pair": float((asked["prompt_tokens"] + asked["completion_tokens"]).mean()) if len(asked) else 0.0,
+        "tokens_per_asked_pair": (float((asked["prompt_tokens"] + asked["completion_tokens"]).mean())
+                                  if len(asked) else 0.0),
         "completion_tokens_per_asked_pair": float(asked["completion_tokens"].mean()) if len(asked) else 0.0,
     }
     # Why the unknown labels are unknown; pairs refused by the engine or without room for their retry.
@@ -573,7 +590,8 @@ def label_metrics(labels: pd.DataFrame) -> dict:
         margins = asked["margin"].dropna().to_numpy(dtype=float)
         out["histogram_first_order"] = {names[k]: int(first.get(k, 0)) for k in names}
         out["margin"] = ({"mean": float(margins.mean()), "mean_abs": float(np.abs(margins).mean()),
-                          "quantiles": {q: float(np.quantile(margins, float(q))) for q in ("0.1", "0.5", "0.9")}}
+                          "quantiles": {q: float(np.quantile(margins, float(q)))
+                                        for q in ("0.1", "0.5", "0.9")}}
                          if len(margins) else None)
         # Position bias: the part of log p(1) - log p(2) common to both orders (the preference flips sign).
         both = asked[["margin_ab", "margin_ba"]].dropna().to_numpy(dtype=float)
@@ -595,7 +613,8 @@ def labelled_pairs(labels: str | Path) -> pd.DataFrame:
         else:
             chunk_files = sorted((path / "chunks").glob("chunk_*.jsonl"))
             if not chunk_files:
-                raise FileNotFoundError(f"{path} holds no labels: run `python -m maestromotif.annotate` first")
+                raise FileNotFoundError(f"{path} holds no labels: run `python -m maestromotif.annotate` "
+                                        "first")
             df = pd.DataFrame([r for p in chunk_files for r in read_chunk(p)])
     elif path.suffix == ".parquet":
         df = _read_labels_parquet(path)
@@ -637,10 +656,13 @@ def main(argv=None) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="maestromotif")
     parser.add_argument("--task", help="Motif variant: the benchmark task whose goal string is used")
     parser.add_argument("--motif-tasks", nargs="+", metavar="TASK",
-                        help="also annotate these tasks' Motif labels with the same LLM ('all': params' tasks)")
+                        help="also annotate these tasks' Motif labels with the same LLM ('all': params' "
+                             "tasks)")
     parser.add_argument("--params", default=None)
-    parser.add_argument("--pairs", default=None, help="pair file (default: <data_dir>/pairs/<skill|motif>.parquet)")
-    parser.add_argument("--out", default=None, help="labels dir (default: <data_dir>/labels/<skill> or motif/<task>)")
+    parser.add_argument("--pairs", default=None,
+                        help="pair file (default: <data_dir>/pairs/<skill|motif>.parquet)")
+    parser.add_argument("--out", default=None,
+                        help="labels dir (default: <data_dir>/labels/<skill> or motif/<task>)")
     args = parser.parse_args(argv)
     if args.variant == "maestromotif" and not (args.skill or args.motif_tasks):
         parser.error("--skill is required (or --variant motif --task TASK, or --motif-tasks)")
@@ -658,7 +680,8 @@ def main(argv=None) -> None:
     jobs = [{"skill": s} for s in skills] + [{"variant": "motif", "task": t} for t in tasks]
     shared: dict = {}
 
-    def shared_engine():  # loaded on first need, then reused by every label set (loading costs ~10-40 s on CPU)
+    # loaded on first need, then reused by every label set (loading costs ~10-40 s on CPU)
+    def shared_engine():
         if "engine" not in shared:
             from maestromotif.llm import make_engine
 

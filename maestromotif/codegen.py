@@ -96,13 +96,16 @@ class CodegenConfig:
     def validate(self) -> "CodegenConfig":
         unknown = sorted(set(self.programs) - set(PROGRAM_NAMES))
         if unknown:
-            raise ValueError(f"codegen.programs has unknown program(s) {unknown}; choose from {list(PROGRAM_NAMES)}")
+            raise ValueError(f"codegen.programs has unknown program(s) {unknown}; choose from "
+                             f"{list(PROGRAM_NAMES)}")
         tasks = [p for p in self.programs if p != TRAINING]
         if tasks and TRAINING not in self.programs:
-            raise ValueError("codegen.programs must include 'training': task prompts show the training policy")
+            raise ValueError("codegen.programs must include 'training': task prompts show the training "
+                             "policy")
         seeds = list(self.code_seeds)
         if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-            raise ValueError(f"codegen.code_seeds must be a non-empty list of distinct seeds >= 0, got {seeds}")
+            raise ValueError("codegen.code_seeds must be a non-empty list of distinct seeds >= 0, got "
+                             f"{seeds}")
         if self.max_refinements < 0 or self.max_tokens < 1 or self.check_max_tokens < 1:
             raise ValueError("codegen: max_refinements >= 0, max_tokens and check_max_tokens >= 1")
         if self.select_skill_max_refinements is not None and self.select_skill_max_refinements < 0:
@@ -130,7 +133,8 @@ _BLOCK = re.compile(r"```[ \t]*(?:python|py|Python)[ \t]*\n(.*?)(?:```|\Z)", re.
 
 
 def extract_code(answer: str) -> Optional[str]:
-    """The ```python block of an answer (the first one defining NetHackPlayer, else the first); None if none."""
+    """The ```python block of an answer (the first one defining NetHackPlayer, else the first); None if
+    none."""
     blocks = [b for b in _BLOCK.findall(answer) if b.strip()]
     if not blocks:
         return None
@@ -193,7 +197,8 @@ class Step:
 
     def log(self, event: str, **data: Any) -> None:
         append_jsonl(self.log_path, [{"event": event, "program": self.program, "step": self.step,
-                                      "seed": self.seed, "attempt": self.attempt, "time": time.time(), **data}])
+                                      "seed": self.seed, "attempt": self.attempt, "time": time.time(),
+                                      **data}])
 
     def ask(self, content: str, kind: str) -> None:
         self.messages.append({"role": "user", "content": content})
@@ -213,8 +218,8 @@ class Coder:
             if not pending:
                 return
             done = sum(s.waiting_for == "done" for s in steps)
-            log.info("codegen round %d: %d request(s) pending, %d/%d conversation(s) finished (%d passed)", round_,
-                     len(pending), done, len(steps), sum(s.passed for s in steps))
+            log.info("codegen round %d: %d request(s) pending, %d/%d conversation(s) finished (%d passed)",
+                     round_, len(pending), done, len(steps), sum(s.passed for s in steps))
             groups: dict[tuple[int, str, int], list[Step]] = {}
             for s in pending:  # one engine call shares one token cap
                 cap = s.max_tokens if s.waiting_for == "code" else s.check_max_tokens
@@ -370,8 +375,8 @@ def previous_code_for_tasks(policy_layers: list[str]) -> str:
     """What the task prompts show as 'previous code': the training policy cut before perform_task
     plus its signature line, as the released hf_llama.py did."""
     head = stack_layers(policy_layers).split("def perform_task")[0]
-    return head + ("def perform_task(self, current_skill, dungeon_depth, branch_number, merchant_precondition, "
-                   "worshipper_precondition):")
+    return head + ("def perform_task(self, current_skill, dungeon_depth, branch_number, "
+                   "merchant_precondition, worshipper_precondition):")
 
 
 def training_layers(select_code: str, mines_code: str, dungeons_code: str) -> list[str]:
@@ -388,7 +393,8 @@ class CodegenStage:
         self.params = params
         top = root(params)
         self.cfg: CodegenConfig = section(params, "codegen", CodegenConfig)
-        self.cfg = CodegenConfig(**{k: getattr(self.cfg, k) for k in CodegenConfig.__dataclass_fields__}).validate()
+        self.cfg = CodegenConfig(**{k: getattr(self.cfg, k)
+                                    for k in CodegenConfig.__dataclass_fields__}).validate()
         self.cfg.programs = list(self.cfg.programs)
         self.profile, self.root_seed = top.profile, top.root_seed
         self.out = Path(top.data_dir) / self.cfg.out_dir
@@ -460,15 +466,16 @@ class CodegenStage:
         overall = self._overall([s for s in summaries if s], [s for s in init_term if s],
                                 time.perf_counter() - start)
         write_json(self.out / "summary.json", overall)
-        log.info("codegen: %d/%d programs written by the LLM, %d reference fallbacks; %d prompt + %d generated "
-                 "tokens", overall["llm_programs"], overall["programs"], overall["fallbacks"],
+        log.info("codegen: %d/%d programs written by the LLM, %d reference fallbacks; %d prompt + %d "
+                 "generated tokens", overall["llm_programs"], overall["programs"], overall["fallbacks"],
                  overall["prompt_tokens"], overall["completion_tokens"])
         if self._own_engine and self._engine is not None:
             self._engine.close()
         return overall
 
     # -- training policy: three steps
-    def _new_step(self, program: str, step: str, seed: int, base_layers: list[str], shown: Optional[str]) -> Step:
+    def _new_step(self, program: str, step: str, seed: int, base_layers: list[str],
+                  shown: Optional[str]) -> Step:
         folder = self.program_dir(program, seed)
         prompts = P.INIT_TERM_INITIAL if program == INIT_TERM else P.INITIAL
         prompt = prompts[step] if shown is None else prompts[step].format(shown)
@@ -524,7 +531,8 @@ class CodegenStage:
         """The part of a summary.json every codegen output has: its conversations and settings."""
         return {
             "passed_steps": {s.step: s.passed for s in steps},
-            "refinements": {s.step: s.attempt for s in steps}, "step_reasons": {s.step: s.reason for s in steps},
+            "refinements": {s.step: s.attempt for s in steps},
+            "step_reasons": {s.step: s.reason for s in steps},
             "prompt_tokens": sum(s.prompt_tokens for s in steps),
             "completion_tokens": sum(s.completion_tokens for s in steps),
             "llm_seconds": round(sum(s.seconds for s in steps), 2),
@@ -580,7 +588,8 @@ class CodegenStage:
                          "" if s.passed else f"{s.step}: {s.reason}")
 
     # -- outputs
-    def _finish(self, program: str, seed: int, steps: list[Step], layers: Optional[list[str]], reason: str) -> None:
+    def _finish(self, program: str, seed: int, steps: list[Step], layers: Optional[list[str]],
+                reason: str) -> None:
         folder = self.program_dir(program, seed)
         source_kind = "llm"
         checked = None
@@ -599,7 +608,8 @@ class CodegenStage:
             log.warning("codegen: %s seed %d falls back to the reference program: %s", program, seed, reason)
         write_text(folder / "program.py", text)
         summary = {
-            "program": program, "seed": seed, "source": source_kind, "reason": reason if source_kind != "llm" else "",
+            "program": program, "seed": seed, "source": source_kind,
+            "reason": reason if source_kind != "llm" else "",
             **self._step_summary(seed, steps), "interface_check": checked,
             "settings": SETTINGS[program].as_dict(),
             "sha256": hashlib.sha256(text.encode()).hexdigest(), "policy_layers": layers,

@@ -44,7 +44,8 @@ class MaestroMotif(Method):
         name = self.program_task(task, codegen)
         where = resolve_program(name, codegen, self.code_seed)  # codegen's folder, or the name (reference)
         program = load_program(where)  # loaded once: this Program runs in every env and the records name it
-        seed = json.loads((run / "summary.json").read_text()).get("seed", 0) if (run / "summary.json").exists() else 0
+        seed = json.loads((run / "summary.json").read_text()).get("seed",
+                                                                  0) if (run / "summary.json").exists() else 0
         file = Path(where) / "program.py" if where != name else None
         provenance = {"program": program_provenance(program, self.code_seed, file, Path(codegen) / name),
                       "init_term": init_term_entry(where)}
@@ -60,13 +61,15 @@ class MaestroMotif(Method):
         from maestromotif.options.program import PROGRAM_NAMES
         from maestromotif.rl.sf_env import resolve_program
 
-        if task in VARIANTS and task not in PROGRAM_NAMES and resolve_program(task, codegen_dir, self.code_seed) == task:
+        if (task in VARIANTS and task not in PROGRAM_NAMES
+                and resolve_program(task, codegen_dir, self.code_seed) == task):
             return VARIANTS[task].base_task
         return task
 
     @staticmethod
     def run_dir(artefact: Path) -> Path:
-        """The train_skills run dir: the artefact itself (data/fit/maestromotif/seed<k>), or the one fit() recorded."""
+        """The train_skills run dir: the artefact itself (data/fit/maestromotif/seed<k>), or the one fit()
+        recorded."""
         if (artefact / "run.json").exists():
             return Path(json.loads((artefact / "run.json").read_text())["run_dir"])
         return artefact

@@ -33,17 +33,17 @@ SYSTEM_PROMPT = (
 )
 
 SKILL_MODIFIERS = {
-    "discoverer": "players that are adventurous but only within the same dungeon level, for example by fighting "
-                  "monsters, finding gold pieces or scrolls; but do not drop them. Categorically refuse going up "
-                  "and down dungeon levels.",
+    "discoverer": "players that are adventurous but only within the same dungeon level, for example by "
+                  "fighting monsters, finding gold pieces or scrolls; but do not drop them. Categorically "
+                  "refuse going up and down dungeon levels.",
     "descender": "the direction of progress is to explore by going down the dungeon. It is urgent to do so, "
                  "strongly avoid staying on the same level or worse, going higher.",
-    "ascender": "the direction of progress is only by going up a dungeon level successfully. Strongly dislike "
-                "remaining on the same dungeon level, no matter the consequences.",
-    "worshipper": "strongly encourage players that interact with the altar, primarily for identifying whether "
-                  "items are cursed or blessed, rather than for praying to or pleasing their god.",
-    "merchant": "prefer players that negotiate, sell and interact with shopkeepers. Be careful not to steal from "
-                "stores.",
+    "ascender": "the direction of progress is only by going up a dungeon level successfully. Strongly "
+                "dislike remaining on the same dungeon level, no matter the consequences.",
+    "worshipper": "strongly encourage players that interact with the altar, primarily for identifying "
+                  "whether items are cursed or blessed, rather than for praying to or pleasing their god.",
+    "merchant": "prefer players that negotiate, sell and interact with shopkeepers. Be careful not to steal "
+                "from stores.",
 }
 
 GOD_CLAUSE = ("Above everything else, categorically refuse to anger or displease your god, for example by "
@@ -80,15 +80,15 @@ DIRECT_PREFILL = '("best_description": '
 
 # ---- Motif (baseline) -------------------------------------------------------------------------------
 MOTIF_SYSTEM_PROMPT = (
-    "You are a helpful and honest judge of good gameplaying and progress in the NetHack game. Always answer as "
-    "helpfully as possible, while being truthful.\n\nIf you don't know the answer to a question, please don't "
-    "share false information."
+    "You are a helpful and honest judge of good gameplaying and progress in the NetHack game. Always answer "
+    "as helpfully as possible, while being truthful.\n\nIf you don't know the answer to a question, please "
+    "don't share false information."
 )
 MOTIF_USER_TEMPLATE = (
     "I will present you with two short gameplay descriptions.\n"
     "First, tell me about your knowledge of NetHack. Mention the goal of NetHack. {goal}\n"
-    "Then, write an analysis describing the semantics of each description strictly using information from the "
-    "descriptions (which may be empty) and your knowledge of NetHack.\n"
+    "Then, write an analysis describing the semantics of each description strictly using information from "
+    "the descriptions (which may be empty) and your knowledge of NetHack.\n"
     "Provide a comparative analysis based on first princicples.\n"  # sic: Motif's spelling
     "Finally, respond by explicitly declaring which one is the most likely to make some progress towards the "
     'goal, writing either ("best_description": 1), ("best_description": 2). You could also say '
@@ -108,10 +108,10 @@ MOTIF_TASK_GOALS = {
                "staircase down on one of the first levels, and go down into it.",
     "delphi": "Prefer agents that go down the main dungeon, the Dungeons of Doom, to reach the Oracle of "
               "Delphi's level, but never prefer agents that enter the Gnomish Mines.",
-    "minetown": "Prefer agents that find the Gnomish Mines and go down inside them until they reach Minetown, "
-                "the town with shops and a temple.",
-    "transactions": "Prefer agents that complete transactions with shopkeepers, for instance by selling their "
-                    "items to a shopkeeper for gold, and never steal from shops.",
+    "minetown": "Prefer agents that find the Gnomish Mines and go down inside them until they reach "
+                "Minetown, the town with shops and a temple.",
+    "transactions": "Prefer agents that complete transactions with shopkeepers, for instance by selling "
+                    "their items to a shopkeeper for gold, and never steal from shops.",
     "price": "Prefer agents that learn the prices of their items by offering them for sale to shopkeepers, "
              "which identifies what the items are.",
     "buc": "Prefer agents that find an altar and drop their items on it to learn whether they are blessed, "

@@ -24,7 +24,8 @@ squares ever displayed, over all levels), squares_visited, steps_near_shopkeeper
 message says "sold", the Transactions count), altar_drops (DROP actions whose message mentions the altar),
 death (the episode ended by death), steps, start_reached.
 
-Writes `skill_behaviour.csv` (default {results_dir}/skills.csv, i.e. results/<profile>/skills.csv): one row per (start, skill, metric) with the mean,
+Writes `skill_behaviour.csv` (default {results_dir}/skills.csv, i.e. results/<profile>/skills.csv): one row
+per (start, skill, metric) with the mean,
 its standard error and n (episodes, pooled over the skill seeds), `annotator` (annotate.annotator of the
 run; "none" for random), and the same table as markdown beside it (.md).
 """
@@ -62,7 +63,8 @@ STARTS: dict[str, tuple[str | None, int]] = {
     "shop": ("transactions_small", 1),
     "altar": ("buc_small", 1),
 }
-START_OF = {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2", "merchant": "shop", "worshipper": "altar"}
+START_OF = {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2", "merchant": "shop",
+            "worshipper": "altar"}
 METRICS = ("depth_change", "descents_per_1k", "ascents_per_1k", "squares_seen", "squares_visited",
            "steps_near_shopkeeper", "steps_near_altar", "items_sold", "altar_drops", "death", "steps",
            "start_reached")
@@ -159,7 +161,8 @@ class BehaviourTracker(gym.Wrapper):
         x, y = int(obs["blstats"][nethack.NLE_BL_X]), int(obs["blstats"][nethack.NLE_BL_Y])
         self.visited.add((*self.level, x, y))
         near = (slice(max(y - 1, 0), y + 2), slice(max(x - 1, 0), x + 2))
-        self.m["steps_near_altar"] += bool(altars[near].any())  # remembered: the hero hides the altar below it
+        # remembered: the hero hides the altar below it
+        self.m["steps_near_altar"] += bool(altars[near].any())
         self.m["steps_near_shopkeeper"] += any(int(g) in SHOPKEEPERS for g in glyphs[near].ravel())
 
     def step(self, action):
@@ -280,7 +283,8 @@ def markdown(table: pd.DataFrame, title: str) -> str:
                   "|---|---|---|" + "---|" * len(shown)]
         for (skill, annotator), g in group.groupby(["skill", "annotator"], sort=False):
             cell = {r.metric: f"{r.mean:.2f} ± {r.se:.2f}" for r in g.itertuples()}
-            lines.append(f"| {skill} | {annotator} | {int(g.n.iloc[0])} | " + " | ".join(cell[m] for m in shown)
+            lines.append(f"| {skill} | {annotator} | {int(g.n.iloc[0])} | "
+                         + " | ".join(cell[m] for m in shown)
                          + " |")
         lines.append("")
     return "\n".join(lines)
@@ -301,7 +305,8 @@ def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = No
         raise ConfigError(f"skill_behaviour.episodes, max_steps and num_envs must be positive, got {cfg}")
     runs = runs if runs is not None else {s: run_dir(params, s) for s in top.skill_seeds}
     annotator = str(OmegaConf.select(params, "annotate.annotator", default="llm"))
-    env_cfg = EnvConfig(**OmegaConf.to_container(params["env"], resolve=True)) if "env" in params else EnvConfig()
+    env_cfg = (EnvConfig(**OmegaConf.to_container(params["env"], resolve=True)) if "env" in params
+               else EnvConfig())
     models = {seed: load_actor_critic(Path(run), device=cfg.device)[:2] for seed, run in runs.items()}
     crop_modes = {c.mm_crop_mode for _, c in models.values()}
     if len(crop_modes) != 1:
@@ -310,7 +315,8 @@ def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = No
     starts = [s for s in STARTS if cfg.cross or s in {START_OF[k] for k in skills}]
     records = []
     for start in starts:
-        envs = [make_start_env(start, cfg, env_cfg, crop_mode) for _ in range(min(cfg.num_envs, cfg.episodes))]
+        envs = [make_start_env(start, cfg, env_cfg, crop_mode)
+                for _ in range(min(cfg.num_envs, cfg.episodes))]
         try:
             players = [s for s in skills if cfg.cross or START_OF[s] == start]
             for seed, (model, sf_cfg) in models.items():
@@ -320,9 +326,11 @@ def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = No
                     done = play_start(envs, games, SKILLS.index(name), policy)  # the one-hot's order
                     records += [{"start": start, "skill": name, "annotator": annotator, "skill_seed": seed,
                                  "episode": k, **r} for k, r in enumerate(done)]
-                    log.info("skill_behaviour %s seed %d %s: depth change %.2f, deaths %.2f", start, seed, name,
-                             np.mean([r["depth_change"] for r in done]), np.mean([r["death"] for r in done]))
-                rng = np.random.default_rng(derive_seed(top.root_seed, "skill_behaviour", "random", start, seed))
+                    log.info("skill_behaviour %s seed %d %s: depth change %.2f, deaths %.2f", start, seed,
+                             name, np.mean([r["depth_change"] for r in done]),
+                             np.mean([r["death"] for r in done]))
+                rng = np.random.default_rng(derive_seed(top.root_seed, "skill_behaviour", "random", start,
+                                                        seed))
                 done = play_start(envs, games, None, None, rng)
                 records += [{"start": start, "skill": RANDOM, "annotator": "none", "skill_seed": seed,
                              "episode": k, **r} for k, r in enumerate(done)]
@@ -356,7 +364,8 @@ def run(params, cfg: SkillBehaviourConfig | None = None, runs: dict[int, Path] |
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Play every trained skill alone from the starts it is made for")
+    parser = argparse.ArgumentParser(description="Play every trained skill alone from the starts it is made "
+                                                 "for")
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     parser.add_argument("--run", action="append", default=None, metavar="SEED=DIR",
                         help="a train_skills run dir per skill seed (default: data/fit/maestromotif/seed<k>)")

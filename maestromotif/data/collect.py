@@ -252,15 +252,16 @@ def record_of(obs: dict, prev_message: str, episode_id: int, step: int, source: 
     from benchmark.env import decode_message
 
     bl = obs["blstats"]
-    rec = {"episode_id": episode_id, "step": step, "source": source, "message": decode_message(obs["message"]),
-           "prev_message": prev_message}
+    rec = {"episode_id": episode_id, "step": step, "source": source,
+           "message": decode_message(obs["message"]), "prev_message": prev_message}
     rec.update({s: int(bl[STAT_BLSTATS_INDEX[s]]) for s in STATS})
     rec["dungeon"] = int(bl[BL_DNUM])
     rec["turn"] = int(bl[BL_TIME])
     return rec
 
 
-def rollout_episode(env, policy: Policy, episode_id: int, game_seed: int, source: str, max_steps: int) -> list[dict]:
+def rollout_episode(env, policy: Policy, episode_id: int, game_seed: int, source: str,
+                    max_steps: int) -> list[dict]:
     """Play one episode with `policy` (batch of one) and return its records, reset observation included."""
     obs, _ = env.reset(seed=game_seed)
     state = policy.seed_episodes(policy.initial_state(1), [0], [game_seed])

@@ -69,7 +69,8 @@ def parse_status(tty_chars: np.ndarray) -> dict[str, int]:
     }
 
 
-def frame_record(tty_chars: np.ndarray, prev_message: str, episode_id: int, step: int, source: str = SOURCE) -> dict:
+def frame_record(tty_chars: np.ndarray, prev_message: str, episode_id: int, step: int,
+                 source: str = SOURCE) -> dict:
     status = parse_status(tty_chars)
     return {"episode_id": episode_id, "step": step, "source": source, "message": parse_message(tty_chars),
             "prev_message": prev_message, **status, "dungeon": UNKNOWN}

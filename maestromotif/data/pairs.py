@@ -134,7 +134,8 @@ def draw_pairs(samples: pd.DataFrame, n_pairs: int, seed: int, name: str, sampli
             log.warning("pairs[%s]: %d of %d samples changed depth/gold/XP: drawing uniformly instead",
                         name, int(changed.sum()), len(samples))
         idx = _choose(rng, everything, need, name, "samples")
-    first, second = samples.iloc[idx[0::2]].reset_index(drop=True), samples.iloc[idx[1::2]].reset_index(drop=True)
+    first = samples.iloc[idx[0::2]].reset_index(drop=True)
+    second = samples.iloc[idx[1::2]].reset_index(drop=True)
     out = {"pair_id": np.arange(n_pairs, dtype=np.int64), "skill": [name] * n_pairs}
     for k, side in ((1, first), (2, second)):
         for f in SIDE_FIELDS:
@@ -147,7 +148,8 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
     cfg: PairsConfig = section(params, "pairs", PairsConfig)
     unknown = set(cfg.sizes) - set(SKILLS)
     if unknown:
-        raise ValueError(f"pairs.sizes has unknown skill(s) {sorted(unknown)}; skills are {', '.join(SKILLS)}")
+        raise ValueError(f"pairs.sizes has unknown skill(s) {sorted(unknown)}; skills are "
+                         f"{', '.join(SKILLS)}")
     if cfg.gap <= 0 or any(v < 0 for v in cfg.sizes.values()) or cfg.motif < 0:
         raise ValueError(f"pairs: gap must be > 0 and sizes >= 0, got gap={cfg.gap}, sizes={dict(cfg.sizes)}")
     if cfg.sampling not in SAMPLINGS:
@@ -166,8 +168,8 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
         obs = obs[obs["source"].isin(list(cfg.sources))]
     samples = eligible_samples(obs, cfg.gap)
     log.info("pairs: %d records, %d samples with an observation %d steps earlier (%d with a depth/gold/XP "
-             "change), %s sampling", len(obs), len(samples), cfg.gap, int(changed_mask(samples).sum()) if len(samples)
-             else 0, cfg.sampling)
+             "change), %s sampling", len(obs), len(samples), cfg.gap,
+             int(changed_mask(samples).sum()) if len(samples) else 0, cfg.sampling)
     fingerprint = {"rows": obs_meta["rows"], "files": obs_meta["files"], "root_seed": obs_meta["root_seed"],
                    "sources": None if cfg.sources is None else list(cfg.sources)}
     sets = {s: int(cfg.sizes.get(s, 0)) for s in SKILLS}

@@ -39,7 +39,8 @@ def load_config(cfg: LLMConfig | Mapping[str, Any] | Any) -> LLMConfig:
         merged = OmegaConf.merge(OmegaConf.structured(LLMConfig), cfg)
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise EngineConfigError(f"bad LLM config (schema: maestromotif.llm.LLMConfig, conf/llm/*.yaml): {e}") from e
+        raise EngineConfigError(f"bad LLM config (schema: maestromotif.llm.LLMConfig, conf/llm/*.yaml): "
+                                f"{e}") from e
     return config.validate()  # type: ignore[union-attr]
 
 

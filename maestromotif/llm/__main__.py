@@ -16,7 +16,8 @@ from maestromotif.llm.config import llm_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="embedded", help="conf/llm/<name>.yaml")
     parser.add_argument("--prepare", action="store_true", help="only resolve/convert the model")
     parser.add_argument("--max-tokens", type=int, default=64)

@@ -108,9 +108,11 @@ class LLMConfig:
         if self.engine not in ENGINES:
             raise EngineConfigError(f"llm.engine={self.engine!r}: choose one of {', '.join(ENGINES)}")
         if self.on_too_long not in ON_TOO_LONG:
-            raise EngineConfigError(f"llm.on_too_long={self.on_too_long!r}: choose one of {', '.join(ON_TOO_LONG)}")
+            raise EngineConfigError(f"llm.on_too_long={self.on_too_long!r}: choose one of "
+                                    f"{', '.join(ON_TOO_LONG)}")
         if str(self.tensor_parallel_size) != "auto" and not str(self.tensor_parallel_size).isdigit():
-            raise EngineConfigError(f"llm.tensor_parallel_size={self.tensor_parallel_size!r}: use 'auto' or a number")
+            raise EngineConfigError(f"llm.tensor_parallel_size={self.tensor_parallel_size!r}: use 'auto' or "
+                                    "a number")
         if self.engine == "openai" and not self.base_url:
             raise EngineConfigError("llm.engine=openai needs llm.base_url (e.g. http://127.0.0.1:8000/v1)")
         for key in ("max_model_len", "max_concurrency", "max_tokens", "max_num_seqs"):
@@ -136,7 +138,8 @@ def validate_conversations(conversations: list[Conversation]) -> None:
         if not isinstance(conv, (list, tuple)) or not conv:
             raise BadInputError(f"conversation {i} is empty or not a list of messages: {conv!r:.200}")
         for j, msg in enumerate(conv):
-            if not isinstance(msg, dict) or msg.get("role") not in ROLES or not isinstance(msg.get("content"), str):
+            if (not isinstance(msg, dict) or msg.get("role") not in ROLES
+                    or not isinstance(msg.get("content"), str)):
                 raise BadInputError(f"conversation {i}, message {j} must be {{'role': one of {ROLES}, "
                                     f"'content': str}}, got {msg!r:.200}")
 
@@ -164,7 +167,8 @@ class Engine(ABC):
     def default_sampling(self, **overrides) -> Sampling:
         return self.config.sampling(**overrides)
 
-    def generate(self, conversations: list[Conversation], sampling: Optional[Sampling] = None) -> list[Completion]:
+    def generate(self, conversations: list[Conversation],
+                 sampling: Optional[Sampling] = None) -> list[Completion]:
         """One completion per conversation, in order. Logs tokens/s and requests/s."""
         return self._timed(self._generate, conversations, sampling)  # type: ignore[return-value]
 

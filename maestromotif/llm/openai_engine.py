@@ -58,7 +58,8 @@ def _import_openai():
     try:
         import openai
     except ImportError as e:
-        raise ModelNotFoundError(f"the openai engine needs the `openai` package: pip install openai ({e})") from e
+        raise ModelNotFoundError(f"the openai engine needs the `openai` package: pip install openai "
+                                 f"({e})") from e
     return openai
 
 
@@ -85,10 +86,12 @@ class OpenAIEngine(Engine):
         if cfg.api_key_env:
             api_key = os.environ.get(cfg.api_key_env, "")
             if not api_key:
-                raise EngineConfigError(f"llm.api_key_env={cfg.api_key_env!r} but that environment variable is "
-                                        f"empty or unset: export {cfg.api_key_env}=<your key for {self.base_url}>")
+                raise EngineConfigError(f"llm.api_key_env={cfg.api_key_env!r} but that environment variable "
+                                        f"is empty or unset: export {cfg.api_key_env}=<your key for "
+                                        f"{self.base_url}>")
         # Our own retry loop (below) handles every failure the same way; the client's is off.
-        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=cfg.timeout_s, max_retries=0)
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key, timeout=cfg.timeout_s,
+                                     max_retries=0)
         self.model_id = embedded_served_name() if cfg.model == "embedded" else cfg.model
         self.served_models = self._check_served_model()
         self.dtype = "server"  # decided by the server
@@ -111,11 +114,12 @@ class OpenAIEngine(Engine):
 
         served = self._with_retries(list_models, "GET /models")
         if served is None:
-            log.warning("%s has no /models endpoint; cannot check that it serves %s", self.base_url, self.model_id)
+            log.warning("%s has no /models endpoint; cannot check that it serves %s", self.base_url,
+                        self.model_id)
             return []
         if self.model_id not in served:
-            raise ModelNotFoundError(f"the server at {self.base_url} does not serve {self.model_id!r}; it serves "
-                                     f"{served}. Set llm.model to one of those")
+            raise ModelNotFoundError(f"the server at {self.base_url} does not serve {self.model_id!r}; it "
+                                     f"serves {served}. Set llm.model to one of those")
         return served
 
     # -- one request ---------------------------------------------------------------------------------------
@@ -126,8 +130,8 @@ class OpenAIEngine(Engine):
             extra.update(add_generation_prompt=False, continue_final_message=True)
         if self.config.on_too_long == "truncate":
             extra["truncate_prompt_tokens"] = max(self.config.max_model_len - s.max_tokens, 1)
-        kwargs: dict[str, Any] = dict(model=self.model_id, messages=conv, temperature=s.temperature, top_p=s.top_p,
-                                      max_tokens=s.max_tokens, seed=s.seed, extra_body=extra)
+        kwargs: dict[str, Any] = dict(model=self.model_id, messages=conv, temperature=s.temperature,
+                                      top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed, extra_body=extra)
         if s.stop:
             kwargs["stop"] = s.stop
         if s.logprobs is not None:
@@ -164,7 +168,8 @@ class OpenAIEngine(Engine):
                        for tok in content]
             return Completion(text=text, prompt_tokens=int(usage.prompt_tokens) if usage else 0,
                               completion_tokens=int(usage.completion_tokens) if usage else 0,
-                              finish_reason=choice.finish_reason or "stop", model_id=self.model_id, top_logprobs=top)
+                              finish_reason=choice.finish_reason or "stop", model_id=self.model_id,
+                              top_logprobs=top)
         except (AttributeError, IndexError, TypeError, ValueError) as e:
             raise _Retryable(f"the answer is not a usable chat completion ({type(e).__name__}: {e}): "
                              f"{str(response)[:200]!r}") from e
@@ -177,14 +182,17 @@ class OpenAIEngine(Engine):
             return _Retryable(f"HTTP {status}: {body}")
         if status in (401, 403):
             hint = f"set {self.config.api_key_env}" if self.config.api_key_env else "set llm.api_key_env"
-            return ServerError(f"{self.base_url} refused {what} (HTTP {status}: {body}); check the API key ({hint})")
+            return ServerError(f"{self.base_url} refused {what} (HTTP {status}: {body}); check the API key "
+                               f"({hint})")
         lower = body.lower()
         if prefill and any(p in lower for p in PREFILL_PARAMS):
-            return ServerError(f"the server at {self.base_url} rejects assistant prefill (continue_final_message): "
-                               f"HTTP {status}: {body}. Use a vLLM server, or end conversations with a user message")
+            return ServerError(f"the server at {self.base_url} rejects assistant prefill "
+                               f"(continue_final_message): HTTP {status}: {body}. Use a vLLM server, or end "
+                               "conversations with a user message")
         if any(h in lower for h in CONTEXT_ERROR_HINTS):
-            return PromptTooLongError(f"the server at {self.base_url} says the prompt is too long (HTTP {status}: "
-                                      f"{body}). Shorten it, lower max_tokens, or set llm.on_too_long=truncate")
+            return PromptTooLongError(f"the server at {self.base_url} says the prompt is too long (HTTP "
+                                      f"{status}: {body}). Shorten it, lower max_tokens, or set "
+                                      "llm.on_too_long=truncate")
         if status is not None and 400 <= status < 500 and status != 404:  # this request, not the server (404:
             # a wrong URL or model name, which every request would hit)
             return RequestRejectedError(f"{self.base_url} rejected {what} (HTTP {status}): {body}")

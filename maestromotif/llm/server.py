@@ -55,7 +55,8 @@ class VLLMServer:
         self.dtype, self.max_model_len, self.seed = dtype, max_model_len, seed
         self.cpu_kvcache_gb, self.startup_timeout_s = cpu_kvcache_gb, startup_timeout_s
         self.preload_iomp, self.extra_args = preload_iomp, list(extra_args)
-        self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="vllm-server-", suffix=".log")[1])
+        self.log_path = (Path(log_path) if log_path
+                         else Path(tempfile.mkstemp(prefix="vllm-server-", suffix=".log")[1]))
         self.process: Optional[subprocess.Popen] = None
         self.model_id = ""
         self.startup_seconds = 0.0
@@ -66,8 +67,8 @@ class VLLMServer:
 
     def engine_config(self, **overrides: Any) -> LLMConfig:
         """An openai-engine config pointed at this server (sampling and limits overridable)."""
-        values = dict(engine="openai", model=self.model_id, base_url=self.base_url, max_model_len=self.max_model_len,
-                      seed=self.seed)
+        values = dict(engine="openai", model=self.model_id, base_url=self.base_url,
+                      max_model_len=self.max_model_len, seed=self.seed)
         values.update(overrides)
         return LLMConfig(**values).validate()
 
@@ -75,7 +76,8 @@ class VLLMServer:
         return [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_path,
                 "--served-model-name", self.model_id, "--host", self.host, "--port", str(self.port),
                 "--dtype", dtype, "--max-model-len", str(self.max_model_len), "--seed", str(self.seed),
-                "--enforce-eager", "--enable-prefix-caching", "--disable-uvicorn-access-log", *self.extra_args]
+                "--enforce-eager", "--enable-prefix-caching", "--disable-uvicorn-access-log",
+                *self.extra_args]
 
     def start(self) -> "VLLMServer":
         if self.process is not None:
@@ -94,10 +96,12 @@ class VLLMServer:
         if iomp and "libiomp5" not in env.get("LD_PRELOAD", ""):
             env["LD_PRELOAD"] = ":".join(p for p in (iomp, env.get("LD_PRELOAD", "")) if p)
         cmd = self.command(model_path, dtype)
-        log.info("starting vLLM server for %s (%s) on %s, log %s", self.model_id, dtype, self.base_url, self.log_path)
+        log.info("starting vLLM server for %s (%s) on %s, log %s", self.model_id, dtype, self.base_url,
+                 self.log_path)
         with open(self.log_path, "ab") as out:
             # Own session: stop() can signal the server and whatever it spawned, and nothing else.
-            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         try:
             self._wait_ready()
         except BaseException:
@@ -112,8 +116,9 @@ class VLLMServer:
         url = f"{self.base_url}/models"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise ServerError(f"the vLLM server for {self.model_id} exited with code {self.process.returncode} "
-                                  f"before answering {url}. Last lines of {self.log_path}:\n{self.log_tail()}")
+                raise ServerError(f"the vLLM server for {self.model_id} exited with code "
+                                  f"{self.process.returncode} before answering {url}. Last lines of "
+                                  f"{self.log_path}:\n{self.log_tail()}")
             try:
                 with urllib.request.urlopen(url, timeout=5) as r:
                     served = [m["id"] for m in json.load(r)["data"]]
@@ -165,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-model-len", type=int, default=2048)
     args = parser.parse_args(argv)
     setup_logging()
-    server = VLLMServer(args.model, args.host, args.port, args.dtype, args.max_model_len, startup_timeout_s=600)
+    server = VLLMServer(args.model, args.host, args.port, args.dtype, args.max_model_len,
+                        startup_timeout_s=600)
     with server:
         log.info("serving %s at %s (Ctrl-C stops)", server.model_id, server.base_url)
         try:

@@ -53,7 +53,8 @@ def cpu_has_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
-def choose_dtype(requested: str, device: str, cuda_bf16: bool = False, cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+def choose_dtype(requested: str, device: str, cuda_bf16: bool = False,
+                 cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     """The dtype to load with: the config's, or for "auto" bf16 where the hardware supports it."""
     if requested != "auto":
         return {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32",
@@ -133,12 +134,14 @@ class VLLMEngine(Engine):
         model_path, self.model_id = resolve_model(cfg.model)
         vllm, platform = _import_vllm()
         self.device = "cuda" if platform.is_cuda_alike() else platform.device_type or "cpu"
-        # vLLM's platform probes (NVML) do not initialise CUDA in this process, so vLLM may still fork workers.
+        # vLLM's platform probes (NVML) do not initialise CUDA in this process, so vLLM may still fork
+        # workers.
         cuda_bf16 = self.device == "cuda" and bool(platform.has_device_capability(80))
         self.dtype = choose_dtype(cfg.dtype, self.device, cuda_bf16)
         self.tensor_parallel_size = self._tensor_parallel_size(cfg, platform)
         log.info("loading %s (%s) with vLLM on %s: dtype %s, tensor parallel %d, max_model_len %d",
-                 self.model_id, model_path, self.device, self.dtype, self.tensor_parallel_size, cfg.max_model_len)
+                 self.model_id, model_path, self.device, self.dtype, self.tensor_parallel_size,
+                 cfg.max_model_len)
         kwargs: dict[str, Any] = dict(
             model=model_path, dtype=self.dtype, max_model_len=cfg.max_model_len,
             tensor_parallel_size=self.tensor_parallel_size, enable_prefix_caching=cfg.enable_prefix_caching,
@@ -180,7 +183,8 @@ class VLLMEngine(Engine):
             return self._tokenizer.apply_chat_template(
                 conv, tokenize=False, add_generation_prompt=not prefill, continue_final_message=prefill)
         except Exception as e:  # jinja errors, templates that reject a role, ...
-            raise EngineConfigError(f"the chat template of {self.model_id} cannot render this conversation: {e}") from e
+            raise EngineConfigError(f"the chat template of {self.model_id} cannot render this conversation: "
+                                    f"{e}") from e
 
     def count_tokens(self, conv: Conversation) -> int:
         return len(self._encode(self.render(conv)))
@@ -213,11 +217,13 @@ class VLLMEngine(Engine):
             if keep < 2:
                 break
             head, tail = content_ids[: keep // 2], content_ids[len(content_ids) - (keep - keep // 2):]
-            conv[longest]["content"] = (self._tokenizer.decode(head) + TRUNCATION_MARK + self._tokenizer.decode(tail))
+            conv[longest]["content"] = (self._tokenizer.decode(head) + TRUNCATION_MARK
+                                        + self._tokenizer.decode(tail))
             ids = self._encode(self.render(conv))
             n_tokens = len(ids)
             if n_tokens <= budget:
-                log.warning("truncated a prompt to %d tokens (message %d cut in the middle) to fit max_model_len=%d",
+                log.warning("truncated a prompt to %d tokens (message %d cut in the middle) to fit "
+                            "max_model_len=%d",
                             n_tokens, longest, self.config.max_model_len)
                 return ids
         raise PromptTooLongError(
@@ -231,7 +237,8 @@ class VLLMEngine(Engine):
             logprobs=s.logprobs, stop=s.stop or None)
 
     def _generate(self, conversations: list[Conversation], sampling: Sampling) -> list[Completion]:
-        prompts = [self._vllm.TokensPrompt(prompt_token_ids=self.prompt_token_ids(c, sampling.max_tokens)) for c in conversations]
+        prompts = [self._vllm.TokensPrompt(prompt_token_ids=self.prompt_token_ids(c, sampling.max_tokens))
+                   for c in conversations]
         outputs = self._llm.generate(prompts, self.sampling_params(sampling), use_tqdm=len(prompts) >= 64)
         return [self._completion(o, sampling) for o in outputs]
 
@@ -239,7 +246,8 @@ class VLLMEngine(Engine):
         best = output.outputs[0]
         top = None
         if sampling.logprobs is not None and best.logprobs is not None:
-            top = [{(lp.decoded_token if lp.decoded_token is not None else self._tokenizer.decode([tid])): lp.logprob
+            top = [{(lp.decoded_token if lp.decoded_token is not None
+                     else self._tokenizer.decode([tid])): lp.logprob
                     for tid, lp in step.items()} for step in best.logprobs]
         return Completion(text=best.text, prompt_tokens=len(output.prompt_token_ids),
                           completion_tokens=len(best.token_ids), finish_reason=best.finish_reason or "stop",

@@ -234,7 +234,8 @@ def interface_check(program: Program, runner, turns: int = 30, seed: int = 0) ->
             out = player.step(dict(chars=empty, colors=[[0] * 7 for _ in range(7)], num_items=0,
                                    color_map={"@": 15, "_": 7}, skill=skill, skill_time=10_000, depth=depth,
                                    previous_depth=previous_depth, dungeon_number=dnum, branch_depth=branch,
-                                   branch_depth_if_end=-2, gold=0, kill=False, xp_level=1, ate_in_mines=False))
+                                   branch_depth_if_end=-2, gold=0, kill=False, xp_level=1,
+                                   ate_in_mines=False))
             if out["end"]:
                 skill, previous_depth = out["next"], depth
                 if skill not in SKILLS:
@@ -320,7 +321,8 @@ def init_term_tests(methods: dict[str, str], runner, seed: int = 0) -> tuple[lis
                     got, good = f"an error: {e}", False
                 ok &= good
                 lines.append(f"skill_precondition with {what}: returned {got}, expected (worshipper_"
-                             f"precondition, merchant_precondition) = {expected}: {'ok' if good else 'WRONG'}")
+                             f"precondition, merchant_precondition) = {expected}: "
+                             f"{'ok' if good else 'WRONG'}")
             passed["skill_precondition"] = ok
         if "skill_termination" in methods:
             ok = True

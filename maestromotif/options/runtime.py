@@ -156,7 +156,8 @@ def make_grid_class():
 
         def __bool__(self):
             if len(self.data) != 1:
-                raise ValueError("the truth value of a Grid with more than one element is ambiguous; use .any() or .all()")
+                raise ValueError("the truth value of a Grid with more than one element is ambiguous; use "
+                                 ".any() or .all()")
             return bool(self.data[0])
 
         def __len__(self):
@@ -230,9 +231,10 @@ class _Subscriptable:
 def _typing_stub():
     anything = _Subscriptable()
     names = {n: anything for n in ("Any", "Optional", "Union", "Callable", "Iterable", "Iterator", "Sequence",
-                                   "Mapping", "Literal", "ClassVar", "Final", "TypeVar", "Generic", "NamedTuple")}
-    names.update(List=list, Dict=dict, Tuple=tuple, Set=set, FrozenSet=frozenset, DefaultDict=dict, Deque=list,
-                 cast=lambda t, v: v)
+                                   "Mapping", "Literal", "ClassVar", "Final", "TypeVar", "Generic",
+                                   "NamedTuple")}
+    names.update(List=list, Dict=dict, Tuple=tuple, Set=set, FrozenSet=frozenset, DefaultDict=dict,
+                 Deque=list, cast=lambda t, v: v)
     return types.SimpleNamespace(**names)
 
 
@@ -272,12 +274,13 @@ class Output:
 _SAFE_BUILTIN_NAMES = (
     "abs", "all", "any", "ascii", "bin", "bool", "bytes", "callable", "chr", "classmethod", "complex", "dict",
     "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id", "int", "isinstance",
-    "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord", "pow", "property",
-    "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum", "super", "tuple",
-    "type", "zip", "NotImplemented", "Ellipsis",
-    "ArithmeticError", "AssertionError", "AttributeError", "Exception", "IndexError", "KeyError", "LookupError",
-    "MemoryError", "NameError", "NotImplementedError", "OverflowError", "RecursionError", "RuntimeError",
-    "StopIteration", "TypeError", "UnboundLocalError", "ValueError", "ZeroDivisionError", "SystemExit",
+    "issubclass", "iter", "len", "list", "map", "max", "min", "next", "object", "oct", "ord", "pow",
+    "property", "range", "repr", "reversed", "round", "set", "slice", "sorted", "staticmethod", "str", "sum",
+    "super", "tuple", "type", "zip", "NotImplemented", "Ellipsis",
+    "ArithmeticError", "AssertionError", "AttributeError", "Exception", "IndexError", "KeyError",
+    "LookupError", "MemoryError", "NameError", "NotImplementedError", "OverflowError", "RecursionError",
+    "RuntimeError", "StopIteration", "TypeError", "UnboundLocalError", "ValueError", "ZeroDivisionError",
+    "SystemExit",
 )
 
 
@@ -367,7 +370,8 @@ class ProgramEnvironment:
 
 def compile_program(source: str, filename: str) -> types.CodeType:
     validate_source(source, filename)
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks show lines
+    # tracebacks show lines
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     return compile(source, filename, "exec")
 
 
@@ -384,15 +388,16 @@ def instantiate_player(namespace: dict, max_depth: int = -1, branch_depth: int =
     cls = namespace.get("NetHackPlayer")
     if not isinstance(cls, type):
         raise TypeError("the program defines no class NetHackPlayer")
-    for args, kwargs in (((), dict(max_depth=max_depth, branch_depth=branch_depth)), ((max_depth, branch_depth), {}),
-                         ((max_depth,), {}), ((), {})):
+    for args, kwargs in (((), dict(max_depth=max_depth, branch_depth=branch_depth)),
+                         ((max_depth, branch_depth), {}), ((max_depth,), {}), ((), {})):
         try:
             player = cls(*args, **kwargs)
             break
         except TypeError as e:
             last = e
     else:
-        raise TypeError(f"NetHackPlayer cannot be constructed as NetHackPlayer(max_depth, branch_depth): {last}")
+        raise TypeError("NetHackPlayer cannot be constructed as NetHackPlayer(max_depth, branch_depth): "
+                        f"{last}")
     player.branch_depth = branch_depth
     if hasattr(player, "set_initial_values"):
         player.set_initial_values()
@@ -402,7 +407,8 @@ def instantiate_player(namespace: dict, max_depth: int = -1, branch_depth: int =
 
 def check_skill(skill, where: str) -> str:
     if not isinstance(skill, str) or skill.strip().lower() not in SKILLS:
-        raise ValueError(f"{where} returned {skill!r:.80}, which is not one of the skills {', '.join(SKILLS)}")
+        raise ValueError(f"{where} returned {skill!r:.80}, which is not one of the skills "
+                         f"{', '.join(SKILLS)}")
     return skill.strip().lower()
 
 
@@ -415,11 +421,13 @@ def options_step(player, grid_cls, x: dict) -> dict:
     """
     if x["branch_depth"] != -2:
         player.branch_depth = x["branch_depth"]
-    pre = player.skill_precondition(grid_cls(x["chars"]), grid_cls(x["colors"]), x["num_items"], dict(x["color_map"]))
+    pre = player.skill_precondition(grid_cls(x["chars"]), grid_cls(x["colors"]), x["num_items"],
+                                    dict(x["color_map"]))
     try:
         worshipper_pre, merchant_pre = pre
     except (TypeError, ValueError):
-        raise TypeError(f"skill_precondition must return (worshipper_precondition, merchant_precondition), got {pre!r:.80}")
+        raise TypeError("skill_precondition must return (worshipper_precondition, merchant_precondition), "
+                        f"got {pre!r:.80}")
     worshipper_pre, merchant_pre = bool(worshipper_pre), bool(merchant_pre)
     # Composite-task hooks, fed as the official wrapper does when the program has them.
     if hasattr(player, "update_gold"):
@@ -481,7 +489,8 @@ class ProgramRuntime:
         self.programs[program_id] = (env, filename)
         return {"methods": sorted(n for n in vars(env.globals["NetHackPlayer"]) if not n.startswith("_"))}
 
-    def op_new(self, program_id: str, player_id: str, seed: int = 0, max_depth: int = -1, branch_depth: int = -2):
+    def op_new(self, program_id: str, player_id: str, seed: int = 0, max_depth: int = -1,
+               branch_depth: int = -2):
         env, filename = self._program(program_id)
         env.rng.seed(seed)
         player, skill = instantiate_player(env.globals, max_depth, branch_depth)
@@ -546,7 +555,8 @@ class ProgramRuntime:
         return player, program_id
 
     def handle(self, request: dict) -> dict:
-        """{"op": name, **args} -> {"ok": True, "result": ...} or {"ok": False, "kind", "message", "traceback"}."""
+        """{"op": name, **args} -> {"ok": True, "result": ...} or {"ok": False, "kind", "message",
+        "traceback"}."""
         self._active = None
         op = getattr(self, "op_" + str(request.get("op")), None)
         if op is None:
@@ -558,7 +568,8 @@ class ProgramRuntime:
             result = op(**args)
             env = self._active[0] if self._active else None
             if env is not None and env.violations:
-                return {"ok": False, "kind": "security", "message": env.violations[0] + " (the program caught the error)"}
+                return {"ok": False, "kind": "security",
+                        "message": env.violations[0] + " (the program caught the error)"}
             return {"ok": True, "result": result}
         except BaseException as exc:  # noqa: BLE001 - untrusted code can raise anything; classify it
             env = self._active[0] if self._active else None

@@ -111,7 +111,8 @@ def _raise_for(response: dict, what: str) -> Any:
         return response.get("result")
     kind = response.get("kind", "protocol")
     cls = _ERRORS.get(kind, SandboxProtocolError)
-    raise cls(f"{what}: {_KIND_TEXT.get(kind, kind)}: {response.get('message', '')}", response.get("traceback", ""))
+    raise cls(f"{what}: {_KIND_TEXT.get(kind, kind)}: {response.get('message', '')}",
+              response.get("traceback", ""))
 
 
 # ---------------------------------------------------------------- handles (same for both runners)
@@ -185,7 +186,8 @@ class Runner(ABC):
         self._programs[program_id] = (source, name, int(seed))
         return ProgramHandle(self, program_id, name, result["methods"])
 
-    def run_script(self, source: str, name: str = "unit_test", seed: int = 0, timeout_s: float | None = None) -> str:
+    def run_script(self, source: str, name: str = "unit_test", seed: int = 0,
+                   timeout_s: float | None = None) -> str:
         """Run a whole script (class + unit test) and return what it printed."""
         result = self._call({"op": "script", "source": source, "name": name, "seed": int(seed)},
                             f"{name}: running the script", timeout_s=timeout_s)
@@ -281,10 +283,11 @@ class Sandbox(Runner):
         self.restarts += 1
         self._start()
         for program_id, (source, name, seed) in list(self._programs.items()):
-            response = self._roundtrip({"op": "load", "program_id": program_id, "source": source, "name": name,
-                                        "seed": seed}, self.timeout_s, "reload")
+            response = self._roundtrip({"op": "load", "program_id": program_id, "source": source,
+                                        "name": name, "seed": seed}, self.timeout_s, "reload")
             if not response.get("ok"):
-                log.warning("program %s could not be reloaded after the restart: %s", name, response.get("message"))
+                log.warning("program %s could not be reloaded after the restart: %s", name,
+                            response.get("message"))
                 self._programs.pop(program_id, None)
 
     def close(self) -> None:
@@ -347,10 +350,12 @@ class Sandbox(Runner):
         try:
             return json.loads(line)
         except ValueError:
-            return {"ok": False, "kind": "protocol", "message": f"unreadable reply from the worker: {line[:200]!r}"}
+            return {"ok": False, "kind": "protocol",
+                    "message": f"unreadable reply from the worker: {line[:200]!r}"}
 
 
-def make_runner(mode: str = "sandbox", timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB) -> Runner:
+def make_runner(mode: str = "sandbox", timeout_s: float = DEFAULT_TIMEOUT_S,
+                memory_mb: int = DEFAULT_MEMORY_MB) -> Runner:
     """mode: "sandbox" (worker process) or "inprocess" (trusted programs only)."""
     if mode == "sandbox":
         return Sandbox(timeout_s=timeout_s, memory_mb=memory_mb)
@@ -406,7 +411,8 @@ def worker_main(memory_mb: int) -> None:
         try:
             data = (json.dumps(obj, separators=(",", ":")) + "\n").encode()
         except (TypeError, ValueError) as e:
-            data = (json.dumps({"ok": False, "kind": "program", "message": f"result is not plain data: {e}"}) + "\n").encode()
+            data = (json.dumps({"ok": False, "kind": "program",
+                                "message": f"result is not plain data: {e}"}) + "\n").encode()
         view = memoryview(data)
         while view:
             view = view[os.write(reply_fd, view):]

@@ -24,8 +24,8 @@ from benchmark.env import decode_message
 from benchmark.seeding import derive_seed
 from maestromotif.options.program import Program, load_program
 from maestromotif.options.runtime import SKILLS
-from maestromotif.options.sandbox import (DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, InProcessRunner, Runner, Sandbox,
-                                          SandboxError)
+from maestromotif.options.sandbox import (DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_S, InProcessRunner, Runner,
+                                          Sandbox, SandboxError)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ MINES = 2
 _shared_runners: dict[tuple, Runner] = {}
 
 
-def shared_runner(mode: str, timeout_s: float = DEFAULT_TIMEOUT_S, memory_mb: int = DEFAULT_MEMORY_MB) -> Runner:
+def shared_runner(mode: str, timeout_s: float = DEFAULT_TIMEOUT_S,
+                  memory_mb: int = DEFAULT_MEMORY_MB) -> Runner:
     """One runner per process and mode, shared by every wrapper (one sandbox worker, not one per env)."""
     key = (mode, timeout_s, memory_mb)
     if key not in _shared_runners:
@@ -104,7 +105,8 @@ class OptionsWrapper(gym.Wrapper):
         if on_error not in ("continue", "raise"):
             raise ValueError(f"on_error={on_error!r}: choose 'continue' or 'raise'")
         self.on_error = on_error
-        missing = {"glyphs", "blstats", "message", "tty_chars", "tty_colors", "inv_letters", "inv_oclasses"} - set(
+        missing = {"glyphs", "blstats", "message", "tty_chars", "tty_colors", "inv_letters",
+                   "inv_oclasses"} - set(
             self.env.observation_space.spaces)
         if missing:
             raise ValueError(f"OptionsWrapper needs the observation keys {sorted(missing)}; add them to "
@@ -124,7 +126,8 @@ class OptionsWrapper(gym.Wrapper):
     # -- episode start
     def reset(self, *, seed: int | None = None, options=None):
         obs, info = self.env.reset(seed=seed, options=options)
-        player_seed = derive_seed(seed, "program") if seed is not None else derive_seed(self.seed, self._episode)
+        player_seed = (derive_seed(seed, "program") if seed is not None
+                       else derive_seed(self.seed, self._episode))
         self._episode += 1
         self._new_player(player_seed)
         bl = obs["blstats"]
@@ -194,7 +197,8 @@ class OptionsWrapper(gym.Wrapper):
             except SandboxError:
                 self.handle = self.runner.load(self.program.source, self.program.name, seed=self.seed)
                 self.player = self.handle.new_player(seed=self._player_seed)
-        return {"end": False, "next": None, "merchant": False, "worshipper": False, "branch_depth": self.branch_depth}
+        return {"end": False, "next": None, "merchant": False, "worshipper": False,
+                "branch_depth": self.branch_depth}
 
     def _detect_fork(self, obs: dict) -> None:
         if self.branch_depth == -2 and int((obs["glyphs"] == DOWN_STAIRS_GLYPH).sum()) >= 2:

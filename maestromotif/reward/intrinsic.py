@@ -143,7 +143,8 @@ class SkillRewardModel:
         self.std = ckpt.reward_std
         self.threshold_quantile = threshold_quantile
         self.threshold = ckpt.threshold(threshold_quantile)
-        # a message-only model (Motif's, the embedding similarity) ignores the depth change: one key per message
+        # a message-only model (Motif's, the embedding similarity) ignores the depth change: one key per
+        # message
         self.uses_depth = getattr(ckpt.model, "uses_depth", True)
         self._cache: dict[tuple[str, int], float] = {}
         self.misses = 0  # keys that needed a model call

@@ -99,7 +99,8 @@ def load_labels(path: str | Path) -> pd.DataFrame:
     try:
         from maestromotif.annotate import labelled_pairs
     except ImportError as e:
-        raise LabelsError(f"cannot read {path}: maestromotif.annotate.labelled_pairs is unavailable: {e}") from e
+        raise LabelsError(f"cannot read {path}: maestromotif.annotate.labelled_pairs is unavailable: "
+                          f"{e}") from e
     return labelled_pairs(path)
 
 

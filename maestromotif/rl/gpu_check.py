@@ -86,7 +86,8 @@ def measure(minutes: float, device: str, workers: int, envs_per_worker: int | No
     from maestromotif.rl.watchdog import kill_group
 
     overrides = [f"data_dir={workdir / 'data'}", f"rl.reward_dir={workdir / 'reward'}", f"rl.device={device}",
-                 f"rl.num_workers={workers}", "rl.train_for_env_steps=100000000000", "rl.save_every_sec=1000000"]
+                 f"rl.num_workers={workers}", "rl.train_for_env_steps=100000000000",
+                 "rl.save_every_sec=1000000"]
     overrides += [f"rl.num_envs_per_worker={envs_per_worker}"] * (envs_per_worker is not None)
     overrides += [f"rl.batch_size={batch_size}"] * (batch_size is not None)
     params = compose("paper", overrides)
@@ -120,10 +121,11 @@ def measure(minutes: float, device: str, workers: int, envs_per_worker: int | No
     if not progress:
         tail = (run / "train.log").read_text(errors="replace").splitlines()[-30:]
         raise RuntimeError("training produced no progress record; the log ends:\n" + "\n".join(tail))
-    result = summarise(progress, (run / "train.log").read_text(errors="replace"), warmup_s=min(30.0, 15 * minutes))
+    result = summarise(progress, (run / "train.log").read_text(errors="replace"),
+                       warmup_s=min(30.0, 15 * minutes))
     result.update(device=device, minutes=minutes, num_workers=rl.num_workers,
-                  num_envs_per_worker=rl.num_envs_per_worker, batch_size=rl.batch_size, crop_mode=rl.crop_mode,
-                  gpu_memory_used_mib=peak, machine=machine(), experiment=EXPERIMENT)
+                  num_envs_per_worker=rl.num_envs_per_worker, batch_size=rl.batch_size,
+                  crop_mode=rl.crop_mode, gpu_memory_used_mib=peak, machine=machine(), experiment=EXPERIMENT)
     return result
 
 
@@ -145,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
 
         if not torch.cuda.is_available():
             print("gpu_check: no CUDA GPU visible to torch (torch.cuda.is_available() is False; torch "
-                  f"{torch.__version__}). Run it on a GPU machine after `make setup-gpu`, or pass --device cpu "
-                  "to measure the same configuration on the CPU.", file=sys.stderr)
+                  f"{torch.__version__}). Run it on a GPU machine after `make setup-gpu`, or pass --device "
+                  "cpu to measure the same configuration on the CPU.", file=sys.stderr)
             return NO_GPU_EXIT
     with tempfile.TemporaryDirectory(prefix="mm-gpu-check-") as tmp:
-        result = measure(args.minutes, args.device, args.workers, args.envs_per_worker, args.batch_size, Path(tmp))
+        result = measure(args.minutes, args.device, args.workers, args.envs_per_worker, args.batch_size,
+                         Path(tmp))
     write_json(Path(args.out), result)
     print(json.dumps(result, indent=1))
     return 0

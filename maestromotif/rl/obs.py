@@ -5,7 +5,8 @@ Keys produced (see maestromotif.rl.network):
   screen      uint8 (3, 72, 72)  crop_mode "rgb": 12x12 characters around the agent, rendered 6x6 px each
   crop_chars  uint8 (12, 12)     crop_mode "embed": the same crop as character codes ...
   crop_colors uint8 (12, 12)     ... and NetHack colours
-  stats       float32 (35)       27 blstats + 3 extras (spell type, #potions, #comestibles) + skill one-hot (raw;
+  stats       float32 (35)       27 blstats + 3 extras (spell type, #potions, #comestibles) + skill one-hot
+              (raw;
                                  the network scales it)
   message     uint8 (256)        the top-line message bytes
 """

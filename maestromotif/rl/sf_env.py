@@ -34,7 +34,8 @@ from maestromotif.rl.obs import NUM_SKILLS, PolicyObservation
 log = logging.getLogger(__name__)
 
 ENV_NAME = "mm_skills"
-TEST_CRASH_ENV_NAME = "mm_skills_test_crash"  # test-only: the same env, raising after cfg.mm_crash_after steps
+# test-only: the same env, raising after cfg.mm_crash_after steps
+TEST_CRASH_ENV_NAME = "mm_skills_test_crash"
 FACTORY_ENV_NAME = "mm_factory"  # any other training env (the baselines): built by cfg.mm_env_factory
 
 
@@ -89,7 +90,8 @@ class CrashAfter(gym.Wrapper):
     def step(self, action):
         self.count += 1
         if self.count > self.steps:
-            raise RuntimeError(f"injected env crash after {self.steps} steps (test-only env {TEST_CRASH_ENV_NAME})")
+            raise RuntimeError(f"injected env crash after {self.steps} steps (test-only env "
+                               f"{TEST_CRASH_ENV_NAME})")
         return self.env.step(action)
 
 
@@ -186,7 +188,8 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     env = wrap_skills(env, program, env_seed)
     from maestromotif.reward.wrapper import IntrinsicRewardWrapper
 
-    reward = _intrinsic_reward(cfg.mm_reward_dir, skill_index_order(cfg.mm_skills.split(",")), cfg.mm_intrinsic)
+    reward = _intrinsic_reward(cfg.mm_reward_dir, skill_index_order(cfg.mm_skills.split(",")),
+                               cfg.mm_intrinsic)
     env = IntrinsicRewardWrapper(env, reward)
     env = CrashReport(env, cfg.mm_error_file)
     return OwnSeeds(PolicyObservation(env, cfg.mm_crop_mode), env_seed)

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 def add_mm_args(parser: argparse.ArgumentParser) -> None:
     """Our settings, carried inside sample-factory's cfg to the env factory in every worker."""
     p = parser.add_argument
-    p("--mm_intrinsic", default="", help="the params' reward.intrinsic block as JSON ('' = the paper's defaults)")
+    p("--mm_intrinsic", default="",
+      help="the params' reward.intrinsic block as JSON ('' = the paper's defaults)")
     p("--mm_error_file", default="", help="worker errors go here (one JSON line each) for the watchdog")
     p("--mm_root_seed", type=int, default=0)
     p("--mm_seed", type=int, default=0, help="skill-training seed (data/fit/maestromotif/seed<k>)")
@@ -46,7 +47,8 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
       help="one torch thread (with --serial_mode=True --async_rl=False: a reproducible run)")
     p("--mm_crash_after", type=int, default=10**9, help="test-only env: raise after this many steps")
     # env name "mm_factory" (baselines): the training env comes from this importable function instead
-    p("--mm_env_factory", default="", help="'module:function(cfg, env_config, **kwargs) -> env' for mm_factory")
+    p("--mm_env_factory", default="",
+      help="'module:function(cfg, env_config, **kwargs) -> env' for mm_factory")
     p("--mm_factory_kwargs", default="{}", help="JSON keyword arguments of --mm_env_factory")
 
 
@@ -128,9 +130,10 @@ def make_observer(cfg, curves: SkillCurves, progress_path: Path):
             self.last = now
             elapsed = now - self.start_time
             fps = (steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
-            append_jsonl(progress_path, [{"time": now, "env_steps": steps, "iterations_since_resume": iteration,
-                                          "fps": fps, "steps_since_resume": steps - self.start_steps,
-                                          "seconds_since_first_iteration": elapsed}])
+            append_jsonl(progress_path,
+                         [{"time": now, "env_steps": steps, "iterations_since_resume": iteration,
+                           "fps": fps, "steps_since_resume": steps - self.start_steps,
+                           "seconds_since_first_iteration": elapsed}])
 
         def on_stop(self, runner) -> None:
             curves.maybe_write(self._env_steps(runner), force=True)

@@ -4,11 +4,14 @@
 
 Reads   params `rl` (hyperparameters, sizes), `env`, `skills`, `root_seed`, `profile`;
         data/reward/<skill>/model.pt (frozen reward models); the training program over skills.
-Writes  data/fit/maestromotif/seed<k>/sf/checkpoint_p0/checkpoint_*.pth   sample-factory checkpoints (latest kept)
+Writes  data/fit/maestromotif/seed<k>/sf/checkpoint_p0/checkpoint_*.pth   sample-factory checkpoints (latest
+        kept)
         data/fit/maestromotif/seed<k>/sf/config.json                      sample-factory's full configuration
-        data/fit/maestromotif/seed<k>/curve.jsonl      env_steps, skill, mean normalised reward, frequency (Fig. 8b/c)
+        data/fit/maestromotif/seed<k>/curve.jsonl      env_steps, skill, mean normalised reward, frequency
+                                                       (Fig. 8b/c)
         data/fit/maestromotif/seed<k>/progress.jsonl   env steps and frames/s over time
-        data/fit/maestromotif/seed<k>/summary.json     written last: env steps, frames/s, checkpoint, seeds, provenance
+        data/fit/maestromotif/seed<k>/summary.json     written last: env steps, frames/s, checkpoint, seeds,
+                                                       provenance
 
 Resumable: rerunning after a kill continues from the last checkpoint (sample-factory's `resume`), with
 env steps counting on from the checkpoint's; a finished run (summary.json present for the same settings)
@@ -75,7 +78,8 @@ class RLConfig:
     crop_mode: str = "rgb"  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
     # skills
     program: str = "training"  # the training policy over skills; "isolated" = the ablation without one
-    codegen_dir: str = "data/codegen"  # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
+    # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
+    codegen_dir: str = "data/codegen"
     code_seed: int = 0  # which generated training program, for every skill seed (one of codegen.code_seeds)
     reward_dir: str = "data/reward"  # conf sets ${data_dir}/reward
     # plumbing
@@ -86,7 +90,8 @@ class RLConfig:
     report_every_sec: float = 5.0
     startup_timeout_s: float = 600.0
     stall_timeout_s: float = 300.0
-    extra_sf_args: list[str] = field(default_factory=list)  # any other sample-factory flag, e.g. --serial_mode=True
+    # any other sample-factory flag, e.g. --serial_mode=True
+    extra_sf_args: list[str] = field(default_factory=list)
     # Reproducible training: sample-factory's serial, synchronous mode with one torch thread and a fixed
     # Python hash seed, so a run is a function of its settings on one kind of machine (same CPU, same torch
     # build), whatever the load.
@@ -206,8 +211,8 @@ def drop_rows_after(path: Path, env_steps: int) -> None:
         write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 
 
-def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None = None, run: Path | None = None,
-          rl_overrides: dict | None = None, extra_args: list[str] | None = None,
+def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None = None,
+          run: Path | None = None, rl_overrides: dict | None = None, extra_args: list[str] | None = None,
           method: str = "maestromotif") -> Path:
     """Train (or resume, or skip if finished) the skills of `seed`; return the run dir.
 
@@ -243,8 +248,8 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
         # string hashing the order (and with it which env gets which sampled action) changed between runs
         env["PYTHONHASHSEED"] = "0"
     cmd = [sys.executable, "-m", "maestromotif.rl.sf_run", *argv]
-    bar = tqdm(total=rl.train_for_env_steps, initial=start_steps, unit="step", desc=f"{'train_skills' if method == 'maestromotif' else method} seed{seed}",
-               disable=None)
+    bar = tqdm(total=rl.train_for_env_steps, initial=start_steps, unit="step",
+               desc=f"{'train_skills' if method == 'maestromotif' else method} seed{seed}", disable=None)
     last: dict[str, Any] = {}
 
     def on_progress(rec: dict) -> None:
@@ -266,7 +271,8 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
         bar.close()
     final = checkpoints(run)
     if not final:
-        raise RuntimeError(f"sample-factory finished without a checkpoint in {run / EXPERIMENT}; see {run / 'train.log'}")
+        raise RuntimeError(f"sample-factory finished without a checkpoint in {run / EXPERIMENT}; see "
+                           f"{run / 'train.log'}")
     write_json(summary_path, {
         "seed": seed, "root_seed": top.root_seed, "profile": top.profile, "skills": list(top.skills),
         "env_steps": checkpoint_env_steps(final[-1]), "resumed_from_env_steps": start_steps,
@@ -309,7 +315,8 @@ def _check_inputs(rl: RLConfig, top, skill_rewards: bool = True) -> None:
         raise ValueError(f"rl.num_envs_per_worker ({rl.num_envs_per_worker}) must be a multiple of "
                          f"rl.worker_num_splits ({rl.worker_num_splits})")
     if rl.batch_size % rl.recurrence:
-        raise ValueError(f"rl.batch_size ({rl.batch_size}) must be a multiple of rl.recurrence ({rl.recurrence})")
+        raise ValueError(f"rl.batch_size ({rl.batch_size}) must be a multiple of rl.recurrence "
+                         f"({rl.recurrence})")
 
 
 def _provenance(top, seed: int, run: Path, method: str = "maestromotif") -> dict:
@@ -317,7 +324,8 @@ def _provenance(top, seed: int, run: Path, method: str = "maestromotif") -> dict
         from benchmark.provenance import record
 
         return record(stage="train_skills" if method == "maestromotif" else "fit", profile=top.profile,
-                      root_seed=top.root_seed, seed=seed, method=method, env_steps=checkpoint_env_steps(checkpoints(run)[-1]))
+                      root_seed=top.root_seed, seed=seed, method=method,
+                      env_steps=checkpoint_env_steps(checkpoints(run)[-1]))
     except Exception as e:  # provenance must never fail a finished training run
         return {"error": f"{type(e).__name__}: {e}"}
 
@@ -332,8 +340,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["MM_PARAMS"] = str(Path(args.params).resolve())
     params = load_params(args.params)
     if args.seed not in root(params).skill_seeds:
-        raise SystemExit(f"--seed {args.seed} is not one of the params skill_seeds {list(root(params).skill_seeds)} "
-                         "(one skill network per skill seed; set skill_seeds in conf/ or the profile)")
+        raise SystemExit(f"--seed {args.seed} is not one of the params skill_seeds "
+                         f"{list(root(params).skill_seeds)} (one skill network per skill seed; set "
+                         "skill_seeds in conf/ or the profile)")
     train(params, args.seed)
 
 

@@ -57,6 +57,7 @@ def test_env_steps_per_second_against_raw_nle(benchmark, task, action_ids):
     ours_rate, raw_rate = STEPS / min(ours_times), STEPS / min(raw_times)
     ratio = ours_rate / raw_rate
     benchmark.extra_info.update(ours_steps_per_s=ours_rate, raw_nle_steps_per_s=raw_rate, ratio=ratio)
-    print(f"\n[{task}, {len(action_ids)} actions] ours {ours_rate:,.0f} steps/s, raw NLE {raw_rate:,.0f} steps/s, ratio {ratio:.2f}")
+    print(f"\n[{task}, {len(action_ids)} actions] ours {ours_rate:,.0f} steps/s, raw NLE {raw_rate:,.0f} "
+          f"steps/s, ratio {ratio:.2f}")
     target = TARGET_RATIO if len(action_ids) < len(ACTIONS) else FULL_SET_FLOOR
     assert ratio >= target, f"env stack at {ratio:.2f} x raw NLE (target {target})"

@@ -35,10 +35,11 @@ def test_batched_vs_sequential_tokens_per_second(benchmark, embedded_engine):
     benchmark.extra_info.update(model_id=embedded_engine.model_id, dtype=embedded_engine.dtype,
                                 init_s=round(embedded_engine.init_seconds, 1), prompts=N_PROMPTS,
                                 max_tokens=SAMPLING.max_tokens, batched_tok_s=round(batched, 1),
-                                sequential_tok_s=round(sequential, 1), ratio=round(ratio, 2), target_ratio=3.0)
+                                sequential_tok_s=round(sequential, 1), ratio=round(ratio, 2),
+                                target_ratio=3.0)
     print()  # the numbers for the report (pytest -s); also in the benchmark JSON's extra_info
     print("LLM throughput (%s, %s): batched %.1f tok/s (%d tok, %.1f s), sequential %.1f tok/s "
           "(%d tok, %.1f s), ratio %.2fx (target >= 3x), init %.1f s" % (
-              embedded_engine.model_id, embedded_engine.dtype, batched, bat_tokens, bat_s, sequential, seq_tokens,
-              seq_s, ratio, embedded_engine.init_seconds))
+              embedded_engine.model_id, embedded_engine.dtype, batched, bat_tokens, bat_s, sequential,
+              seq_tokens, seq_s, ratio, embedded_engine.init_seconds))
     assert seq_tokens > 0 and bat_tokens > 0

@@ -25,8 +25,9 @@ def step_inputs(turn: int) -> dict:
     chars = [[32] * 7 for _ in range(7)]
     chars[1][5] = 64
     return dict(chars=chars, colors=[[7] * 7 for _ in range(7)], num_items=1, color_map={"@": 15, "_": 7},
-                skill="discoverer", skill_time=turn % 600, depth=1 + turn % 3, previous_depth=1, dungeon_number=0,
-                branch_depth=-2, branch_depth_if_end=-2, gold=0, kill=False, xp_level=1, ate_in_mines=False)
+                skill="discoverer", skill_time=turn % 600, depth=1 + turn % 3, previous_depth=1,
+                dungeon_number=0, branch_depth=-2, branch_depth_if_end=-2, gold=0, kill=False, xp_level=1,
+                ate_in_mines=False)
 
 
 def _time_calls(player, inputs) -> float:
@@ -49,7 +50,9 @@ def test_sandbox_call_cost_vs_in_process(benchmark):
         benchmark.pedantic(boxed.step, args=(inputs[0],), rounds=200, iterations=1)
     direct_us, boxed_us = min(direct_s) * 1e6, min(boxed_s) * 1e6
     ratio = boxed_us / direct_us
-    benchmark.extra_info.update(in_process_us=round(direct_us, 2), sandbox_us=round(boxed_us, 2), ratio=round(ratio, 2),
-                                sandbox_overhead_us=round(boxed_us - direct_us, 2))
-    print(f"\noptions_step: in-process {direct_us:.1f} us, sandbox {boxed_us:.1f} us per call, ratio {ratio:.1f}x")
-    assert ratio < SPAWN_GUARD, f"sandbox call costs {ratio:.0f}x an in-process call: is a process spawned per call?"
+    benchmark.extra_info.update(in_process_us=round(direct_us, 2), sandbox_us=round(boxed_us, 2),
+                                ratio=round(ratio, 2), sandbox_overhead_us=round(boxed_us - direct_us, 2))
+    print(f"\noptions_step: in-process {direct_us:.1f} us, sandbox {boxed_us:.1f} us per call, ratio "
+          f"{ratio:.1f}x")
+    assert ratio < SPAWN_GUARD, (f"sandbox call costs {ratio:.0f}x an in-process call: is a process spawned "
+                                 "per call?")

@@ -21,8 +21,8 @@ from tests.integration.test_train_support import ci_params, real_messages, train
 
 log = logging.getLogger(__name__)
 STEPS = 8192
-SIZES = ["rl.num_workers=2", "rl.num_envs_per_worker=8", "rl.batch_size=512", f"rl.train_for_env_steps={STEPS}",
-         "rl.save_every_sec=600"]  # the small profile's shape
+SIZES = ["rl.num_workers=2", "rl.num_envs_per_worker=8", "rl.batch_size=512",
+         f"rl.train_for_env_steps={STEPS}", "rl.save_every_sec=600"]  # the small profile's shape
 
 
 def raw_env_rate(steps: int = 3000) -> float:
@@ -66,6 +66,7 @@ def test_training_frames_per_second(benchmark, tmp_path, reward_dir, crop_mode):
     ratio = fps / env_rate
     benchmark.extra_info.update(crop_mode=crop_mode, train_fps=fps, raw_env_steps_per_s=env_rate,
                                 ratio=ratio, target_fps=3000, cores=os.cpu_count())
-    log.warning("train_skills %s crop: %.0f frames/s; raw env %.0f steps/s; ratio %.3f (target 3000 frames/s)",
+    log.warning("train_skills %s crop: %.0f frames/s; raw env %.0f steps/s; ratio %.3f "
+                "(target 3000 frames/s)",
                 crop_mode, fps, env_rate, ratio)
     assert fps > 0 and ratio > 0

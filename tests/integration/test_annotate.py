@@ -37,7 +37,8 @@ def test_oracle_annotation_end_to_end(ci_data, tmp_path):
     assert set(df.dlvl_change_1) | set(df.dlvl_change_2) <= {-1, 0, 1}
     assert df.message_1.map(type).eq(str).all()
     raw = pd.read_parquet(out / "labels.parquet")
-    assert {"answer", "model_id", "prompt_hash", "seed", "prompt_tokens", "completion_tokens", "mode"} <= set(raw)
+    assert {"answer", "model_id", "prompt_hash", "seed", "prompt_tokens", "completion_tokens",
+            "mode"} <= set(raw)
     assert (raw.model_id[raw.asked] == "rule-oracle").all()
 
 
@@ -91,7 +92,8 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(ci_data, tmp_pa
     clean_dir = tmp_path / "clean"
     assert _run_stage(params_path, clean_dir).wait(timeout=240) == 0  # uninterrupted reference
 
-    resumed, clean = pd.read_parquet(killed_dir / "labels.parquet"), pd.read_parquet(clean_dir / "labels.parquet")
+    resumed = pd.read_parquet(killed_dir / "labels.parquet")
+    clean = pd.read_parquet(clean_dir / "labels.parquet")
     assert len(resumed) == n_pairs and not resumed.pair_id.duplicated().any()
     assert sorted(resumed.pair_id) == list(range(n_pairs))
     pd.testing.assert_frame_equal(resumed, clean)
@@ -116,8 +118,8 @@ def test_direct_mode_with_the_embedded_llm_is_deterministic_per_chunk(ci_data, t
         assert {"1": FIRST, "2": SECOND, "none": TIE}[max(lp, key=lp.get)] == row.label
         assert json.loads(row.top_logprobs)
     metrics = json.loads((out / "metrics.json").read_text())
-    print("direct-mode metrics (ci, descender):", {k: metrics[k] for k in ("histogram", "parse_rate",
-                                                                             "tokens_per_asked_pair", "this_run")})
+    print("direct-mode metrics (ci, descender):",
+          {k: metrics[k] for k in ("histogram", "parse_rate", "tokens_per_asked_pair", "this_run")})
     # resume: losing a chunk and rerunning reproduces it exactly (seed per chunk, greedy read-out)
     (out / "chunks" / "chunk_00001.jsonl").unlink()
     (out / "labels.parquet").unlink()
@@ -128,11 +130,12 @@ def test_direct_mode_with_the_embedded_llm_is_deterministic_per_chunk(ci_data, t
 @pytest.mark.llm
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_symmetrised_direct_mode_asks_both_orders_and_labels_by_the_margin(ci_data, tmp_path, embedded_engine):
+def test_symmetrised_direct_mode_asks_both_orders_and_labels_by_the_margin(ci_data, tmp_path,
+                                                                           embedded_engine):
     """The ci/small default: each pair asked as (A, B) and (B, A) in one batch; the label is the sign of the
     bias-free margin, both raw read-outs are stored, and a lost chunk is redone exactly."""
-    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct", "annotate.symmetrise=true",
-                       "annotate.tau=0.01", "annotate.chunk_size=8")
+    params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct",
+                       "annotate.symmetrise=true", "annotate.tau=0.01", "annotate.chunk_size=8")
     out = annotate(params, skill="descender", out_dir=tmp_path / "sym", engine=embedded_engine)
     raw = pd.read_parquet(out / "labels.parquet")
     asked = raw[raw.asked]
@@ -145,7 +148,8 @@ def test_symmetrised_direct_mode_asks_both_orders_and_labels_by_the_margin(ci_da
         assert direct_label(ab)[0] == row.label_first_order  # what the one-order mode would have said
         assert row.answer_swapped is not None and json.loads(row.label_logprobs_swapped) is not None
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["symmetrised"] and metrics["tau"] == 0.01 and metrics["completion_tokens_per_asked_pair"] == 2
+    assert metrics["symmetrised"] and metrics["tau"] == 0.01
+    assert metrics["completion_tokens_per_asked_pair"] == 2
     assert sum(metrics["histogram_first_order"].values()) == len(raw)
     assert metrics["oracle_agreement"]["n"] == metrics["oracle_agreement_first_order"]["n"]
     print("symmetrised metrics (ci, descender):", {k: metrics[k] for k in (
@@ -170,7 +174,8 @@ def test_symmetrise_needs_direct_mode(ci_data, tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_chain_of_thought_mode_parses_or_retries(ci_data, tmp_path, embedded_engine):
-    params = ci_params(tmp_path / "data", tmp_path / "p.yaml", "annotate.mode=chain_of_thought", "annotate.symmetrise=false",
+    params = ci_params(tmp_path / "data", tmp_path / "p.yaml", "annotate.mode=chain_of_thought",
+                       "annotate.symmetrise=false",
                        "annotate.max_tokens=24", "annotate.retry_max_tokens=12", "annotate.chunk_size=4",
                        "pairs.sizes.ascender=4")
     make_pairs(params, obs_dir=ci_data.obs_dir)
@@ -189,7 +194,8 @@ def test_chain_of_thought_mode_parses_or_retries(ci_data, tmp_path, embedded_eng
 @pytest.mark.timeout(600)
 def test_motif_variant_for_a_task(ci_data, tmp_path, embedded_engine):
     params = ci_params(ci_data.data_dir, tmp_path / "p.yaml", "annotate.mode=direct")
-    out = annotate(params, variant="motif", task="gnomish", out_dir=tmp_path / "motif", engine=embedded_engine)
+    out = annotate(params, variant="motif", task="gnomish", out_dir=tmp_path / "motif",
+                   engine=embedded_engine)
     raw = pd.read_parquet(out / "labels.parquet")
     assert len(raw) == ci_data.params.pairs.motif and (raw.key == "gnomish").all()
     same = raw.message_1.str.strip() == raw.message_2.str.strip()
@@ -220,9 +226,9 @@ def test_one_command_writes_the_skills_and_the_motif_tasks_label_sets(ci_data, t
     shutil.copytree(Path(ci_data.data_dir) / "pairs", tmp_path / "data" / "pairs")
     params_path = tmp_path / "params.yaml"
     params = ci_params(tmp_path / "data", params_path)
-    run = subprocess.run([sys.executable, "-m", "maestromotif.annotate", "--skill", "descender", "--motif-tasks",
-                          "gnomish", "delphi", "--params", str(params_path)], cwd=REPO_ROOT, timeout=540,
-                         capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "maestromotif.annotate", "--skill", "descender",
+                          "--motif-tasks", "gnomish", "delphi", "--params", str(params_path)],
+                         cwd=REPO_ROOT, timeout=540, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("starting the annotator LLM (shared by 3 label sets)") == 1
     expected = {label_dir(params.data_dir, "maestromotif", "descender"): ci_data.params.pairs.sizes.descender,
@@ -242,11 +248,12 @@ def _identical_pair_ids(pairs_file: Path, variant: str) -> set[int]:
 
 @pytest.fixture
 def many_pairs(ci_data, tmp_path):
-    """69 uniformly sampled discoverer and Motif pairs (138 of the 139 eligible ci samples): some have identical
-    captions."""
+    """69 uniformly sampled discoverer and Motif pairs (138 of the 139 eligible ci samples): some have
+    identical captions."""
     sizes = ("pairs.sizes.discoverer=69", "pairs.motif=69", "pairs.sampling=uniform")
     make_pairs(ci_params(tmp_path / "data", tmp_path / "pairs.yaml", *sizes), obs_dir=ci_data.obs_dir)
-    return lambda name, *overrides: ci_params(tmp_path / "data", tmp_path / f"{name}.yaml", *sizes, *overrides)
+    return lambda name, *overrides: ci_params(tmp_path / "data", tmp_path / f"{name}.yaml", *sizes,
+                                              *overrides)
 
 
 def test_maestromotif_asks_about_identical_captions_unless_tie_identical_all(many_pairs, tmp_path):
@@ -256,7 +263,8 @@ def test_maestromotif_asks_about_identical_captions_unless_tie_identical_all(man
     assert same, "no identical captions among the pairs: raise their number"
     for setting, asked in (("motif", True), ("all", False)):
         params = many_pairs(setting, "annotate.annotator=oracle", f"annotate.tie_identical={setting}")
-        raw = pd.read_parquet(annotate(params, skill="discoverer", out_dir=tmp_path / setting) / "labels.parquet")
+        raw = pd.read_parquet(annotate(params, skill="discoverer",
+                                       out_dir=tmp_path / setting) / "labels.parquet")
         raw = raw[raw.pair_id.isin(same)]
         assert len(raw) == len(same) and (raw.asked == asked).all()
         assert (raw["mode"] == ("rule" if asked else "identical")).all()
@@ -275,7 +283,8 @@ def test_motif_ties_identical_captions_without_asking(many_pairs):
     def no_llm():  # only which pairs reach the LLM is under test
         raise RuntimeError("the LLM was asked")
 
-    records = annotate_chunk(pairs, "motif", "gnomish", section(params, "annotate", AnnotateConfig), 0, no_llm, "h")
+    records = annotate_chunk(pairs, "motif", "gnomish", section(params, "annotate", AnnotateConfig), 0,
+                             no_llm, "h")
     assert len(records) == len(pairs)
     assert all(r["label"] == TIE and not r["asked"] and r["mode"] == "identical" for r in records)
     never = section(many_pairs("never", "annotate.tie_identical=never"), "annotate", AnnotateConfig)

@@ -46,7 +46,8 @@ def setup(tmp_path_factory):
     shas = {0: write_program(codegen, 0, reference + "\n# written for code seed 0\n", "llm"),
             1: write_program(codegen, 1, reference.replace("(reference)", "(reference-fallback)", 1),
                              "reference-fallback", reason="select_skill: no python block")}
-    outs = {k: evaluate.evaluate("maestromotif", TASK, 0, params, progress=False, code_seed=k) for k in (0, 1)}
+    outs = {k: evaluate.evaluate("maestromotif", TASK, 0, params, progress=False, code_seed=k)
+            for k in (0, 1)}
     return params, codegen, shas, outs
 
 

@@ -53,7 +53,8 @@ def test_a_deployment_only_file_re_evaluates_without_retraining(project):
         restore()
     assert "evaluate_maestromotif" in stale
     assert "evaluate@task_ppo" in stale  # the APPO baselines deploy the same network class
-    assert not any(s.startswith(("train_skills", "fit@", "reward", "collect", "annotate")) for s in stale), stale
+    assert not any(s.startswith(("train_skills", "fit@", "reward", "collect", "annotate"))
+                   for s in stale), stale
 
 
 @pytest.mark.slow

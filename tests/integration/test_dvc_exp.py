@@ -27,7 +27,8 @@ def queued_params(root) -> dict[str, dict]:
                 walk(value)
 
     walk(shown)
-    return {name: OmegaConf.to_container(OmegaConf.create(run(root, "git", "show", f"{rev}:params.yaml").stdout))
+    return {name: OmegaConf.to_container(OmegaConf.create(run(root, "git", "show",
+                                                              f"{rev}:params.yaml").stdout))
             for name, rev in revs.items() if name != "master"}
 
 

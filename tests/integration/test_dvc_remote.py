@@ -57,4 +57,5 @@ def test_push_clone_pull_is_up_to_date_and_evaluates_without_retraining(tmp_path
     policy.write_text(policy.read_text() + "\n# edited after the pull\n")
     again = ran_stages(dvc(clone, "repro").stdout)
     assert "evaluate_maestromotif" in again
-    assert not {s for s in again if s.startswith(("train_skills", "reward", "annotate", "collect", "fit@"))}, again
+    assert not {s for s in again
+                if s.startswith(("train_skills", "reward", "annotate", "collect", "fit@"))}, again

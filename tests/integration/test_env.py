@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from benchmark.env import (ACTION_INDEX, ACTIONS, ENV_CONF, PAPER_CONFIG_LINES, PAPER_OPTIONS, EnvError,
                            decode_message, make)
 from benchmark.tasks import TaskError
-from tests.fixtures.wizard import (act, base, depth, hero_position, identify_all, map_level, message, teleport_onto,
-                                   teleport_to, wish)
+from tests.fixtures.wizard import (act, base, depth, hero_position, identify_all, map_level, message,
+                                   teleport_onto, teleport_to, wish)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,7 +73,8 @@ def test_eat_prompt_is_cancelled_by_any_other_action(wizard_env):
 
 def test_quaff_macro_drinks_the_first_listed_potion(wizard_env):
     env = wizard_env()
-    potions_before = int((base(env).last_observation[base(env)._inv_oclasses_index] == nethack.POTION_CLASS).sum())
+    oclasses = base(env).last_observation[base(env)._inv_oclasses_index]
+    potions_before = int((oclasses == nethack.POTION_CLASS).sum())
     act(env, "QUAFF")
     assert "What do you want to drink?" in message(env)
     _, _, _, _, info = act(env, "NW")
@@ -180,7 +181,7 @@ def test_unknown_nethack_option_fails_at_reset_with_nethacks_words():
     env.close()
 
 
-# ----- the official NetHack options file ---------------------------------------------------------------------
+# ----- the official NetHack options file ---------------------------------------------------------
 def test_nethack_reads_exactly_the_conf_options_file_and_accepts_it():
     env = make(seed=0)
     env.reset()  # a config error would stop NetHack before the game (EnvError, see the test above)
@@ -226,4 +227,5 @@ def test_autopickup_follows_the_official_exceptions(wizard_env, item, picked):
     assert message(env).startswith("You drop")
     act(env, "E")
     act(env, "W")  # back onto the dropped item
-    assert (message(env)[1:4] == " - " and item.split()[-1] in message(env)) == picked, message(env)  # "k - ..."
+    # "k - ..."
+    assert (message(env)[1:4] == " - " and item.split()[-1] in message(env)) == picked, message(env)

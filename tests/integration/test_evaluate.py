@@ -8,8 +8,9 @@ from benchmark.fit import fit
 
 
 def ci_params(tmp_path, *overrides):
-    return config.compose("ci", ["methods=[random]", f"data_dir={tmp_path}/data", f"results_dir={tmp_path}/results",
-                                 "evaluate.episodes=3", "evaluate.max_episode_steps=150", *overrides])
+    return config.compose("ci", ["methods=[random]", f"data_dir={tmp_path}/data",
+                                 f"results_dir={tmp_path}/results", "evaluate.episodes=3",
+                                 "evaluate.max_episode_steps=150", *overrides])
 
 
 def run(params, task="gnomish", seed=0):
@@ -30,8 +31,8 @@ def test_records_have_every_field_and_the_output_has_provenance(reference):
     out, records = reference
     assert [r["episode"] for r in records] == [0, 1, 2]
     for r in records:
-        for key in ("success", "value", "steps", "return", "score", "max_depth", "max_xlvl", "end_reason", "episode_seed",
-                    "method", "task", "seed", "profile", "category", "metric"):
+        for key in ("success", "value", "steps", "return", "score", "max_depth", "max_xlvl", "end_reason",
+                    "episode_seed", "method", "task", "seed", "profile", "category", "metric"):
             assert key in r, key
         assert r["category"] == "navigation" and r["profile"] == "ci" and 1 <= r["steps"] <= 150
         assert r["end_reason"] in {"success", "death", "step_cap", "ended"}
@@ -103,8 +104,8 @@ def test_a_code_seed_for_a_method_without_code_seeds_is_a_clear_error(tmp_path):
 
 @pytest.mark.timeout(120)
 def test_records_carry_the_highest_experience_level_and_depth_for_progression():
-    """A real game in wizard mode: quaff a potion of gain level (XL 2), level-teleport to depth 3, let the step
-    cap end the episode; the record keeps both maxima and BALROG's progression follows from them."""
+    """A real game in wizard mode: quaff a potion of gain level (XL 2), level-teleport to depth 3, let the
+    step cap end the episode; the record keeps both maxima and BALROG's progression follows from them."""
     from benchmark import playback, progression
     from benchmark.env import ACTION_INDEX, make
     from tests.fixtures.wizard import WIZARD_SEED, base, message, teleport_to, wish

@@ -14,7 +14,8 @@ QUESTION = [{"role": "user", "content": "Name one monster in NetHack."}]
 PREFILL = [
     {"role": "system", "content": "You are a helpful and honest judge of NetHack gameplay."},
     {"role": "user", "content": "Description 1: you found gold. Description 2: you fell into a pit. "
-                                'Which is better? Answer ("best_description": 1) or ("best_description": 2).'},
+                                'Which is better? Answer ("best_description": 1) or '
+                                '("best_description": 2).'},
     {"role": "assistant", "content": '("best_description": '},
 ]
 

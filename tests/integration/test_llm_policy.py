@@ -53,7 +53,8 @@ class FakeEngine:
     def generate(self, conversations, sampling=None):
         self.calls.append((conversations, sampling))
         return [SimpleNamespace(text=self.answers.pop(0), prompt_tokens=100 + i, completion_tokens=7,
-                                finish_reason="stop", model_id=self.model_id) for i in range(len(conversations))]
+                                finish_reason="stop", model_id=self.model_id)
+                for i in range(len(conversations))]
 
 
 def batch(observations):
@@ -80,15 +81,17 @@ def test_agent_loop_with_fake_engine(two_envs):
     assert [ACTION_NAMES[a] for a in actions] == ["E", "SEARCH"]  # invalid answer -> the no-op
     assert len(engine.calls) == 1 and len(engine.calls[0][0]) == 2  # one generate() call for the batch
     system, user = engine.calls[0][0][0]
-    assert system["role"] == "system" and GOAL in system["content"] and "FAR_SW: run southwest" in system["content"]
-    assert "Current observation (step 1):" in user["content"] and "- fountain, 3 steps east" in user["content"]
+    assert system["role"] == "system" and GOAL in system["content"]
+    assert "FAR_SW: run southwest" in system["content"]
+    assert "Current observation (step 1):" in user["content"]
+    assert "- fountain, 3 steps east" in user["content"]
     assert engine.calls[0][1].max_tokens == 16
 
     obs = [e.step(int(a))[0] for e, a in zip(two_envs, actions)]
     actions, state = policy.act(batch(obs), state, np.array([False, False]))
     second = engine.calls[1][0]
     assert "you chose E" in second[0][1]["content"]
-    assert "Your previous answer was invalid (\"nonsense\"): SEARCH was done instead" in second[1][1]["content"]
+    assert 'Your previous answer was invalid ("nonsense"): SEARCH was done instead' in second[1][1]["content"]
     assert [ACTION_NAMES[a] for a in actions] == ["W", "S"]
 
     # The cap is reached: the fixed no-op, without an LLM call.
@@ -97,7 +100,8 @@ def test_agent_loop_with_fake_engine(two_envs):
     assert len(engine.calls) == 2 and [ACTION_NAMES[a] for a in actions] == ["SEARCH", "SEARCH"]
     stats = policy.episode_stats(1)
     assert stats == {"llm_steps": 2, "prompt_tokens": 202, "completion_tokens": 14, "invalid_answers": 1,
-                     "truncated_answers": 0, "auto_more": 0, "noop_after_cap": 1, "env_steps": 3, "episode_seed": 4}
+                     "truncated_answers": 0, "auto_more": 0, "noop_after_cap": 1, "env_steps": 3,
+                     "episode_seed": 4}
 
     # A new episode in env 0 resets its memory and counters; the finished one is kept.
     obs = [e.step(int(a))[0] for e, a in zip(two_envs, actions)]

@@ -8,7 +8,8 @@ from maestromotif.llm.server import VLLMServer
 
 pytestmark = [pytest.mark.llm, pytest.mark.slow, pytest.mark.timeout(900)]
 PREFILL = [
-    {"role": "user", "content": 'Which is better, 1 or 2? Answer ("best_description": 1) or ("best_description": 2).'},
+    {"role": "user",
+     "content": 'Which is better, 1 or 2? Answer ("best_description": 1) or ("best_description": 2).'},
     {"role": "assistant", "content": '("best_description": '},
 ]
 
@@ -24,7 +25,8 @@ def test_server_answers_with_counts_prefill_and_logprobs(server_engine, embedded
     question = [{"role": "user", "content": "Name one NetHack monster."}]
     plain, prefilled = server_engine.generate([question, PREFILL], Sampling(max_tokens=4, logprobs=3))
     for c in (plain, prefilled):
-        assert c.model_id == embedded_server.model_id and c.prompt_tokens > 5 and 1 <= c.completion_tokens <= 4
+        assert c.model_id == embedded_server.model_id
+        assert c.prompt_tokens > 5 and 1 <= c.completion_tokens <= 4
         assert c.top_logprobs and len(c.top_logprobs) == c.completion_tokens
     assert {"1", "2"} & set(prefilled.top_logprobs[0]), prefilled.top_logprobs[0]
 

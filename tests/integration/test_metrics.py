@@ -34,8 +34,8 @@ def run(tmp_path_factory):
                                                for s in steps])
     write_json(tmp / "data" / "reward" / "merchant" / "metrics.json",
                {"heldout_accuracy": 0.75, "train_accuracy": 0.9, "history": [{"train_seconds": 1.5}] * 2})
-    metrics(config.compose("ci", ["methods=[random,maestromotif]", f"tasks=[{','.join(TASKS)}]", "seeds=[0,1]",
-                                  f"data_dir={tmp}/data", f"results_dir={tmp}/results"]))
+    metrics(config.compose("ci", ["methods=[random,maestromotif]", f"tasks=[{','.join(TASKS)}]",
+                                  "seeds=[0,1]", f"data_dir={tmp}/data", f"results_dir={tmp}/results"]))
     return tmp / "results"
 
 
@@ -58,7 +58,8 @@ def test_per_method_metrics_are_the_summary_and_the_logs(run):
 @pytest.mark.timeout(600)
 def test_plot_files_are_flat_tables(run):
     reward = pd.read_csv(run / "plots" / "skill_reward.csv")
-    assert list(reward.columns) == ["env_steps", "discoverer", "descender", "ascender", "worshipper", "merchant"]
+    assert list(reward.columns) == ["env_steps", "discoverer", "descender", "ascender", "worshipper",
+                                    "merchant"]
     assert reward["discoverer"].isna().all()  # no curve for it: an empty column, which dvc plots still draws
     assert reward["env_steps"].min() == 200 and reward["env_steps"].max() == 300  # both seeds' overlap
     assert reward["merchant"].tolist() == pytest.approx([0.5] * len(reward))  # seeds at 0 and 1: mean 0.5

@@ -22,7 +22,8 @@ def recorded_games(tmp_path_factory):
         steps = []
         for _ in range(400):
             bl = obs["blstats"]
-            steps.append((obs["tty_chars"].copy(), {"message": decode_message(obs["message"]), "turn": int(bl[BL_TIME]),
+            steps.append((obs["tty_chars"].copy(),
+                          {"message": decode_message(obs["message"]), "turn": int(bl[BL_TIME]),
                                                    **{k: int(bl[i]) for k, i in STAT_BLSTATS_INDEX.items()}}))
             obs, _, term, trunc, _ = env.step(int(rng.integers(env.action_space.n)))
             if term or trunc:

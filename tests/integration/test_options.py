@@ -18,13 +18,15 @@ DISCOVERER, DESCENDER, ASCENDER, WORSHIPPER, MERCHANT = range(5)
 def training_program(max_depth: int = 3, discoverer_turns: int = 5) -> Program:
     """The reference training policy with a short Discoverer and a fixed max depth (settings only)."""
     settings = Settings((max_depth, max_depth), discoverer_turns)
-    return Program("training", compose("training", reference_layers("training"), settings, "test"), "test", trusted=True)
+    return Program("training", compose("training", reference_layers("training"), settings, "test"), "test",
+                   trusted=True)
 
 
 @pytest.fixture
 def options_env(request):
     runner = getattr(request, "param", "inprocess")
-    env = OptionsWrapper(make(seed=WIZARD_SEED, wizard=True), training_program(), runner=runner, on_error="raise")
+    env = OptionsWrapper(make(seed=WIZARD_SEED, wizard=True), training_program(), runner=runner,
+                         on_error="raise")
     yield env
     env.close()
 
@@ -94,7 +96,8 @@ def test_merchant_starts_next_to_a_shopkeeper_only_with_a_new_item(options_env):
     obs, info = step(env)
     assert info["merchant_precondition"] and info["skill_switched"]
     assert info["next_skill"] == MERCHANT and obs["skill"].tolist() == [MERCHANT]
-    chars, colors = screen_window(obs["tty_chars"], obs["tty_colors"], int(obs["blstats"][0]), int(obs["blstats"][1]))
+    chars, colors = screen_window(obs["tty_chars"], obs["tty_colors"], int(obs["blstats"][0]),
+                                  int(obs["blstats"][1]))
     assert ((chars == ord("@")) & (colors == 15)).any()  # the shopkeeper is in the 7x7 window
 
 
@@ -105,7 +108,8 @@ def test_worshipper_starts_next_to_an_altar_only_with_a_new_item(options_env):
     base(env).send_keys(bytes([WizardCommand.WIZWISH]) + b"altar\r")  # wizard mode builds an altar underfoot
     assert "altar" in message(env)
     obs, info = step(env, "E")  # step off it: the '_' is now next to the agent
-    chars, _ = screen_window(obs["tty_chars"], obs["tty_colors"], int(obs["blstats"][0]), int(obs["blstats"][1]))
+    chars, _ = screen_window(obs["tty_chars"], obs["tty_colors"], int(obs["blstats"][0]),
+                             int(obs["blstats"][1]))
     assert (chars == ord("_")).any()
     assert not info["worshipper_precondition"] and info["next_skill"] == DISCOVERER
 
@@ -118,8 +122,8 @@ def test_worshipper_starts_next_to_an_altar_only_with_a_new_item(options_env):
 
 @pytest.mark.timeout(120)
 def test_mines_fork_detected_from_a_descender_landing_in_the_mines():
-    env = OptionsWrapper(make(seed=WIZARD_SEED, wizard=True), training_program(max_depth=4), runner="inprocess",
-                         on_error="raise")
+    env = OptionsWrapper(make(seed=WIZARD_SEED, wizard=True), training_program(max_depth=4),
+                         runner="inprocess", on_error="raise")
     try:
         env.reset()
         run_until_switch(env)  # Discoverer -> Descender on DL1
@@ -171,7 +175,8 @@ def test_a_failing_program_does_not_stop_the_episode():
         assert info["program_errors"] == 3 and info["skill"] == DISCOVERER and not info["skill_switched"]
     finally:
         env.close()
-    strict = OptionsWrapper(make(seed=3), Program("broken", BROKEN, "test"), runner="sandbox", on_error="raise")
+    strict = OptionsWrapper(make(seed=3), Program("broken", BROKEN, "test"), runner="sandbox",
+                            on_error="raise")
     try:
         strict.reset()
         with pytest.raises(Exception, match="this program is broken"):

@@ -16,7 +16,8 @@ from benchmark.env import make
 from tests.integration.test_train_support import untrained_skill_run
 
 TASK = "gnomish"
-no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback: this machine has a GPU")
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(),
+                            reason="checks the CPU fallback: this machine has a GPU")
 
 
 def params_for(tmp_path, *overrides):

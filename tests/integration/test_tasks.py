@@ -1,4 +1,5 @@
-"""Each of the 9 task trackers on the real game: one scenario where its criterion fires, one where it must not.
+"""Each of the 9 task trackers on the real game: one scenario where its criterion fires, one where it
+must not.
 
 Scenarios are built in wizard mode on seed 1 (tests/fixtures/wizard.py): Mines fork on DL2, Mines
 from depth 3, Oracle on DL6, Minetown on depth 5 with a general store, a delicatessen and a temple.
@@ -7,8 +8,10 @@ import pytest
 from nle import nethack
 
 from benchmark.tasks import TASKS, load_task_config
-from tests.fixtures.wizard import (act, base, depth, dungeon_number, identify_all, kill_adjacent_monster, map_level,
-                                   message, shop_interiors, teleport_onto, teleport_to, teleport_to_named, wish)
+from tests.fixtures.wizard import (act, base, depth, dungeon_number, identify_all, kill_adjacent_monster,
+                                   map_level,
+                                   message, shop_interiors, teleport_onto, teleport_to, teleport_to_named,
+                                   wish)
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -113,7 +113,8 @@ def test_worker_crash_ends_the_run_with_an_error(tmp_path, reward_dir):
     finally:
         os.environ.pop("MM_PARAMS", None)
     time.sleep(2)
-    leftovers = subprocess.run(["pgrep", "-f", f"mm_run_dir={run_dir(params, 1)}"], capture_output=True, text=True)
+    leftovers = subprocess.run(["pgrep", "-f", f"mm_run_dir={run_dir(params, 1)}"], capture_output=True,
+                               text=True)
     assert leftovers.stdout.strip() == "", "the crashed run's processes must all be gone"
 
 

@@ -41,7 +41,8 @@ def train_tiny_reward_models(reward_dir, messages: list[str], epochs: int = 20) 
     x, d = torch.from_numpy(encode_messages(messages)), torch.from_numpy(diffstats(changes))
     for skill in SKILLS:
         target = torch.tensor([float(sum(w in m.lower() for w in LIKES[skill])) for m in messages])
-        model = RewardModel(RewardModelConfig(conv_channels=16, message_dim=32, diffstats_dim=16, hidden_dim=32))
+        model = RewardModel(RewardModelConfig(conv_channels=16, message_dim=32, diffstats_dim=16,
+                                              hidden_dim=32))
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         for _ in range(epochs):
             opt.zero_grad()
@@ -66,8 +67,9 @@ def ci_params(tmp_path, *overrides: str):
 
 
 def untrained_skill_run(params, seed: int = 0):
-    """A train_skills run dir as deployment reads it (sample-factory config.json + one checkpoint), holding the
-    real skill network at its random initialisation: evaluation tests need the network, not its training."""
+    """A train_skills run dir as deployment reads it (sample-factory config.json + one checkpoint), holding
+    the real skill network at its random initialisation: evaluation tests need the network, not its
+    training."""
     import json
 
     import gymnasium as gym
@@ -86,6 +88,7 @@ def untrained_skill_run(params, seed: int = 0):
     (run / EXPERIMENT / "config.json").write_text(json.dumps(cfg_dict(cfg), default=str))
     torch.manual_seed(seed)
     model = create_actor_critic(cfg, observation_space(cfg.mm_crop_mode), gym.spaces.Discrete(len(ACTIONS)))
-    torch.save({"model": model.state_dict()}, run / EXPERIMENT / "checkpoint_p0" / "checkpoint_000000000_0.pth")
+    torch.save({"model": model.state_dict()},
+               run / EXPERIMENT / "checkpoint_p0" / "checkpoint_000000000_0.pth")
     (run / "summary.json").write_text(json.dumps({"seed": seed, "note": "untrained (tests)"}))
     return run

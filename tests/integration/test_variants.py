@@ -170,7 +170,8 @@ def test_comparison_table_marks_a_variant_where_a_trained_method_beats_the_basel
     from benchmark.calibrate import comparison_table
 
     rows = pd.DataFrame([
-        {"task": t, "category": "navigation", "metric": "success", "method": m, "mean": mean, "se": se, "n": 40}
+        {"task": t, "category": "navigation", "metric": "success", "method": m, "mean": mean, "se": se,
+         "n": 40}
         for t, m, mean, se in (("delphi_small", "random", 0.0, 0.0), ("delphi_small", "scripted", 1.0, 0.0),
                                ("delphi_small", "task_ppo", 0.575, 0.079),
                                ("buc_small", "random", 0.04, 0.028), ("buc_small", "scripted", 3.4, 0.06),
@@ -178,5 +179,6 @@ def test_comparison_table_marks_a_variant_where_a_trained_method_beats_the_basel
     table = comparison_table(rows, "scripted", "random", trained=["task_ppo"]).set_index("task")
     assert table.loc["delphi_small", "z task_ppo"] == 7.3 and table.loc["delphi_small", "trained_useful"]
     assert table.loc["buc_small", "z task_ppo"] == 1.2 and not table.loc["buc_small", "trained_useful"]
-    assert table.loc["buc_small", "useful"] and table.loc["buc_small", "z"] == round(3.36 / math.hypot(0.06, 0.028), 1)
+    assert table.loc["buc_small", "useful"]
+    assert table.loc["buc_small", "z"] == round(3.36 / math.hypot(0.06, 0.028), 1)
     assert "z task_ppo" not in comparison_table(rows, "scripted", "random").columns

@@ -50,8 +50,8 @@ class FakeBudgetEngine(Engine):
                 self.retries_seen.append(conv)
             text = DECLARE if retry else self.first_answer
             out.append(Completion(text=text, prompt_tokens=fake_tokens(conv),
-                                  completion_tokens=math.ceil(len(text) / CHARS_PER_TOKEN), finish_reason="stop",
-                                  model_id=self.model_id))
+                                  completion_tokens=math.ceil(len(text) / CHARS_PER_TOKEN),
+                                  finish_reason="stop", model_id=self.model_id))
         return out
 
 
@@ -78,7 +78,8 @@ def test_the_retry_fits_the_window_by_cutting_the_middle_of_the_echoed_answer():
     assert fake_tokens(sent) + 400 <= window  # it fits, as sent
     echoed = sent[-2]["content"]
     assert echoed.startswith("HEAD ") and echoed.endswith("TAIL") and "characters cut to fit" in echoed
-    assert r["retry_answer_cut"] == len(ANSWER) - (len(echoed) - len(A.CUT_MARK.format(n=r["retry_answer_cut"])))
+    assert r["retry_answer_cut"] == len(ANSWER) - (len(echoed)
+                                                   - len(A.CUT_MARK.format(n=r["retry_answer_cut"])))
     assert r["retry_answer_cut"] > 0
     # with room to spare nothing is cut: the paper's protocol, unchanged
     roomy = FakeBudgetEngine(window + 1000, ANSWER)
@@ -104,7 +105,8 @@ def test_one_pair_too_long_for_the_window_is_unknown_and_the_chunk_completes():
     bad = results[2]
     assert bad["label"] == P.UNKNOWN and bad["unknown_reason"] == A.REQUEST_FAILED
     assert "PromptTooLongError" in bad["error"] and bad["answer"] is None
-    assert all(r["label"] == P.SECOND and r["unknown_reason"] is None for i, r in enumerate(results) if i != 2)
+    assert all(r["label"] == P.SECOND and r["unknown_reason"] is None for i, r in enumerate(results)
+               if i != 2)
     frame = pd.DataFrame([{**r, "asked": True} for r in results])
     metrics = A.label_metrics(frame)
     assert metrics["unknown_reasons"][A.REQUEST_FAILED] == 1 and metrics["histogram"]["unknown"] == 1
@@ -115,7 +117,8 @@ def test_a_retry_with_no_room_at_all_is_an_unknown_label_with_its_reason():
     """retry_max_tokens larger than the first turn's: the bare retry question no longer fits."""
     window = fake_tokens(conv()) + 100
     engine = FakeBudgetEngine(window, "no declaration here")
-    results = A.annotate_chunk_llm(engine, [conv(), conv()], cfg(max_tokens=100, retry_max_tokens=200), seed=0)
+    results = A.annotate_chunk_llm(engine, [conv(), conv()], cfg(max_tokens=100, retry_max_tokens=200),
+                                   seed=0)
     assert [r["unknown_reason"] for r in results] == [A.RETRY_DOES_NOT_FIT] * 2
     assert all(r["label"] == P.UNKNOWN and "retry_max_tokens=200" in r["error"] for r in results)
     assert engine.retries_seen == []
@@ -141,7 +144,8 @@ def test_direct_mode_also_isolates_a_refused_pair():
 def test_fit_retry_arithmetic(count):
     base = conv()
     answer_tokens = math.ceil(len(ANSWER) / CHARS_PER_TOKEN)
-    full = fake_tokens(base + [{"role": "assistant", "content": ANSWER}, {"role": "user", "content": P.RETRY_PROMPT}])
+    full = fake_tokens(base + [{"role": "assistant", "content": ANSWER},
+                               {"role": "user", "content": P.RETRY_PROMPT}])
     # without a tokenizer, the size is the first turn's counts plus a generous bound on the retry turn
     sized = full if count else fake_tokens(base) + answer_tokens + A.RETRY_TURN_TOKENS
     assert sized >= full

@@ -111,7 +111,8 @@ def test_passing_code_is_kept_and_everything_is_logged(tmp_path):
         summary = json.loads((out / program / "seed0" / "summary.json").read_text())
         assert summary["source"] == "llm" and summary["interface_check"] is True
         assert summary["profile"] == "ci" and summary["model_id"] == "fake-coder"
-        events = [json.loads(line)["event"] for line in (out / program / "seed0" / "log.jsonl").read_text().splitlines()]
+        events = [json.loads(line)["event"]
+                  for line in (out / program / "seed0" / "log.jsonl").read_text().splitlines()]
         assert {"prompt", "answer", "run", "verdict", "result"} <= set(events)
         program_obj = load_program(out / program / "seed0")
         assert not program_obj.trusted and program_obj.origin == "llm"
@@ -160,7 +161,8 @@ def test_code_that_never_passes_falls_back_visibly(tmp_path):
     log = (out / "buc" / "seed0" / "log.jsonl").read_text()
     assert "no ```python block" in log and "Go through your code, line by line" in log
     program = load_program(out / "gnomish" / "seed0")
-    assert program.trusted and "(reference-fallback)" in program.source.splitlines()[0] or program.origin == "reference-fallback"
+    assert (program.trusted and "(reference-fallback)" in program.source.splitlines()[0]
+            or program.origin == "reference-fallback")
     assert overall["per_program"]["gnomish/seed0"]["source"] == "reference-fallback"
 
 
@@ -209,7 +211,8 @@ def test_code_that_crashes_in_the_game_loop_falls_back(tmp_path):
             answer = good_answer(step).replace("        return self.reach_gnomish_mines(current_skill,",
                                                '        if branch_number == 2:\n            return "dance"\n'
                                                "        return self.reach_gnomish_mines(current_skill,")
-            answer = answer.replace("perform_task(skill, dungeon_depth, 0, False, False)", "select_skill(skill, dungeon_depth, False, False)")
+            answer = answer.replace("perform_task(skill, dungeon_depth, 0, False, False)",
+                                    "select_skill(skill, dungeon_depth, False, False)")
             return answer, "Yes"
         return good_answer(step), "Yes"
 
@@ -342,10 +345,11 @@ def test_init_term_generation_can_be_switched_off(tmp_path):
 
 @pytest.mark.timeout(300)
 def test_code_seeds_are_a_list_and_adding_one_keeps_the_others(tmp_path):
-    """codegen.code_seeds names the seeds (the evaluate stage deploys exactly these); seed k's program does not
-    depend on which other seeds are generated, so adding a seed redoes nothing already written."""
+    """codegen.code_seeds names the seeds (the evaluate stage deploys exactly these); seed k's program does
+    not depend on which other seeds are generated, so adding a seed redoes nothing already written."""
     fake = FakeCoder(lambda step: (good_answer(step), "Yes"))
-    CodegenStage(params_for(tmp_path, "codegen.programs=[training]", "codegen.code_seeds=[1]"), engine=fake).run()
+    CodegenStage(params_for(tmp_path, "codegen.programs=[training]", "codegen.code_seeds=[1]"),
+                 engine=fake).run()
     out = tmp_path / "data" / "codegen" / "training"
     assert (out / "seed1" / "program.py").is_file() and not (out / "seed0").exists()
     seed1 = (out / "seed1" / "summary.json").read_text()

@@ -29,7 +29,8 @@ def test_env_section_is_the_dataclass_default(profile):
 
 def test_each_profile_writes_its_own_results_folder():
     """`make repro PROFILE=ci` must not overwrite the committed small results (both were results/)."""
-    assert {p: config.compose(p).results_dir for p in config.PROFILES} == {p: f"results/{p}" for p in config.PROFILES}
+    assert ({p: config.compose(p).results_dir for p in config.PROFILES}
+            == {p: f"results/{p}" for p in config.PROFILES})
     assert config.compose("ci", ["results_dir=/tmp/x"]).results_dir == "/tmp/x"  # tests still point it away
     assert (config.REPO_ROOT / "results" / "small" / "summary.csv").is_file()  # the committed small results
 

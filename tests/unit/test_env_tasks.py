@@ -6,8 +6,9 @@ from benchmark.tasks import BASE_PRICES, TASKS, TaskError, load_task_config, pri
 
 def test_registry_names_match_the_config_tree_and_the_paper():
     # The paper's 9 tasks, in order; benchmark.variants adds their small variants (*_small) after them.
-    assert [n for n in TASKS if not n.endswith("_small")] == ["gnomish", "delphi", "minetown", "transactions", "price", "buc",
-                           "goldenexit", "levelupsell", "discoveryhunger"]
+    assert [n for n in TASKS if not n.endswith("_small")] == [
+        "gnomish", "delphi", "minetown", "transactions", "price", "buc", "goldenexit", "levelupsell",
+        "discoveryhunger"]
     assert {load_task_config(n).category for n in TASKS} == {"navigation", "interaction", "composite"}
 
 

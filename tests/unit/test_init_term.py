@@ -44,7 +44,8 @@ def test_numpy_style_code_passes_and_a_colour_blind_one_fails(sandbox):
     ("    return 1 / 0", "ZeroDivisionError"),
 ])
 def test_bad_code_fails_with_the_reason_and_the_sandbox_survives(sandbox, body, expected):
-    code = "def skill_termination(self, skill, skill_time, current_depth, previous_depth, preconditions):\n" + body
+    code = ("def skill_termination(self, skill, skill_time, current_depth, previous_depth, preconditions):\n"
+            + body)
     lines, passed = init_term_tests({"skill_termination": code}, sandbox)
     assert passed == {"skill_termination": False}
     assert expected in "\n".join(lines)

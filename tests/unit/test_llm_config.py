@@ -23,11 +23,14 @@ def test_every_shipped_config_validates(name):
 
 
 def test_shipped_configs_say_what_the_paper_used():
-    assert {p.stem for p in CONF_LLM.glob("*.yaml")} >= {"embedded", "vllm_server", "llama31_70b", "llama31_405b"}
+    assert ({p.stem for p in CONF_LLM.glob("*.yaml")}
+            >= {"embedded", "vllm_server", "llama31_70b", "llama31_405b"})
     big = llm_config("llama31_70b")
-    assert (big.model, big.tensor_parallel_size, big.dtype) == ("meta-llama/Llama-3.1-70B-Instruct", "auto", "bfloat16")
+    assert ((big.model, big.tensor_parallel_size, big.dtype)
+            == ("meta-llama/Llama-3.1-70B-Instruct", "auto", "bfloat16"))
     coder = llm_config("llama31_405b")
-    assert coder.engine == "openai" and coder.model == "meta-llama/Meta-Llama-3.1-405B-Instruct" and coder.api_key_env
+    assert coder.engine == "openai" and coder.model == "meta-llama/Meta-Llama-3.1-405B-Instruct"
+    assert coder.api_key_env
     assert llm_config("vllm_server").base_url == "http://127.0.0.1:8000/v1"
 
 

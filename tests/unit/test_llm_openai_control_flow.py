@@ -56,7 +56,8 @@ class FakeOpenAIServer:
             def _send(self, status, body):
                 data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json" if not isinstance(body, str) else "text/html")
+                self.send_header("Content-Type",
+                                 "application/json" if not isinstance(body, str) else "text/html")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

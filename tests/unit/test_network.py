@@ -25,7 +25,8 @@ def batch(space, n=6, seed=0):
     out = {}
     for k, s in space.spaces.items():
         if s.dtype == np.uint8:
-            out[k] = torch.randint(0, int(min(s.high.max(), 255)) + 1, (n, *s.shape), generator=g).to(torch.uint8)
+            out[k] = torch.randint(0, int(min(s.high.max(), 255)) + 1, (n, *s.shape),
+                                   generator=g).to(torch.uint8)
         else:
             out[k] = torch.randn((n, *s.shape), generator=g)
     out["message"][: n // 2] = 0  # repeated (empty) messages, as in play
@@ -136,7 +137,8 @@ def test_sample_factory_gets_the_paper_hyperparameters():
 
     params = compose("paper")
     args = dict(a[2:].split("=", 1) for a in sf_argv(RLConfig(), params, 0, __import__("pathlib").Path("/x")))
-    assert args["num_workers"] == "24" and args["num_envs_per_worker"] == "20" and args["batch_size"] == "4096"
+    assert args["num_workers"] == "24" and args["num_envs_per_worker"] == "20"
+    assert args["batch_size"] == "4096"
     assert args["train_for_env_steps"] == "4000000000" and args["with_vtrace"] == "True"
     assert args["reward_scale"] == "1.0" and float(args["reward_clip"]) >= 1e5  # the env wrapper scales
     assert args["normalize_input"] == "False" and args["rnn_type"] == "gru" and args["rnn_size"] == "512"

@@ -18,13 +18,15 @@ def child(code: str) -> list[str]:
 
 
 def paths(tmp_path):
-    return dict(log_path=tmp_path / "log", error_file=tmp_path / "errors.jsonl", progress_file=tmp_path / "p.jsonl")
+    return dict(log_path=tmp_path / "log", error_file=tmp_path / "errors.jsonl",
+                progress_file=tmp_path / "p.jsonl")
 
 
 @pytest.mark.timeout(60)
 def test_success_and_progress_callback(tmp_path):
     p = paths(tmp_path)
-    code = f"import json\nfor i in range(3): open({str(p['progress_file'])!r}, 'a').write(json.dumps({{'env_steps': i}}) + '\\n')"
+    code = (f"import json\nfor i in range(3): open({str(p['progress_file'])!r}, 'a')"
+            ".write(json.dumps({'env_steps': i}) + '\\n')")
     seen = []
     supervise(child(code), limits=FAST, on_progress=seen.append, **p)
     assert [s["env_steps"] for s in seen] == [0, 1, 2]

@@ -7,7 +7,8 @@ from maestromotif.prompts import FIRST, SECOND, TIE
 
 def pair(one: dict, two: dict) -> dict:
     base = dict(message="", dlvl=1, dlvl_prev=1, gold=0, gold_prev=0, xp=1, xp_prev=1)
-    return {**{f"{k}_1": v for k, v in {**base, **one}.items()}, **{f"{k}_2": v for k, v in {**base, **two}.items()}}
+    return {**{f"{k}_1": v for k, v in {**base, **one}.items()},
+            **{f"{k}_2": v for k, v in {**base, **two}.items()}}
 
 
 @pytest.mark.parametrize("skill, one, two, label", [
@@ -43,9 +44,11 @@ def test_oracle_agreement_counts_only_pairs_the_oracle_decides():
     from maestromotif.oracle import oracle_agreement
     from maestromotif.prompts import UNKNOWN
 
-    rows = [pair({"dlvl": 2}, {}), pair({}, {"dlvl": 2}), pair({}, {"dlvl": 2}), pair({}, {"dlvl": 3}), pair({}, {})]
+    rows = [pair({"dlvl": 2}, {}), pair({}, {"dlvl": 2}), pair({}, {"dlvl": 2}), pair({}, {"dlvl": 3}),
+            pair({}, {})]
     pairs = pd.DataFrame(rows)
-    given = pd.Series([FIRST, FIRST, TIE, UNKNOWN, SECOND])  # hit, miss, tie (miss), unknown (miss), oracle tie
+    # hit, miss, tie (miss), unknown (miss), oracle tie
+    given = pd.Series([FIRST, FIRST, TIE, UNKNOWN, SECOND])
     got = oracle_agreement(given, pairs, "descender")
     assert got["n"] == 4 and got["accuracy"] == 0.25
     assert got["decided"] == 2 and got["accuracy_decided"] == 0.5 and got["unknown"] == 1

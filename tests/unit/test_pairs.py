@@ -12,7 +12,8 @@ def records(episode: int, n: int) -> pd.DataFrame:
     steps = np.arange(n)
     return pd.DataFrame({
         "episode_id": episode, "step": steps, "source": "random",
-        "message": [f"m{episode}-{s}" for s in steps], "prev_message": [""] + [f"m{episode}-{s}" for s in steps[:-1]],
+        "message": [f"m{episode}-{s}" for s in steps],
+        "prev_message": [""] + [f"m{episode}-{s}" for s in steps[:-1]],
         "dlvl": 1 + steps // 150, "gold": steps, "hp": 14, "hpmax": 14, "xp": 1, "hunger": 1, "dungeon": 0,
         "turn": steps,
     })
@@ -38,7 +39,8 @@ def test_pairs_are_seeded_and_follow_the_schema(tmp_path):
     # without replacement when there are enough samples: 100 distinct steps
     assert len(set(a.step_1) | set(a.step_2)) == 100
     write_table(a, tmp_path / "p.parquet", PAIR_SCHEMA)
-    pd.testing.assert_frame_equal(read_table(tmp_path / "p.parquet", PAIR_SCHEMA, "pairs"), a, check_dtype=False)
+    pd.testing.assert_frame_equal(read_table(tmp_path / "p.parquet", PAIR_SCHEMA, "pairs"), a,
+                                  check_dtype=False)
 
 
 def test_no_sample_is_a_clear_error():
@@ -61,7 +63,8 @@ def test_uniform_sampling_is_unchanged_by_the_sampling_option():
     idx = rng.choice(len(s), size=40, replace=False)
     pd.testing.assert_frame_equal(draw_pairs(s, 20, seed=7, name="ascender"),
                                   draw_pairs(s, 20, seed=7, name="ascender", sampling="uniform"))
-    assert (draw_pairs(s, 20, seed=7, name="ascender").step_1.to_numpy() == s.step.to_numpy()[idx[0::2]]).all()
+    assert (draw_pairs(s, 20, seed=7, name="ascender").step_1.to_numpy()
+            == s.step.to_numpy()[idx[0::2]]).all()
 
 
 def test_changed_sampling_over_represents_depth_and_gold_changes_in_equal_shares():
@@ -73,11 +76,14 @@ def test_changed_sampling_over_represents_depth_and_gold_changes_in_equal_shares
     gold = ~depth & (s.gold != s.gold_prev).to_numpy()
     assert depth.mean() < 0.06 and gold.mean() < 0.1        # rare events under uniform sampling
     p = draw_pairs(s, 200, seed=3, name="descender", sampling="changed", changed_fraction=0.5)
-    sides = pd.concat([p[["dlvl_1", "dlvl_prev_1", "gold_1", "gold_prev_1"]].set_axis(["d", "dp", "g", "gp"], axis=1),
-                       p[["dlvl_2", "dlvl_prev_2", "gold_2", "gold_prev_2"]].set_axis(["d", "dp", "g", "gp"], axis=1)])
+    sides = pd.concat([p[["dlvl_1", "dlvl_prev_1", "gold_1", "gold_prev_1"]]
+                       .set_axis(["d", "dp", "g", "gp"], axis=1),
+                       p[["dlvl_2", "dlvl_prev_2", "gold_2", "gold_prev_2"]]
+                       .set_axis(["d", "dp", "g", "gp"], axis=1)])
     n_depth = int((sides.d != sides.dp).sum())
     n_gold = int(((sides.d == sides.dp) & (sides.g != sides.gp)).sum())
-    assert (n_depth, n_gold) == (100, 100)                   # half of the 400 samples, split over the two stats
+    # half of the 400 samples, split over the two stats
+    assert (n_depth, n_gold) == (100, 100)
     assert 0.15 < (p.dlvl_1 != p.dlvl_prev_1).mean() < 0.35  # shuffled over both sides (a quarter each)
     pd.testing.assert_frame_equal(p, draw_pairs(s, 200, seed=3, name="descender", sampling="changed"))
     with pytest.raises(ValueError, match="pairs.sampling"):

@@ -18,7 +18,8 @@ def captured(monkeypatch):
 
     def spy(fig, stem, formats=("png", "pdf")):
         seen.append({"title": fig._suptitle.get_text() if fig._suptitle else fig.axes[0].get_title(),
-                     "xlabels": [a.get_xlabel() for a in fig.axes], "ylabels": [a.get_ylabel() for a in fig.axes]})
+                     "xlabels": [a.get_xlabel() for a in fig.axes],
+                     "ylabels": [a.get_ylabel() for a in fig.axes]})
         return original(fig, stem, formats)
 
     monkeypatch.setattr(plots, "save", spy)
@@ -52,7 +53,8 @@ def test_category_bars(tmp_path, captured):
 def test_task_bars_against_the_paper(tmp_path, captured):
     paper = aggregate.load_paper_results(ReportConfig().paper_results)
     summary = pd.DataFrame([{"method_label": "Random", "title": t, "category": c, "mean": m, "stderr": 0.01}
-                            for t, c, m in (("Gnomish Mines", "navigation", 0.1), ("BUC Identified", "interaction", 0.2))])
+                            for t, c, m in (("Gnomish Mines", "navigation", 0.1),
+                                            ("BUC Identified", "interaction", 0.2))])
     check(plots.task_bars(summary, paper, tmp_path / "tasks", "ci", SEEDS), "tasks", captured)
     assert captured[-1]["ylabels"] == ["success rate (%)", "items per episode"]
 
@@ -64,7 +66,8 @@ def test_score_maximisation_bars_have_no_paper_bars(tmp_path, captured):
                              "stderr": 0.01} for m, v in (("FakeMethod", 0.3), ("Score PPO", 0.1))])
     check(plots.task_bars(summary, paper, tmp_path / "score", "ci", SEEDS, (), title="Versus score (Fig. 5)"),
           "score", captured)
-    assert captured[-1]["title"].startswith("Versus score (Fig. 5)") and "hatched" not in captured[-1]["title"]
+    assert captured[-1]["title"].startswith("Versus score (Fig. 5)")
+    assert "hatched" not in captured[-1]["title"]
     assert captured[-1]["ylabels"] == ["success rate (%)"]
 
 
@@ -84,8 +87,10 @@ def test_skill_curves_put_seeds_on_one_env_step_grid(tmp_path, monkeypatch):
     """Two seeds of one flat curve each (0 and 1) logged at interleaved env steps: the mean over seeds is 0.5
     at every step. Averaging rows by exact env_steps instead drew 0, 1, 0, 1, ... (each x held one seed)."""
     curves = pd.concat([
-        pd.DataFrame({"env_steps": [0, 100, 200, 300], "skill": "discoverer", "seed": 0, "normalised_reward": 0.0}),
-        pd.DataFrame({"env_steps": [50, 150, 250, 350], "skill": "discoverer", "seed": 1, "normalised_reward": 1.0}),
+        pd.DataFrame({"env_steps": [0, 100, 200, 300], "skill": "discoverer", "seed": 0,
+                      "normalised_reward": 0.0}),
+        pd.DataFrame({"env_steps": [50, 150, 250, 350], "skill": "discoverer", "seed": 1,
+                      "normalised_reward": 1.0}),
     ])
     grid = plots.curves_on_grid(curves, "normalised_reward")
     assert grid["env_steps"].min() == 50 and grid["env_steps"].max() == 300  # where both seeds have data

@@ -6,9 +6,9 @@ import re
 import pytest
 
 from maestromotif.options import coder_prompts as P
-from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, Program, ProgramError, Settings, compose,
-                                          interface_check, layer, load_program, method_source, reference_layers,
-                                          reference_program, top_level_defs)
+from maestromotif.options.program import (PROGRAM_NAMES, SETTINGS, TASKS, Program, ProgramError, Settings,
+                                          compose, interface_check, layer, load_program, method_source,
+                                          reference_layers, reference_program, top_level_defs)
 from maestromotif.options.runtime import SKILLS
 from maestromotif.options.sandbox import InProcessRunner
 from tests.fixtures.data import step_inputs
@@ -70,7 +70,8 @@ def test_reference_termination_and_preconditions(runner):
 
 @pytest.mark.parametrize("name,max_depth,steps", [("training", (2, 4), 500), ("gnomish", (5, 5), 50),
                                                   ("delphi", (10, 10), 50), ("minetown", (5, 5), 50),
-                                                  ("goldenexit", (3, 3), 500), ("discoveryhunger", (10, 10), 500)])
+                                                  ("goldenexit", (3, 3), 500),
+                                                  ("discoveryhunger", (10, 10), 500)])
 def test_deployment_settings_are_the_papers(name, max_depth, steps):
     assert SETTINGS[name].max_depth == max_depth and SETTINGS[name].discoverer_skill_steps == steps
 
@@ -89,7 +90,8 @@ def test_settings_and_prompts_agree_with_the_task_suite(task):
 
 
 def test_layering_keeps_earlier_methods_and_drops_unit_tests(runner):
-    base = "class NetHackPlayer:\n    def a(self):\n        return 'discoverer'\n    def b(self):\n        return 'x'\n"
+    base = ("class NetHackPlayer:\n    def a(self):\n        return 'discoverer'\n"
+            "    def b(self):\n        return 'x'\n")
     answer = ("import random\n\nclass NetHackPlayer:\n    def b(self):\n        return 'descender'\n\n"
               "# Starting conditions\nplayer = NetHackPlayer()\nfor turn in range(3):\n    print(turn)\n")
     assert "for turn" not in top_level_defs(answer) and "import random" in top_level_defs(answer)
@@ -129,12 +131,14 @@ def test_coder_prompts_are_the_papers_and_format():
     select = P.INITIAL["training/select_skill"]
     assert select.startswith('You are to write code which defines the method "select_skill"')
     assert "for turn in range(30):" in select and "Before writing the code, write a few questions" in select
-    assert P.REWRITE.startswith("Go through your code, line by line, and reflect on where the issue arises from.")
+    assert P.REWRITE.startswith("Go through your code, line by line, and reflect on where the issue arises "
+                                "from.")
     for step, prompt in P.INITIAL.items():
         if step != "training/select_skill":
             text = prompt.format("PREVIOUS_CODE")
             assert "PREVIOUS_CODE" in text and "{{" not in text
-        assert "Yes or no." in P.CODE_CHECK[step].format("TRACE") and "TRACE" in P.CODE_CHECK[step].format("TRACE")
+        check = P.CODE_CHECK[step].format("TRACE")
+        assert "Yes or no." in check and "TRACE" in check
     assert "Note that it only takes one turn to explore each level." in P.CODE_CHECK["training/select_skill"]
 
 

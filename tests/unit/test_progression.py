@@ -39,5 +39,6 @@ def test_tables_only_rise_so_the_maximum_level_gives_balrogs_running_maximum():
 
 def test_run_mean_and_records_without_max_xlvl():
     records = [{"max_depth": 2, "max_xlvl": 1}, {"max_depth": 1, "max_xlvl": 2}]
-    assert progression.mean_progression(records) == pytest.approx((0.015392269075361172 + 0.01847840456172601) / 2)
+    assert progression.mean_progression(records) == pytest.approx((0.015392269075361172
+                                                                   + 0.01847840456172601) / 2)
     assert math.isnan(progression.mean_progression([{"max_depth": 2}]))  # written before max_xlvl existed

@@ -11,8 +11,8 @@ def test_maestromotif_prompt_has_system_modifier_god_clause_and_descriptions():
     assert msgs[0]["content"].startswith("You are a helpful and honest judge of specific types of NetHack")
     user = msgs[1]["content"]
     assert user.startswith("I will present you with two short gameplay descriptions.\n")
-    assert ("Here is the preference that you should seek: the direction of progress is to explore by going down "
-            "the dungeon.") in user
+    assert ("Here is the preference that you should seek: the direction of progress is to explore by going "
+            "down the dungeon.") in user
     assert P.GOD_CLAUSE in user
     assert '{"description_1":\nDESC-ONE\n}\n\n{"description_2":\nDESC-TWO\n}' in user
 
@@ -41,7 +41,8 @@ def test_parse_answer(text, label):
 
 def test_parse_answer_first_or_last_declaration():
     text = ('Description 2 is better. ("best_description": 2)\n\nTo recap, I could have answered '
-            '("best_description": 1) or ("best_description": None), but my answer is ("best\\_description": 2).')
+            '("best_description": 1) or ("best_description": None), but my answer is ("best\\_description": '
+            '2).')
     assert P.parse_answer(text) == P.parse_answer(text, "first") == P.SECOND
     restated = 'So ("best_description": 1). You asked for ("best_description": 1), ("best_description": 2).'
     assert P.parse_answer(restated) == P.FIRST and P.parse_answer(restated, "last") == P.SECOND
@@ -108,7 +109,8 @@ def test_symmetrised_label_threshold(margin, tau, label):
 
 def test_symmetrised_label_none_and_missing_answers():
     # "None" beats "1" and "2" in both orders: both descriptions undesirable, a tie
-    assert P.symmetric_label(top(one=-2.0, two=-3.0, none=-0.5), top(one=-1.0, two=-3.0, none=-0.2), 0.0)[0] == P.TIE
+    assert P.symmetric_label(top(one=-2.0, two=-3.0, none=-0.5), top(one=-1.0, two=-3.0, none=-0.2),
+                             0.0)[0] == P.TIE
     # ... in one order only: the margin decides
     assert P.symmetric_label(top(one=-2.0, two=-3.0, none=-0.5), top(one=-1.0, two=-3.0), 0.0)[0] == P.SECOND
     # "2" outside the top N: floored at the smallest listed log-prob (-9), and flagged

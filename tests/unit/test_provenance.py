@@ -5,8 +5,8 @@ from benchmark import provenance
 
 
 def test_record_has_the_fields_every_result_needs():
-    rec = provenance.record(stage="evaluate", profile="ci", root_seed=3, method="random", task="gnomish", seed=0,
-                            llm_models={}, episodes=2)
+    rec = provenance.record(stage="evaluate", profile="ci", root_seed=3, method="random", task="gnomish",
+                            seed=0, llm_models={}, episodes=2)
     for key in ("stage", "profile", "root_seed", "method", "task", "seed", "llm_models", "episodes",
                 "git_describe", "nle_version", "packages", "created_utc"):
         assert key in rec, key
@@ -31,8 +31,9 @@ def test_tree_digest_follows_content_but_not_provenance(tmp_path):
 
 
 def test_the_hash_helpers_keep_the_hashes_on_disk():
-    """Label runs, reward checkpoints, programs and regression rows are keyed by these hashes: the helpers must
-    give what the hand-written sha256 prefixes gave (a changed hash would silently redo or orphan work)."""
+    """Label runs, reward checkpoints, programs and regression rows are keyed by these hashes: the helpers
+    must give what the hand-written sha256 prefixes gave (a changed hash would silently redo or orphan
+    work)."""
     import hashlib
     import json
 
@@ -58,5 +59,5 @@ def test_one_episode_seed_for_every_stage():
 
     assert episode_seed(0, "evaluate", "gnomish", 2, episode=5) == derive_seed(0, "evaluate", "gnomish", 2, 5)
     assert episode_seed(0, "calibrate", "buc_small", episode=5) == derive_seed(0, "calibrate", "buc_small", 5)
-    assert episode_seed(7, "regression", "buc_small", 0, episode=1) != episode_seed(7, "regression", "buc_small",
-                                                                                     1, episode=1)
+    assert (episode_seed(7, "regression", "buc_small", 0, episode=1)
+            != episode_seed(7, "regression", "buc_small", 1, episode=1))

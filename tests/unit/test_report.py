@@ -10,10 +10,12 @@ from benchmark.aggregate import ReportConfig
 
 def fake_summary(profile="ci"):
     """FAKE per-(method, task) summary as the aggregate stage writes it."""
-    rows = [("gnomish", "navigation", "success", 0.25, 0.05), ("transactions", "interaction", "count", 0.5, 0.1),
+    rows = [("gnomish", "navigation", "success", 0.25, 0.05),
+            ("transactions", "interaction", "count", 0.5, 0.1),
             ("goldenexit", "composite", "success", 0.0, 0.0)]
     return pd.DataFrame([{"method": "random", "method_label": "Random", "task": t, "category": c, "metric": m,
-                          "mean": mean, "stderr": se, "n_seeds": 2, "episodes_per_seed": 4, "profile": profile}
+                          "mean": mean, "stderr": se, "n_seeds": 2, "episodes_per_seed": 4,
+                          "profile": profile}
                          for t, c, m, mean, se in rows])
 
 
@@ -37,7 +39,8 @@ def test_table1_puts_our_numbers_beside_the_papers(paper):
     mm = long[(long["column"] == "MaestroMotif (paper)") & (long["task"] == "gnomish")].iloc[0]
     assert mm["mean"] == pytest.approx(0.46) and mm["cell"] == "46.0% ± 1.70%"
     md = report.table_markdown(long, 1, "FAKE note")
-    assert md.splitlines()[2].startswith("| Task | Random (ours, ci) | MaestroMotif (paper) | LLM Policy (paper)")
+    assert md.splitlines()[2].startswith("| Task | Random (ours, ci) | MaestroMotif (paper) | LLM Policy "
+                                         "(paper)")
     assert "| Gnomish Mines | 25.0% ± 5.00% | 46.0% ± 1.70% |" in md
     assert "| Transactions | 0.50 ± 0.10 | 0.66 ± 0.01 |" in md
 
@@ -98,8 +101,8 @@ def test_cells_whose_runs_ran_a_fallback_program_are_marked(paper):
     md = report.table_markdown(long, 1, "FAKE note")
     assert "† Ran our reference code in place of LLM-written code" in md
     assert "MaestroMotif (ours, ci), Gnomish Mines: 1 of 9 runs (program)" in md
-    clean = report.table_markdown(report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci"),
-                                  1, "FAKE note")
+    table = report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci")
+    clean = report.table_markdown(table, 1, "FAKE note")
     assert "†" not in clean
 
 
@@ -111,7 +114,8 @@ def test_progression_table_gives_each_methods_mean_and_standard_error_in_percent
     assert row["progression_stderr"] == pytest.approx(scores["progression"].std(ddof=1) / 3)
     md = report.progression_markdown(summary, ["maestromotif"], ReportConfig())
     assert md.splitlines()[:2] == ["| Task | MaestroMotif |", "|---|---|"]
-    assert md.splitlines()[2] == f"| Gnomish Mines | {report.format_value(row.progression_mean, row.progression_stderr, 'success')} |"
+    cell = report.format_value(row.progression_mean, row.progression_stderr, 'success')
+    assert md.splitlines()[2] == f"| Gnomish Mines | {cell} |"
 
 
 def test_runs_recorded_before_max_xlvl_give_a_note_not_a_number():

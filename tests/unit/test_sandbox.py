@@ -40,7 +40,8 @@ def assert_still_works(sb):
 HOSTILE_SCRIPTS = {
     "infinite loop": ("while True:\n    pass", SandboxTimeout, "time limit"),
     "huge allocation": ("x = 'a' * 10**10", SandboxMemoryError, "memory"),
-    "growing allocation": ("x = []\nwhile True:\n    x.append('y' * 10**7 + str(len(x)))", SandboxMemoryError, "memory"),
+    "growing allocation": ("x = []\nwhile True:\n    x.append('y' * 10**7 + str(len(x)))", SandboxMemoryError,
+                           "memory"),
     "os.system": ("import os\nos.system('touch /tmp/mm-sandbox-pwned')", SandboxSecurityError, "module 'os'"),
     "subprocess": ("import subprocess", SandboxSecurityError, "module 'subprocess'"),
     "open for writing": ("open('/tmp/mm-sandbox-pwned', 'w').write('x')", SandboxSecurityError, "open()"),
@@ -81,7 +82,8 @@ def test_hostile_script_is_stopped_with_a_named_error(sandbox, name):
 def test_nothing_was_written_outside(sandbox):
     import os
 
-    for source in ("open('/tmp/mm-sandbox-pwned', 'w')", "import os\nos.system('touch /tmp/mm-sandbox-pwned')"):
+    for source in ("open('/tmp/mm-sandbox-pwned', 'w')",
+                   "import os\nos.system('touch /tmp/mm-sandbox-pwned')"):
         with pytest.raises(SandboxSecurityError):
             sandbox.run_script(source)
     assert not os.path.exists("/tmp/mm-sandbox-pwned")
@@ -107,7 +109,8 @@ def test_print_output_is_captured_and_capped(sandbox):
 
 @pytest.mark.timeout(60)
 def test_player_state_persists_between_calls_and_is_lost_after_a_restart(sandbox):
-    program = sandbox.load(PLAYER + "\n    def spin(self):\n        while True:\n            pass\n", "counter")
+    program = sandbox.load(PLAYER + "\n    def spin(self):\n        while True:\n            pass\n",
+                           "counter")
     player = program.new_player(seed=7)
     assert [player.call("count") for _ in range(3)] == [1, 2, 3]
     assert player.get("draw") == program.new_player(seed=7).get("draw")  # the program's random is seeded
@@ -174,5 +177,7 @@ class NetHackPlayer:
     colors = [[0] * 7 for _ in range(7)]
     chars[2][4], colors[2][4] = 64, 15
     player = sandbox.load(released_style, "numpy-style").new_player()
-    assert player.call("skill_precondition", {"grid": chars}, {"grid": colors}, 1, {"@": 15, "_": 7}) == [False, True]
-    assert player.call("skill_precondition", {"grid": chars}, {"grid": colors}, 0, {"@": 15, "_": 7}) == [False, False]
+    assert player.call("skill_precondition", {"grid": chars}, {"grid": colors}, 1,
+                       {"@": 15, "_": 7}) == [False, True]
+    assert player.call("skill_precondition", {"grid": chars}, {"grid": colors}, 0,
+                       {"@": 15, "_": 7}) == [False, False]

@@ -28,7 +28,8 @@ def test_compass_direction_and_steps():
 
 
 def test_glyph_names_do_not_leak_identities():
-    potion = next(i for i in range(nethack.NUM_OBJECTS) if ord(nethack.objclass(i).oc_class) == nethack.POTION_CLASS)
+    potion = next(i for i in range(nethack.NUM_OBJECTS)
+                  if ord(nethack.objclass(i).oc_class) == nethack.POTION_CLASS)
     assert glyph_name(nethack.GLYPH_OBJ_OFF + potion) == "potion"
     gold = next(i for i in range(nethack.NUM_OBJECTS) if nethack.objdescr.from_idx(i).oc_name == "gold piece")
     assert glyph_name(nethack.GLYPH_OBJ_OFF + gold) == "gold pieces"
@@ -44,11 +45,11 @@ def test_render_of_a_real_start(start_obs):
     text = render(start_obs)
     lines = text.splitlines()
     assert lines[0] == "Message: Hello Agent, welcome to NetHack!  You are a neutral male human Monk."
-    assert lines[1] == ("Status: the Dungeons of Doom, depth 1, HP 14/14, Pw 4/4, AC 4, XP level 1 (0 points), "
-                        "gold 0, turn 1, not hungry, unencumbered")
-    assert lines[2] == ("Next to you: north: wall; northeast: wall; east: floor of a room; southeast: floor of a "
-                        "room; south: floor of a room; southwest: floor of a room; west: floor of a room; "
-                        "northwest: wall")
+    assert lines[1] == ("Status: the Dungeons of Doom, depth 1, HP 14/14, Pw 4/4, AC 4, XP level 1 (0 "
+                        "points), gold 0, turn 1, not hungry, unencumbered")
+    assert lines[2] == ("Next to you: north: wall; northeast: wall; east: floor of a room; southeast: floor "
+                        "of a room; south: floor of a room; southwest: floor of a room; west: floor of a "
+                        "room; northwest: wall")
     assert lines[3:9] == [
         "In view:",
         "- fountain, 3 steps east",
@@ -93,4 +94,5 @@ def test_task_goal_text_drops_coder_sentences():
     assert task_goal_text("gnomish") == "You are now faced with the task of finding the Gnomish Mines."
     for task in ("buc", "levelupsell", "goldenexit", "discoveryhunger"):
         text = task_goal_text(task)
-        assert text and "perform_task" not in text and "precondition" not in text and "skill" not in text.lower()
+        assert text and "perform_task" not in text and "precondition" not in text
+        assert "skill" not in text.lower()
