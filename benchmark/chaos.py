@@ -61,7 +61,8 @@ TARGETS = ("collect", "annotate", "reward", "train_skills", "fit", "evaluate")
 TRAIN_OVERRIDES = ("rl.reproducible=true",) + tuple(
     f"+{m}.trainer.rl.reproducible=true" for m in ("score_ppo", "task_ppo", "motif", "embedding_similarity"))
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
-               "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "2", "TOKENIZERS_PARALLELISM": "false",
+               "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_CPU_KVCACHE_SPACE": "2",
+               "TOKENIZERS_PARALLELISM": "false",
                "DVC_NO_ANALYTICS": "1", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
 # A stage's duration before the reference run has timed it (a parallel reference), by family, seconds.
 DEFAULT_DURATION_S = {"collect": 15, "annotate": 200, "reward": 20, "train_skills": 120, "fit": 60,
@@ -137,7 +138,8 @@ def durations_from_log(text: str) -> dict[str, float]:
     return {s: (t1 - t0 + 2.0) if t0 else 2.0 for s, t0, t1 in events if last is not None}
 
 
-def plan_kills(rng: random.Random, stages: list[str], kills: int, targets: Iterable[str] = TARGETS) -> list[Kill]:
+def plan_kills(rng: random.Random, stages: list[str], kills: int,
+               targets: Iterable[str] = TARGETS) -> list[Kill]:
     """`kills` kills cycling over `targets`, each at a random stage of that family and a random fraction of
     its duration; sorted in pipeline order (two kills on one stage: the second lands in its rerun)."""
     by_target = {t: [s for s in stages if target_of(s) == t] for t in targets}
@@ -208,8 +210,9 @@ def repro(copy: Path, env: dict, log_path: Path, kills: list[Kill], durations, c
 def _repro(copy: Path, env: dict, log, kills: list[Kill], durations, cycle: int, dvc_targets: list[str],
            on_stage=None) -> dict:
     t_start = time.monotonic()
-    proc = subprocess.Popen(["dvc", "repro", *dvc_targets], cwd=copy, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True, text=True, errors="replace", bufsize=1)
+    proc = subprocess.Popen(["dvc", "repro", *dvc_targets], cwd=copy, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True, text=True, errors="replace",
+                            bufsize=1)
     events_q: queue.Queue = queue.Queue()
 
     def read() -> None:
@@ -231,8 +234,8 @@ def _repro(copy: Path, env: dict, log, kills: list[Kill], durations, cycle: int,
         raise
 
 
-def _watch(proc: subprocess.Popen, reader: threading.Thread, events_q: queue.Queue, kills: list[Kill], durations,
-           cycle: int, t_start: float) -> dict:
+def _watch(proc: subprocess.Popen, reader: threading.Thread, events_q: queue.Queue, kills: list[Kill],
+           durations, cycle: int, t_start: float) -> dict:
     pending = [k for k in kills if not k.landed and not k.note]
     events: list[tuple[str, float]] = []
     armed: tuple[Kill, float] | None = None
@@ -359,7 +362,8 @@ def stage_list(copy: Path, env: dict) -> list[str]:
 
 
 def up_to_date(copy: Path, env: dict, dvc_targets: Iterable[str] = ()) -> bool:
-    out = subprocess.run(["dvc", "status", *dvc_targets], check=False, cwd=copy, env=env, capture_output=True, text=True)
+    out = subprocess.run(["dvc", "status", *dvc_targets], check=False, cwd=copy, env=env, capture_output=True,
+                         text=True)
     return out.returncode == 0 and "up to date" in out.stdout
 
 
@@ -386,11 +390,13 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
     tb = time.monotonic()
     for cycle in range(1, kills + 3):
         r = repro(b, env, b / "chaos_repro.log", plan, ref.durations, cycle, dvc_targets)
-        cycles.append({"cycle": cycle, "rc": r["rc"], "killed_in": r["killed"], "stages": [s for s, _ in r["events"]]})
+        cycles.append({"cycle": cycle, "rc": r["rc"], "killed_in": r["killed"],
+                       "stages": [s for s, _ in r["events"]]})
         if r["killed"]:
             continue
         if r["rc"] != 0:
-            failed = f"dvc repro failed after the kills (cycle {cycle}, rc {r['rc']}): see {b / 'chaos_repro.log'}"
+            failed = (f"dvc repro failed after the kills (cycle {cycle}, rc {r['rc']}): "
+                      f"see {b / 'chaos_repro.log'}")
         break
     for k in plan:
         if not k.landed and not k.note:
@@ -398,7 +404,8 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
     wall_b = time.monotonic() - tb
     ref_info = ref.wait()
     if ref_info.get("rc", 0) != 0:
-        failed = f"the uninterrupted run A failed too (rc {ref_info['rc']}); see {a}; " + (failed or "B finished")
+        failed = (f"the uninterrupted run A failed too (rc {ref_info['rc']}); see {a}; "
+                  + (failed or "B finished"))
     resumed = resumed_training(b)
     comparison = compare_trees(a, b, tainted_patterns(resumed))
     clean = failed is None and up_to_date(b, env, dvc_targets)
@@ -408,7 +415,8 @@ def chaos(workdir: Path, kills: int, seed: int, profile: str = "ci", reference: 
     kills_out = [asdict(k) for k in plan]
     kill_phases((b / "chaos_repro.log").read_text(errors="replace"), kills_out)
     report = {
-        "profile": profile, "seed": seed, "dvc_targets": list(dvc_targets), "overrides": overrides, "reference": str(a), "killed_copy": str(b),
+        "profile": profile, "seed": seed, "dvc_targets": list(dvc_targets), "overrides": overrides,
+        "reference": str(a), "killed_copy": str(b),
         "kills_attempted": len(plan), "kills_landed": sum(landed.values()),
         "kills_landed_per_stage": {t: landed.get(t, 0) for t in targets},
         "reruns": max(len(cycles) - 1, 0), "cycles": cycles, "kills": kills_out,
@@ -432,7 +440,8 @@ def kill_phases(log_text: str, kills: list[dict]) -> None:
         if k.get("landed"):
             rerun = by_cycle.get(int(k["cycle"]) + 1, "")
             cached = f"Stage '{k['stage']}' is cached" in rerun
-            k["phase"] = "dvc bookkeeping after the command (restored from the run cache)" if cached else "command"
+            k["phase"] = ("dvc bookkeeping after the command (restored from the run cache)" if cached
+                          else "command")
 
 
 CYCLE_END_RE = re.compile(r"===== chaos cycle (\d+): rc (-?\d+)(?: \(killed in ([^)]+)\))? =====")
@@ -454,7 +463,8 @@ def report_from_log(workdir: Path, kills: int, seed: int, targets: Iterable[str]
             k.landed, k.cycle = True, cycle
     last = cycles[-1] if cycles else {"rc": None, "killed_in": None}
     landed = Counter(k.target for k in plan if k.landed)
-    ref = json.loads((a / "chaos_reference.json").read_text()) if (a / "chaos_reference.json").exists() else {}
+    ref_file = a / "chaos_reference.json"
+    ref = json.loads(ref_file.read_text()) if ref_file.exists() else {}
     return {
         "profile": "ci", "seed": seed, "reference": str(a), "killed_copy": str(b), "rebuilt_from_log": True,
         "kills_attempted": len(plan), "kills_landed": sum(landed.values()),
@@ -485,8 +495,9 @@ def summary_line(report: dict) -> str:
     per = ", ".join(f"{t} {n}" for t, n in report["kills_landed_per_stage"].items())
     return (f"chaos: {report['kills_landed']}/{report['kills_attempted']} kills landed ({per}); "
             f"{report['reruns']} reruns; {report['files_compared']} files compared; "
-            f"{len(report['mismatches'])} mismatches; {len(report['expected_divergence'])} expected divergences; "
-            f"{len(report['orphans'])} orphans; {'OK' if report['ok'] else 'FAILED: ' + str(report['failure'])}")
+            f"{len(report['mismatches'])} mismatches; "
+            f"{len(report['expected_divergence'])} expected divergences; {len(report['orphans'])} orphans; "
+            f"{'OK' if report['ok'] else 'FAILED: ' + str(report['failure'])}")
 
 
 def _exit_on_term(signum, frame) -> None:
@@ -500,23 +511,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill plan (stages and times)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mm-chaos"), help="where the copies go")
     parser.add_argument("--profile", default="ci", choices=("ci", "small", "paper"))
-    parser.add_argument("--stages", nargs="+", default=list(TARGETS), choices=TARGETS, help="stages to kill in")
+    parser.add_argument("--stages", nargs="+", default=list(TARGETS), choices=TARGETS,
+                        help="stages to kill in")
     parser.add_argument("--reference", type=Path, default=None,
-                        help="a finished uninterrupted copy to compare with (default: run one in <workdir>/A)")
+                        help="a finished uninterrupted copy to compare with "
+                             "(default: run one in <workdir>/A)")
     parser.add_argument("--target", nargs="+", default=[], dest="dvc_targets",
                         help="dvc stages to reproduce (default: the whole pipeline)")
     parser.add_argument("--source", type=Path, default=REPO_ROOT,
-                        help="git checkout whose tracked files are copied (default: this one, as it is now)")
+                        help="git checkout whose tracked files are copied "
+                             "(default: this one, as it is now)")
     parser.add_argument("--parallel", action="store_true",
-                        help="run the killed copy beside the reference instead of after it (kill times of stages "
-                             "the reference has not timed yet: DEFAULT_DURATION_S)")
+                        help="run the killed copy beside the reference instead of after it (kill times "
+                             "of stages the reference has not timed yet: DEFAULT_DURATION_S)")
     parser.add_argument("--recompare", action="store_true",
                         help="only compare the copies of the finished run in --workdir again")
-    parser.add_argument("overrides", nargs="*", help="extra params overrides for both copies (benchmark.config)")
+    parser.add_argument("overrides", nargs="*",
+                        help="extra params overrides for both copies (benchmark.config)")
     args = parser.parse_args(argv)
-    report = recompare(args.workdir, args.kills, args.seed, args.stages) if args.recompare else chaos(args.workdir, args.kills, args.seed, args.profile, args.reference, args.stages,
-                   overrides=args.overrides, dvc_targets=args.dvc_targets, parallel=args.parallel,
-                   src=args.source)
+    if args.recompare:
+        report = recompare(args.workdir, args.kills, args.seed, args.stages)
+    else:
+        report = chaos(args.workdir, args.kills, args.seed, args.profile, args.reference, args.stages,
+                       overrides=args.overrides, dvc_targets=args.dvc_targets, parallel=args.parallel,
+                       src=args.source)
     print(summary_line(report))
     for m in report["mismatches"][:20]:
         print("  MISMATCH", json.dumps(m, default=str)[:400])

@@ -57,7 +57,8 @@ def fit(method_name: str, seed: int, params: DictConfig, task: str | None = None
         try:
             method.fit(params, tmp, seed, task)
             write_json(tmp / "provenance.json", provenance.record(
-                stage="fit", profile=top.profile, root_seed=top.root_seed, method=method_name, task=task, seed=seed))
+                stage="fit", profile=top.profile, root_seed=top.root_seed, method=method_name, task=task,
+                seed=seed))
             if out.exists():
                 shutil.rmtree(out)  # a half artefact without provenance.json, from an interrupted run
             os.replace(tmp, out)
@@ -71,7 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--method", required=True)
     parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--task", default=None, help="per-task methods: fit this task only (default: every task)")
+    parser.add_argument("--task", default=None,
+                        help="per-task methods: fit this task only (default: every task)")
     parser.add_argument("--params", default=None)
     args = parser.parse_args(argv)
     setup_logging()

@@ -169,7 +169,8 @@ def compare_file(rel: str, a: Path, b: Path, roots: Iterable[str] = (), limit: i
     extra = list((cb - ca).elements())
     duplicated = [k for k in extra if k in ca]
     extra = [k for k in extra if k not in ca]
-    for kind, keys in (("missing_records", missing), ("extra_records", extra), ("duplicated_records", duplicated)):
+    found = (("missing_records", missing), ("extra_records", extra), ("duplicated_records", duplicated))
+    for kind, keys in found:
         if keys and not (kind == "duplicated_records" and dup):
             out.append({"file": rel, "kind": kind, "count": len(keys),
                         "examples": [json.loads(k) for k in keys[:limit]]})
@@ -225,6 +226,7 @@ def compare_trees(a: Path, b: Path, tainted: Iterable[str] = ()) -> dict:
         mismatches.append({"file": rel, "kind": "extra_file"})
     for rel in sorted(fa & fb):
         for m in compare_file(rel, a / rel, b / rel, roots):
-            benign = any(t.search(rel) for t in tainted_re) and m["kind"] in ("differs", "missing_records", "extra_records")
+            benign = (any(t.search(rel) for t in tainted_re)
+                      and m["kind"] in ("differs", "missing_records", "extra_records"))
             (expected if benign else mismatches).append(m)
     return {"files_compared": len(fa & fb), "mismatches": mismatches, "expected_divergence": expected}

@@ -80,7 +80,8 @@ def test_a_killed_fit_leaves_nothing_behind_and_fits_repeat_in_the_same_folder(t
     (stale / "policy" / "half_written.bin").write_bytes(b"\0" * 10)  # a fit SIGKILLed mid-way
     used = []
     real_fit = RandomMethod.fit
-    monkeypatch.setattr(RandomMethod, "fit", lambda self, p, d, s, t=None: (used.append(d), real_fit(self, p, d, s, t))[1])
+    monkeypatch.setattr(RandomMethod, "fit",
+                        lambda self, p, d, s, t=None: (used.append(d), real_fit(self, p, d, s, t))[1])
     fit("random", 0, params)
     assert (out / "provenance.json").exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["seed0"]  # the leftover is gone

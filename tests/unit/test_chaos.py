@@ -89,7 +89,8 @@ def test_only_the_latest_checkpoint_counts_and_timer_snapshots_are_ignored(tmp_p
     out = chaos.compare_trees(tmp_path / "A", tmp_path / "B")
     assert out["mismatches"] == [] and out["files_compared"] == 1
     torch.save({"model": torch.tensor([2.0])}, b / "checkpoint_000000010_2560.pth")
-    assert [m["kind"] for m in chaos.compare_trees(tmp_path / "A", tmp_path / "B")["mismatches"]] == ["differs"]
+    mismatches = chaos.compare_trees(tmp_path / "A", tmp_path / "B")["mismatches"]
+    assert [m["kind"] for m in mismatches] == ["differs"]
 
 
 def test_tainted_paths_keep_duplicates_as_mismatches_and_value_changes_as_expected(tmp_path):
@@ -143,11 +144,15 @@ def test_kill_tree_kills_the_group_and_a_child_that_left_it():
 
 
 def test_a_kill_after_the_command_finished_is_told_apart():
-    log = ("===== chaos cycle 1: dvc repro =====\nRunning stage 'reward@a':\n===== chaos cycle 1: rc -9 =====\n"
-           "===== chaos cycle 2: dvc repro =====\nStage 'reward@a' is cached - skipping run, checking out outputs\n"
-           "Running stage 'fit@x-0':\n===== chaos cycle 2: rc -9 =====\n===== chaos cycle 3: dvc repro =====\n"
+    log = ("===== chaos cycle 1: dvc repro =====\nRunning stage 'reward@a':\n"
+           "===== chaos cycle 1: rc -9 =====\n"
+           "===== chaos cycle 2: dvc repro =====\n"
+           "Stage 'reward@a' is cached - skipping run, checking out outputs\n"
+           "Running stage 'fit@x-0':\n===== chaos cycle 2: rc -9 =====\n"
+           "===== chaos cycle 3: dvc repro =====\n"
            "Running stage 'fit@x-0':\n")
-    kills = [{"stage": "reward@a", "landed": True, "cycle": 1}, {"stage": "fit@x-0", "landed": True, "cycle": 2},
+    kills = [{"stage": "reward@a", "landed": True, "cycle": 1},
+             {"stage": "fit@x-0", "landed": True, "cycle": 2},
              {"stage": "evaluate@x-0", "landed": False, "cycle": None}]
     chaos.kill_phases(log, kills)
     assert kills[0]["phase"].startswith("dvc bookkeeping") and kills[1]["phase"] == "command"
