@@ -87,7 +87,7 @@ class _Slot:
         }
 
 
-def _stack(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def stack_observations(observations: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.stack([o[k] for o in observations]) for k in observations[0]}
 
 
@@ -116,7 +116,7 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
     bar = tqdm(total=len(episodes), desc="episodes", unit="ep", disable=not progress, leave=False)
     try:
         while running.any():
-            actions, state = policy.act(_stack([s.obs for s in slots]), state, episode_start)
+            actions, state = policy.act(stack_observations([s.obs for s in slots]), state, episode_start)
             episode_start = np.zeros(len(slots), dtype=bool)
             restart = []
             for i, slot in enumerate(slots):

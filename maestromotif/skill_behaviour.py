@@ -48,8 +48,8 @@ from benchmark.config import ConfigError, load_params, root, section
 from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig, make
 from benchmark.io import write_text
 from benchmark.logs import setup_logging
-from benchmark.seeding import derive_seed
-from maestromotif.options.runtime import SKILLS
+from benchmark.seeding import derive_seed, episode_seed
+from maestromotif.skills import SKILLS
 from maestromotif.rl.obs import NUM_SKILLS, PolicyObservation
 from maestromotif.rl.sf_env import IsolatedSkill
 
@@ -212,16 +212,11 @@ def make_start_env(start: str, cfg: SkillBehaviourConfig, env_cfg: EnvConfig, cr
     return PolicyObservation(HeldSkill(BehaviourTracker(env, cfg.max_steps)), crop_mode, keep_raw=True)
 
 
-def episode_seed(root_seed: int, start: str, episode: int) -> int:
-    """Every player of a start plays the same games."""
-    return derive_seed(root_seed, "skill_behaviour", start, episode) % 2**31
-
-
 def play_start(envs: Sequence[gym.Env], seeds: Sequence[int], skill: int | None, policy=None,
                rng: np.random.Generator | None = None) -> list[dict[str, float]]:
     """Play one episode per seed with the network `policy` holding `skill` (or uniform random actions
     when policy is None); return the per-episode metrics, in seed order."""
-    from benchmark.evaluate import _stack
+    from benchmark.playback import stack_observations
 
     queue = list(enumerate(seeds))[::-1]
     results: list[dict | None] = [None] * len(seeds)
@@ -244,7 +239,7 @@ def play_start(envs: Sequence[gym.Env], seeds: Sequence[int], skill: int | None,
     running = np.ones(len(slots), dtype=bool)
     while running.any():
         if policy is not None:
-            actions, state = policy.act(_stack(obs), state, episode_start)
+            actions, state = policy.act(stack_observations(obs), state, episode_start)
         else:
             actions = rng.integers(len(ACTIONS), size=len(slots))
         episode_start[:] = False
@@ -320,7 +315,9 @@ def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = No
         try:
             players = [s for s in skills if cfg.cross or START_OF[s] == start]
             for seed, (model, sf_cfg) in models.items():
-                games = [episode_seed(top.root_seed, start, k) for k in range(cfg.episodes)]
+                # every player of a start plays the same games
+                games = [episode_seed(top.root_seed, "skill_behaviour", start, episode=k) % 2**31
+                         for k in range(cfg.episodes)]
                 for name in players:
                     policy = SkillPolicy(model, sf_cfg, program=None)
                     done = play_start(envs, games, SKILLS.index(name), policy)  # the one-hot's order
