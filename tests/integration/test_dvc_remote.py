@@ -40,6 +40,15 @@ def test_push_clone_pull_is_up_to_date_and_evaluates_without_retraining(tmp_path
     dvc(origin, "remote", "add", "--default", "local", str(remote))
     run(origin, "git", "add", "-A")
     run(origin, "git", "commit", "-q", "-m", "tiny ci run")
+    # what DVC users compare runs with: metrics per method, experiments, plots as an HTML page
+    metrics = dvc(origin, "metrics", "show").stdout
+    assert "maestromotif.json" in metrics and "random.json" in metrics, metrics
+    assert "tasks.gnomish.mean" in metrics, metrics
+    exp = dvc(origin, "exp", "show", "--no-pager", "--csv").stdout
+    assert "tasks.gnomish.mean" in exp, exp
+    dvc(origin, "plots", "show", "-o", str(tmp_path / "plots"))
+    page = (tmp_path / "plots" / "index.html").read_text()
+    assert "skill_reward" in page and "task_scores" in page
     dvc(origin, "push")
 
     clone = tmp_path / "clone"
