@@ -70,7 +70,7 @@ def test_a_killed_fit_leaves_nothing_behind_and_fits_repeat_in_the_same_folder(t
     its run folder in config.json, so two identical task_ppo fits had different artefacts (digest, and so
     every evaluation record's run_key), and a killed fit of a method fitted once for all tasks left its
     staging folder outside DVC's output, forever."""
-    from baselines.random_policy import RandomMethod
+    from baselines.random import RandomMethod
     from benchmark.fit import fit
 
     params = compose("ci", [f"data_dir={tmp_path / 'data'}", "methods=[random]"])
