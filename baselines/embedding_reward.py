@@ -7,7 +7,6 @@ importing the method that hands it the trainer.
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 from typing import Sequence
 
@@ -74,15 +73,13 @@ class MessageGoalSimilarity(nn.Module):
 def normalisation(raw: np.ndarray) -> tuple[float, float, dict[float, float]]:
     """Mean, variance and quantile table (maestromotif.reward.model.QUANTILE_LEVELS) of the normalised
     reward."""
-    from maestromotif.reward.model import QUANTILE_LEVELS
+    from maestromotif.reward.model import reward_statistics
 
     raw = np.asarray(raw, dtype=np.float64)
     if raw.size < 2:
         raise ConfigError(f"need at least 2 distinct messages to normalise the similarity, got {raw.size}: "
                           "collect more observations (the episodes of collect.sources)")
-    mean, var = float(raw.mean()), max(float(raw.var()), 1e-8)
-    norm = (raw - mean) / math.sqrt(var)
-    return mean, var, {q: float(np.quantile(norm, q)) for q in QUANTILE_LEVELS}
+    return reward_statistics(raw)
 
 
 def reward_checkpoint(model: MessageGoalSimilarity, mean: float, var: float, quantiles: dict[float, float],

@@ -169,6 +169,16 @@ def score(model: RewardModel, messages: Sequence[str], dlvl_changes: Sequence[in
     return out
 
 
+def reward_statistics(raw: np.ndarray) -> tuple[float, float, dict[float, float]]:
+    """Mean and variance of raw rewards over unique keys, and the quantile table (QUANTILE_LEVELS) of the
+    normalised reward: what a checkpoint carries for RL. The variance is floored, so a constant model
+    does not divide by zero in RL."""
+    raw = np.asarray(raw, dtype=np.float64)
+    mean, var = float(raw.mean()), max(float(raw.var()), 1e-8)
+    norm = (raw - mean) / math.sqrt(var)
+    return mean, var, {q: float(np.quantile(norm, q)) for q in QUANTILE_LEVELS}
+
+
 # --- checkpoint ------------------------------------------------------------------------------------
 
 @dataclass

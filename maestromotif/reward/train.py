@@ -25,7 +25,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +46,12 @@ from benchmark.seeding import derive_seed
 from maestromotif.reward.intrinsic import IntrinsicConfig
 from maestromotif.reward.model import (
     FORMAT_VERSION,
-    QUANTILE_LEVELS,
     RewardCheckpoint,
     RewardModel,
     RewardModelConfig,
     diffstats,
     encode_messages,
+    reward_statistics,
     save_checkpoint,
     score,
 )
@@ -214,11 +213,7 @@ def evaluate(model: RewardModel, keys: KeyTable, idx: np.ndarray, labels: np.nda
 
 def normalisation(model: RewardModel, keys: KeyTable, batch: int) -> tuple[float, float, dict[float, float]]:
     """Mean and variance of r_phi over the unique keys, and quantiles of the normalised reward."""
-    raw = score(model, keys.messages, list(keys.changes), batch_size=batch).astype(np.float64)
-    mean, var = float(raw.mean()), float(raw.var())
-    var = max(var, 1e-8)  # a constant model would divide by zero in RL
-    norm = (raw - mean) / math.sqrt(var)
-    return mean, var, {q: float(np.quantile(norm, q)) for q in QUANTILE_LEVELS}
+    return reward_statistics(score(model, keys.messages, list(keys.changes), batch_size=batch))
 
 
 def train_reward_model(

@@ -35,21 +35,17 @@ PROBE_MESSAGES = ["", "You see here a scroll.", "The door opens.", "You kill the
 
 def fresh_reward_models(folder: Path, skills: list[str]) -> None:
     """Untrained paper-size reward models with a normalisation and quantile table from probe messages."""
-    import numpy as np
     import torch
 
-    from maestromotif.reward.model import (QUANTILE_LEVELS, RewardCheckpoint, RewardModel, RewardModelConfig,
-                                           save_checkpoint, score)
+    from maestromotif.reward.model import (RewardCheckpoint, RewardModel, RewardModelConfig,
+                                           reward_statistics, save_checkpoint, score)
 
     torch.manual_seed(0)
     for skill in skills:
         model = RewardModel(RewardModelConfig())
-        raw = score(model, PROBE_MESSAGES, [0] * len(PROBE_MESSAGES))
-        mean, var = float(raw.mean()), float(raw.var()) + 1e-6
-        normed = (raw - mean) / np.sqrt(var)
+        mean, var, quantiles = reward_statistics(score(model, PROBE_MESSAGES, [0] * len(PROBE_MESSAGES)))
         save_checkpoint(folder / skill / "model.pt", RewardCheckpoint(
-            skill=skill, model=model, reward_mean=mean, reward_var=var,
-            quantiles={q: float(np.quantile(normed, q)) for q in QUANTILE_LEVELS},
+            skill=skill, model=model, reward_mean=mean, reward_var=var, quantiles=quantiles,
             metadata={"note": "untrained, for the throughput check (maestromotif/rl/gpu_check.py)"}))
 
 
