@@ -35,22 +35,27 @@ def changed(root: Path) -> set[str]:
     return set(json.loads(dvc(root, "status", "--json").stdout or "{}"))
 
 
-def edit(root: Path, name: str):
-    """Append a comment to `name`; return a callable that restores it."""
+def stale_after(root: Path, name: str, new_text) -> set[str]:
+    """The stages `dvc status` marks after rewriting file `name` with new_text(old text); the file is
+    restored afterwards."""
     path = root / name
     text = path.read_text()
-    path.write_text(text + "\n# edited by test_dvc_deps\n")
-    return lambda: path.write_text(text)
+    path.write_text(new_text(text))
+    try:
+        return changed(root)
+    finally:
+        path.write_text(text)
+
+
+def stale_after_edit(root: Path, name: str) -> set[str]:
+    """The stages marked after appending a comment to `name`."""
+    return stale_after(root, name, lambda text: text + "\n# edited by test_dvc_deps\n")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_deployment_only_file_re_evaluates_without_retraining(project):
-    restore = edit(project, "maestromotif/rl/policy.py")
-    try:
-        stale = changed(project)
-    finally:
-        restore()
+    stale = stale_after_edit(project, "maestromotif/rl/policy.py")
     assert "evaluate_maestromotif" in stale
     assert "evaluate@task_ppo" in stale  # the APPO baselines deploy the same network class
     assert not any(s.startswith(("train_skills", "fit@", "reward", "collect", "annotate"))
@@ -60,11 +65,7 @@ def test_a_deployment_only_file_re_evaluates_without_retraining(project):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_editing_one_baseline_refits_that_baseline_only(project):
-    restore = edit(project, "baselines/motif.py")
-    try:
-        stale = changed(project)
-    finally:
-        restore()
+    stale = stale_after_edit(project, "baselines/motif.py")
     assert {"fit@motif-0", "evaluate@motif"} <= stale
     others = {s for s in stale if s.startswith(("fit@", "evaluate@", "train_skills")) and "motif" not in s}
     assert others == set(), f"editing Motif reran other methods: {sorted(others)}"
@@ -73,11 +74,7 @@ def test_editing_one_baseline_refits_that_baseline_only(project):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_variant_or_seeding_change_re_evaluates_every_method(project):
-    restore = edit(project, "benchmark/variants.py")
-    try:
-        stale = changed(project)
-    finally:
-        restore()
+    stale = stale_after_edit(project, "benchmark/variants.py")
     assert {"evaluate@random", "evaluate@motif", "evaluate_maestromotif"} <= stale
     assert not any(s.startswith(("train_skills", "fit@")) for s in stale), stale
 
@@ -87,14 +84,11 @@ def test_a_variant_or_seeding_change_re_evaluates_every_method(project):
 def test_a_method_section_of_the_params_refits_that_method_only(project):
     from omegaconf import OmegaConf
 
-    path = project / "params.yaml"
-    text = path.read_text()
-    params = OmegaConf.load(path)
-    params.motif.trainer.train_for_env_steps += 1
-    path.write_text(OmegaConf.to_yaml(params))
-    try:
-        stale = changed(project)
-    finally:
-        path.write_text(text)
+    def longer_motif_training(text: str) -> str:
+        params = OmegaConf.create(text)
+        params.motif.trainer.train_for_env_steps += 1
+        return OmegaConf.to_yaml(params)
+
+    stale = stale_after(project, "params.yaml", longer_motif_training)
     assert "fit@motif-0" in stale
     assert not {s for s in stale if s.startswith("fit@") and "motif" not in s}, stale
