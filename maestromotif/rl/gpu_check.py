@@ -75,7 +75,7 @@ def summarise(progress: list[dict], log_text: str, warmup_s: float) -> dict:
 
 def measure(minutes: float, device: str, workers: int, envs_per_worker: int | None, batch_size: int | None,
             workdir: Path) -> dict:
-    from benchmark.config import compose, root, section, write_params
+    from benchmark.config import compose, root, section
     from benchmark.io import read_jsonl
     from benchmark.provenance import machine
     from maestromotif.rl.train import EXPERIMENT, RLConfig, sf_argv
@@ -87,9 +87,6 @@ def measure(minutes: float, device: str, workers: int, envs_per_worker: int | No
     overrides += [f"rl.num_envs_per_worker={envs_per_worker}"] * (envs_per_worker is not None)
     overrides += [f"rl.batch_size={batch_size}"] * (batch_size is not None)
     params = compose("paper", overrides)
-    params_file = workdir / "params.yaml"
-    write_params(params, params_file)
-    os.environ["MM_PARAMS"] = str(params_file)  # the env factory in each worker reads the intrinsic settings
     fresh_reward_models(workdir / "reward", list(root(params).skills))
     rl = section(params, "rl", RLConfig)
     run = workdir / "run"
