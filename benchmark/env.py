@@ -425,9 +425,11 @@ class SeededReset(gym.Wrapper):
 
 
 def make(task: str | None = None, seed: int | None = None, wizard: bool = False, cfg: EnvConfig | None = None,
-         **overrides: Any) -> gym.Env:
+         track: bool = True, **overrides: Any) -> gym.Env:
     """The paper's env; with `task`, wrapped with that task's tracker (see benchmark.tasks).
 
+    track: False keeps a small variant's own levels but not its tracker (no success ends an episode), for
+    play that is not an evaluation (data collection, skill training and skill measurement).
     seed: episode k after construction plays the game of seed `seed + k` (None: NetHack's own entropy).
     wizard: NetHack's debug mode, for building test scenarios.
     overrides: fields of EnvConfig (e.g. max_episode_steps=100) or extra NLE keyword arguments.
@@ -460,7 +462,7 @@ def make(task: str | None = None, seed: int | None = None, wizard: bool = False,
     if hasattr(tracker, "install_level"):
         tracker.install_level(env)
     env = SeededReset(env, seed)
-    return env if tracker is None else TaskWrapper(env, tracker)
+    return env if tracker is None or not track else TaskWrapper(env, tracker)
 
 
 def decode_message(message: np.ndarray) -> str:

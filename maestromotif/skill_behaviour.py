@@ -45,26 +45,18 @@ from nle import nethack
 from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, load_params, root, section
-from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig, make
+from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig
 from benchmark.io import write_text
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed, episode_seed
 from maestromotif.skills import SKILLS
-from maestromotif.rl.obs import NUM_SKILLS, PolicyObservation
-from maestromotif.rl.sf_env import IsolatedSkill
+from maestromotif.rl.obs import PolicyObservation
+from maestromotif.rl.sf_env import HeldSkill
+from maestromotif.skill_starts import START_OF, STARTS, make_start
 
 log = logging.getLogger(__name__)
 
 RANDOM = "random"
-# start name -> (variant whose levels are played, or None for the full game; depth the skill starts at)
-STARTS: dict[str, tuple[str | None, int]] = {
-    "dl1": (None, 1),
-    "dl2": ("delphi_small", 2),
-    "shop": ("transactions_small", 1),
-    "altar": ("buc_small", 1),
-}
-START_OF = {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2", "merchant": "shop",
-            "worshipper": "altar"}
 METRICS = ("depth_change", "descents_per_1k", "ascents_per_1k", "squares_seen", "squares_visited",
            "steps_near_shopkeeper", "steps_near_altar", "items_sold", "altar_drops", "death", "steps",
            "start_reached")
@@ -89,46 +81,6 @@ class SkillBehaviourConfig:
     device: str = "cpu"
     torch_threads: int = 1        # one thread: 2.4x faster than two on 2 shared cores (batch of 8, measured)
     csv: str = "{results_dir}/skills.csv"
-
-
-class HeldSkill(IsolatedSkill):
-    """IsolatedSkill with one fixed skill: `skill` is set by the caller and never cycles."""
-
-    def __init__(self, env: gym.Env, skill: int = 0):
-        super().__init__(env, NUM_SKILLS, first=skill)
-        self.skill = skill
-
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        info.update(skill=self.skill, skill_switched=False)
-        return self._obs(obs), info
-
-
-class ScriptedStart(gym.Wrapper):
-    """After each reset, walks down with the scripted reference agent (benchmark.calibrate) until the hero
-    is at `depth`; info["start_reached"] says whether it got there within `max_steps`."""
-
-    def __init__(self, env: gym.Env, variant: str, depth: int, max_steps: int):
-        super().__init__(env)
-        from benchmark.calibrate import ScriptedPolicy
-
-        self.walker = ScriptedPolicy(variant)
-        self.depth, self.max_steps = depth, max_steps
-
-    def reset(self, *, seed=None, options=None):
-        obs, info = self.env.reset(seed=seed, options=options)
-        state = self.walker.seed_episodes(self.walker.initial_state(1), [0], [seed or 0])
-        start = np.ones(1, dtype=bool)
-        for _ in range(self.max_steps):
-            if int(obs["blstats"][nethack.NLE_BL_DEPTH]) >= self.depth:
-                break
-            actions, state = self.walker.act({k: v[None] for k, v in obs.items()}, state, start)
-            start[:] = False
-            obs, _, terminated, truncated, info = self.env.step(int(actions[0]))
-            if terminated or truncated:
-                obs, info = self.env.reset(seed=seed, options=options)  # never happens on these levels
-        info["start_reached"] = int(obs["blstats"][nethack.NLE_BL_DEPTH]) >= self.depth
-        return obs, info
 
 
 class BehaviourTracker(gym.Wrapper):
@@ -200,15 +152,8 @@ class BehaviourTracker(gym.Wrapper):
 
 def make_start_env(start: str, cfg: SkillBehaviourConfig, env_cfg: EnvConfig, crop_mode: str) -> HeldSkill:
     """The env of one start: its levels, the scripted walk, the tracker, the held skill, network inputs."""
-    if start not in STARTS:
-        raise ConfigError(f"skill_behaviour: unknown start {start!r}; one of {sorted(STARTS)}")
-    variant, depth = STARTS[start]
     env_cfg = EnvConfig(**{**env_cfg.__dict__, "max_episode_steps": cfg.max_steps + cfg.max_start_steps + 1})
-    env = make(task=variant, cfg=env_cfg)
-    if variant is not None:
-        env = env.env  # keep the variant's levels, drop its task tracker (no success ends the episode)
-    if depth > 1:
-        env = ScriptedStart(env, variant, depth, cfg.max_start_steps)
+    env = make_start(start, env_cfg, cfg.max_start_steps)
     return PolicyObservation(HeldSkill(BehaviourTracker(env, cfg.max_steps)), crop_mode, keep_raw=True)
 
 

@@ -21,7 +21,8 @@ from omegaconf import OmegaConf
 from benchmark.config import load_params, root
 from benchmark.env import ACTION_NAMES, EnvConfig, decode_message, make
 from maestromotif.options.runtime import SKILLS
-from maestromotif.reward.intrinsic import IntrinsicReward, intrinsic_config
+from maestromotif.reward.intrinsic import IntrinsicReward
+from maestromotif.reward.train import intrinsic_config
 from maestromotif.reward.wrapper import IntrinsicRewardWrapper
 from maestromotif.rl.sf_env import skill_index_order, wrap_skills
 

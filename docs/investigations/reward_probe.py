@@ -15,7 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 from benchmark.config import load_params, root
-from maestromotif.reward.intrinsic import IntrinsicReward, intrinsic_config
+from maestromotif.reward.intrinsic import IntrinsicReward
+from maestromotif.reward.train import intrinsic_config
 
 PROBES = [
     "",

@@ -288,6 +288,7 @@ def _behaviour(src: SourceConfig) -> dict:
     if src.kind in ("scripted", "checkpoint"):
         out["epsilon"] = float(src.epsilon)
         out["task"] = src.task or (SCRIPTED_TASK if src.kind == "scripted" else None)
+        out["tracker"] = src.kind == "checkpoint"  # whether the task's success check ends an episode
     if src.kind == "checkpoint":
         out.update(method=src.method, path=str(src.path), digest=tree_digest(src.path))
     return out
@@ -339,8 +340,10 @@ def _collect_chunk(task: dict) -> dict:
     behaviour = plan["behaviour"]
     t0 = time.perf_counter()
     env_cfg = EnvConfig(**plan["env"])
-    env_task = behaviour["task"] if behaviour["kind"] == "checkpoint" else None
-    env = make(task=env_task, cfg=env_cfg)
+    # Scripted and checkpoint sources play their task's levels (the scripted agent reads a small variant's
+    # maps); the scripted one without the task's success check, so that it plays on past the goal (a
+    # descent that ended the episode would leave no observation `pairs.gap` steps later).
+    env = make(task=behaviour.get("task"), cfg=env_cfg, track=behaviour.get("tracker", False))
     try:
         max_steps = plan["max_steps_per_episode"] or env.unwrapped._max_episode_steps
         policy = make_behaviour(behaviour, env.action_space.n, plan["policy_seed"], params)

@@ -59,18 +59,25 @@ class PairsConfig:
     sources: list[str] | None = None                # keep only records with these source labels (None: all)
     sampling: str = "uniform"                       # uniform | changed (see module docstring)
     changed_fraction: float = 0.5                   # changed: share of samples with a depth/gold/XP change
+    # steps t < gap pair with the episode's first observation instead of being left out (see module docstring)
+    clamp_gap: bool = False
+    # draw the unchanged samples (or all, under uniform) with weight 1 / (count of their message)
+    rare_messages: bool = False
 
 
-def eligible_samples(obs: pd.DataFrame, gap: int) -> pd.DataFrame:
-    """Every (observation, observation gap steps earlier) of the same episode, as one row per sample.
+def eligible_samples(obs: pd.DataFrame, gap: int, clamp: bool = False) -> pd.DataFrame:
+    """Every (observation, observation gap steps earlier) of the same episode, as one row per sample;
+    with `clamp`, the earlier observation of a step t < gap is the episode's first one.
 
     An episode is (source, episode_id): NLD gameids and played episode indices may coincide."""
     cur = obs.drop(columns=["prev_message"])
-    earlier = obs[["source", "episode_id", "step", "message", *STATS]].copy()
-    earlier["step"] = earlier["step"] + gap  # align the earlier row with the step it precedes
-    earlier = earlier.rename(columns={"message": "prev_message_gap", **{s: f"{s}_prev" for s in STATS}})
-    samples = cur.merge(earlier, on=["source", "episode_id", "step"], how="inner")
-    samples["prev_step"] = samples["step"] - gap
+    first_step = cur.groupby(["source", "episode_id"])["step"].transform("min")
+    cur["prev_step"] = cur["step"] - gap
+    if clamp:
+        cur["prev_step"] = np.maximum(cur["prev_step"], first_step)
+    earlier = obs[["source", "episode_id", "step", "message", *STATS]].rename(
+        columns={"step": "prev_step", "message": "prev_message_gap", **{s: f"{s}_prev" for s in STATS}})
+    samples = cur.merge(earlier, on=["source", "episode_id", "prev_step"], how="inner")
     # The caption's "previously seen" message is the one of the earlier observation.
     samples["prev_message"] = samples.pop("prev_message_gap")
     return samples.sort_values(["source", "episode_id", "step"], kind="stable").reset_index(drop=True)
@@ -94,9 +101,17 @@ class TooFewSamples(ValueError):
     """The observations hold fewer usable samples than a pair set needs; the message says how to fix it."""
 
 
-def _choose(rng: np.random.Generator, pool: np.ndarray, size: int, name: str, what: str) -> np.ndarray:
-    """`size` distinct samples of `pool`: a pair set never repeats a sample (drawing with replacement
-    would annotate the same observation twice and overweight it in the reward model)."""
+def message_weights(samples: pd.DataFrame) -> np.ndarray:
+    """1 / (number of samples with the same message): every distinct message equally likely in total."""
+    counts = samples["message"].map(samples["message"].value_counts()).to_numpy(dtype=np.float64)
+    return 1.0 / counts
+
+
+def _choose(rng: np.random.Generator, pool: np.ndarray, size: int, name: str, what: str,
+            weights: np.ndarray | None = None) -> np.ndarray:
+    """`size` distinct samples of `pool` (drawn with probability proportional to `weights[pool]` when
+    given): a pair set never repeats a sample (drawing with replacement would annotate the same
+    observation twice and overweight it in the reward model)."""
     if size > len(pool):
         size_key = "pairs.motif" if name == MOTIF_SET else f"pairs.sizes.{name}"
         raise TooFewSamples(
@@ -104,11 +119,14 @@ def _choose(rng: np.random.Generator, pool: np.ndarray, size: int, name: str, wh
             "more (raise the episodes of collect.sources, or collect.max_steps_per_episode), or ask for "
             f"fewer pairs ({size_key}), or lower pairs.gap"
             + (" or pairs.changed_fraction, or use pairs.sampling=uniform" if what != "samples" else ""))
-    return rng.choice(pool, size=size, replace=False)
+    if weights is None:
+        return rng.choice(pool, size=size, replace=False)
+    w = weights[pool]
+    return rng.choice(pool, size=size, replace=False, p=w / w.sum())
 
 
 def draw_pairs(samples: pd.DataFrame, n_pairs: int, seed: int, name: str, sampling: str = "uniform",
-               changed_fraction: float = 0.5) -> pd.DataFrame:
+               changed_fraction: float = 0.5, rare_messages: bool = False) -> pd.DataFrame:
     """n_pairs pairs of samples (2i, 2i+1), 2 * n_pairs distinct samples; TooFewSamples when there are not
     enough (overall, or in a stratum of `changed` sampling)."""
     if len(samples) == 0:
@@ -121,19 +139,20 @@ def draw_pairs(samples: pd.DataFrame, n_pairs: int, seed: int, name: str, sampli
     everything = np.arange(len(samples))
     kind = change_kind(samples)
     changed = kind >= 0
+    weights = message_weights(samples) if rare_messages else None
     if sampling == "changed" and changed.any() and (~changed).any():
         kinds = [k for k in range(len(CHANGE_STATS)) if (kind == k).any()]
         n_changed = int(round(changed_fraction * need))
         shares = [n_changed // len(kinds) + (j < n_changed % len(kinds)) for j in range(len(kinds))]
         parts = [_choose(rng, everything[kind == k], n, name, f"samples with a {CHANGE_STATS[k]} change")
                  for k, n in zip(kinds, shares)]
-        parts.append(_choose(rng, everything[~changed], need - n_changed, name, "unchanged samples"))
+        parts.append(_choose(rng, everything[~changed], need - n_changed, name, "unchanged samples", weights))
         idx = rng.permutation(np.concatenate(parts))  # mix the strata over both sides of the pairs
     else:
         if sampling == "changed":
             log.warning("pairs[%s]: %d of %d samples changed depth/gold/XP: drawing uniformly instead",
                         name, int(changed.sum()), len(samples))
-        idx = _choose(rng, everything, need, name, "samples")
+        idx = _choose(rng, everything, need, name, "samples", weights)
     first = samples.iloc[idx[0::2]].reset_index(drop=True)
     second = samples.iloc[idx[1::2]].reset_index(drop=True)
     out = {"pair_id": np.arange(n_pairs, dtype=np.int64), "skill": [name] * n_pairs}
@@ -166,7 +185,7 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
             raise ValueError(f"pairs.sources names {absent}, which no record carries; the records' sources "
                              f"(collect.sources labels) are {sorted(obs['source'].unique())}")
         obs = obs[obs["source"].isin(list(cfg.sources))]
-    samples = eligible_samples(obs, cfg.gap)
+    samples = eligible_samples(obs, cfg.gap, cfg.clamp_gap)
     log.info("pairs: %d records, %d samples with an observation %d steps earlier (%d with a depth/gold/XP "
              "change), %s sampling", len(obs), len(samples), cfg.gap,
              int(changed_mask(samples).sum()) if len(samples) else 0, cfg.sampling)
@@ -183,9 +202,11 @@ def make_pairs(params, obs_dir: Path | None = None, out_dir: Path | None = None)
                 "profile": top.profile, "root_seed": top.root_seed, "sampling": cfg.sampling}
         if cfg.sampling == "changed":
             meta["changed_fraction"] = cfg.changed_fraction
+        if cfg.clamp_gap or cfg.rare_messages:  # absent when off: pair files of earlier runs stay valid
+            meta.update(clamp_gap=cfg.clamp_gap, rare_messages=cfg.rare_messages)
         path = out_dir / f"{name}.parquet"
         if not (path.exists() and file_metadata(path) == meta):
-            df = draw_pairs(samples, n, seed, name, cfg.sampling, cfg.changed_fraction)
+            df = draw_pairs(samples, n, seed, name, cfg.sampling, cfg.changed_fraction, cfg.rare_messages)
             write_table(df, path, PAIR_SCHEMA, metadata=meta)
             log.info("pairs[%s]: %d pairs, %.0f%% of samples with a message, %.1f%% with a depth change",
                      name, n, 100 * (pd.concat([df.message_1, df.message_2]).str.strip() != "").mean(),

@@ -125,6 +125,19 @@ class IsolatedSkill(gym.Wrapper):
         return self._obs(obs), reward, terminated, truncated, info
 
 
+class HeldSkill(IsolatedSkill):
+    """IsolatedSkill with one fixed skill: `skill` is set by the caller and never cycles."""
+
+    def __init__(self, env: gym.Env, skill: int = 0):
+        super().__init__(env, NUM_SKILLS, first=skill)
+        self.skill = skill
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        info.update(skill=self.skill, skill_switched=False)
+        return self._obs(obs), info
+
+
 # --- the env factory ------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=4)
 def _intrinsic_reward(reward_dir: str, skills: tuple[str, ...], intrinsic_json: str):
@@ -154,10 +167,16 @@ def skill_index_order(skills) -> tuple[str, ...]:
     return tuple(SKILLS)
 
 
+# rl.program values that are not a policy over skills
+ISOLATED = "isolated"  # the paper's ablation: one skill per episode, cycling, on the full game
+SKILL_STARTS = "skill_starts"  # each env holds one skill on that skill's start (held_skill_at_start)
+NO_PROGRAM = (ISOLATED, SKILL_STARTS)
+
+
 def resolve_program(name: str, codegen_dir: str | Path | None, code_seed: int) -> str:
     """The program to run: codegen's output <codegen_dir>/<name>/seed<code_seed>/ when it exists, else the
     name itself (maestromotif.options' reference program of that name, the fallback)."""
-    if name == "isolated" or codegen_dir is None:
+    if name in NO_PROGRAM or codegen_dir is None:
         return name
     folder = Path(codegen_dir) / name / f"seed{code_seed}"
     return str(folder) if (folder / "program.py").is_file() else name
@@ -166,11 +185,43 @@ def resolve_program(name: str, codegen_dir: str | Path | None, code_seed: int) -
 def wrap_skills(env: gym.Env, program, seed: int) -> gym.Env:
     """Add the skill protocol: a policy over skills (a Program, a name or a codegen folder), or the isolated
     ablation."""
-    if program == "isolated":
+    if program == ISOLATED:
         return IsolatedSkill(env, first=seed % NUM_SKILLS)
     from maestromotif.options.wrapper import OptionsWrapper
 
     return OptionsWrapper(env, program, seed=seed)
+
+
+def held_skill_at_start(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) -> gym.Env:
+    """The `skill_starts` training program: env `env_index` holds skill SKILLS[env_index % 5] for whole
+    episodes of at most cfg.mm_held_steps steps, on that skill's start (maestromotif.skill_starts), so every
+    skill trains where it can act (docs/deviations.md, "Skill starts")."""
+    from maestromotif.options.runtime import SKILLS
+    from maestromotif.skill_starts import START_OF, make_start
+
+    skill = env_index % len(SKILLS)
+    max_walk = 200  # scripted steps allowed for the walk down to a dl2 start (as skill_behaviour's default)
+    steps = min(env_cfg.max_episode_steps, cfg.mm_held_steps) + max_walk
+    env = make_start(START_OF[SKILLS[skill]], EnvConfig(**{**env_cfg.__dict__, "max_episode_steps": steps}),
+                     max_walk, seed=env_seed)
+    return HeldSkill(HeldSteps(env, cfg.mm_held_steps), skill)
+
+
+class HeldSteps(gym.Wrapper):
+    """Truncates an episode after `steps` steps of the skill (the walk to the start not counted)."""
+
+    def __init__(self, env: gym.Env, steps: int):
+        super().__init__(env)
+        self.steps, self.count = steps, 0
+
+    def reset(self, **kwargs):
+        self.count = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.count += 1
+        return obs, reward, terminated, truncated or self.count >= self.steps, info
 
 
 def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:
@@ -181,11 +232,14 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
     env_seed = derive_seed(cfg.mm_root_seed, "train_skills", cfg.mm_seed, "env", worker, vector)
     env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else EnvConfig()
-    env = make(seed=env_seed, cfg=env_cfg)
-    if full_env_name == TEST_CRASH_ENV_NAME:
-        env = CrashAfter(env, cfg.mm_crash_after)
-    program = resolve_program(cfg.mm_program, cfg.mm_codegen_dir or None, cfg.mm_code_seed)
-    env = wrap_skills(env, program, env_seed)
+    if cfg.mm_program == SKILL_STARTS:
+        env = held_skill_at_start(env_cfg, cfg, worker * cfg.num_envs_per_worker + vector, env_seed)
+    else:
+        env = make(seed=env_seed, cfg=env_cfg)
+        if full_env_name == TEST_CRASH_ENV_NAME:
+            env = CrashAfter(env, cfg.mm_crash_after)
+        program = resolve_program(cfg.mm_program, cfg.mm_codegen_dir or None, cfg.mm_code_seed)
+        env = wrap_skills(env, program, env_seed)
     from maestromotif.reward.wrapper import IntrinsicRewardWrapper
 
     reward = _intrinsic_reward(cfg.mm_reward_dir, skill_index_order(cfg.mm_skills.split(",")),

@@ -33,7 +33,9 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
     p("--mm_error_file", default="", help="worker errors go here (one JSON line each) for the watchdog")
     p("--mm_root_seed", type=int, default=0)
     p("--mm_seed", type=int, default=0, help="skill-training seed (data/fit/maestromotif/seed<k>)")
-    p("--mm_program", default="training", help="policy over skills, or 'isolated' (ablation)")
+    p("--mm_program", default="training",
+      help="policy over skills, or 'isolated' (ablation), or 'skill_starts' (each env holds one skill)")
+    p("--mm_held_steps", type=int, default=1000, help="skill_starts: steps per episode of a held skill")
     p("--mm_codegen_dir", default="", help="codegen outputs: <dir>/<program>/seed<k>/program.py")
     p("--mm_code_seed", type=int, default=0, help="which codegen seed of the training program")
     p("--mm_reward_dir", default="data/reward", help="<dir>/<skill>/model.pt")

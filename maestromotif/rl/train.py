@@ -77,7 +77,10 @@ class RLConfig:
     rnn_size: int = 512
     crop_mode: str = "rgb"  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
     # skills
-    program: str = "training"  # the training policy over skills; "isolated" = the ablation without one
+    # the training policy over skills; "isolated" = the ablation without one; "skill_starts" = each env holds
+    # one skill on the start made for it (maestromotif/skill_starts.py; docs/deviations.md, "Skill starts")
+    program: str = "training"
+    held_steps: int = 1000  # skill_starts: steps per episode of a held skill
     # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
     codegen_dir: str = "data/codegen"
     code_seed: int = 0  # which generated training program, for every skill seed (one of codegen.code_seeds)
@@ -154,7 +157,8 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skil
         # our settings, read by the env factory in every worker (explicitly: workers read no file for them)
         "mm_intrinsic": intrinsic_json(params, env_name), "mm_error_file": str(run / "errors.jsonl"),
         "mm_root_seed": top.root_seed, "mm_seed": seed,
-        "mm_program": rl.program, "mm_codegen_dir": rl.codegen_dir, "mm_code_seed": rl.code_seed,
+        "mm_program": rl.program, "mm_held_steps": rl.held_steps, "mm_codegen_dir": rl.codegen_dir,
+        "mm_code_seed": rl.code_seed,
         "mm_reward_dir": rl.reward_dir, "mm_skills": ",".join(top.skills),
         "mm_crop_mode": rl.crop_mode, "mm_env_config": json.dumps(env_cfg, sort_keys=True),
         "mm_run_dir": str(run), "mm_report_every_sec": rl.report_every_sec,
@@ -296,7 +300,12 @@ def _check_inputs(rl: RLConfig, top, skill_rewards: bool = True) -> None:
             skill_index_order(list(top.skills))
         except ValueError as e:
             raise ConfigError(f"params `skills`: {e}; list all five skills (conf/config.yaml)") from e
-    if skill_rewards and rl.program != "isolated" and rl.code_seed not in top.code_seeds:
+    from maestromotif.rl.sf_env import NO_PROGRAM
+
+    if rl.program in NO_PROGRAM and rl.num_workers * rl.num_envs_per_worker < len(top.skills):
+        raise ValueError(f"rl.program={rl.program}: rl.num_workers x rl.num_envs_per_worker must be at least "
+                         f"{len(top.skills)}, one env per skill")
+    if skill_rewards and rl.program not in NO_PROGRAM and rl.code_seed not in top.code_seeds:
         raise ValueError(f"rl.code_seed={rl.code_seed} (the training program's code seed) is not one of the "
                          f"params code_seeds {list(top.code_seeds)}: codegen writes no program for it; set "
                          "rl.code_seed to one of codegen.code_seeds")

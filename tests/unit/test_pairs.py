@@ -116,3 +116,25 @@ def test_too_few_samples_is_an_error_naming_the_skill_the_counts_and_the_fix():
     with pytest.raises(TooFewSamples, match=r"pairs\[descender\]: 20 samples with a dlvl change are needed "
                                             r"but the observations hold only 5\..*pairs\.sampling=uniform"):
         draw_pairs(s, 20, seed=0, name="descender", sampling="changed", changed_fraction=0.5)
+
+
+def test_clamped_gap_pairs_early_steps_with_the_episode_start():
+    obs = pd.concat([records(0, 250), records(1, 120)], ignore_index=True)
+    s = eligible_samples(obs, gap=100, clamp=True)
+    assert len(s) == 250 + 120  # every step is a sample
+    early = s[(s.episode_id == 1) & (s.step == 40)].iloc[0]
+    assert (early.prev_step, early.prev_message, early.gold_prev) == (0, "m1-0", 0)
+    late = s[(s.episode_id == 0) & (s.step == 160)].iloc[0]
+    assert (late.prev_step, late.prev_message) == (60, "m0-60")  # unchanged beyond the gap
+
+
+def test_rare_messages_make_every_distinct_message_equally_likely():
+    obs = records(0, 2000)
+    obs["message"] = np.where(obs.step % 100 == 0, [f"rare {i}" for i in range(2000)], "")  # 20 rare, 1980 ""
+    s = eligible_samples(obs, gap=1)
+    uniform = draw_pairs(s, 100, seed=0, name="merchant")
+    rare = draw_pairs(s, 100, seed=0, name="merchant", rare_messages=True)
+    n_rare = [int(pd.concat([p.message_1, p.message_2]).str.startswith("rare").sum()) for p in (uniform, rare)]
+    # uniform: about 200 * 20/1999 = 2 rare samples; rare_messages: each of the 21 distinct messages has the
+    # same total weight, so all 19-20 rare samples are drawn (without replacement) among the 200
+    assert n_rare[0] <= 8 and n_rare[1] >= 18
