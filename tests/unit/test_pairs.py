@@ -134,7 +134,8 @@ def test_rare_messages_make_every_distinct_message_equally_likely():
     s = eligible_samples(obs, gap=1)
     uniform = draw_pairs(s, 100, seed=0, name="merchant")
     rare = draw_pairs(s, 100, seed=0, name="merchant", rare_messages=True)
-    n_rare = [int(pd.concat([p.message_1, p.message_2]).str.startswith("rare").sum()) for p in (uniform, rare)]
+    n_rare = [int(pd.concat([p.message_1, p.message_2]).str.startswith("rare").sum())
+              for p in (uniform, rare)]
     # uniform: about 200 * 20/1999 = 2 rare samples; rare_messages: each of the 21 distinct messages has the
     # same total weight, so all 19-20 rare samples are drawn (without replacement) among the 200
     assert n_rare[0] <= 8 and n_rare[1] >= 18
