@@ -69,6 +69,9 @@ class ReportConfig:
     # Per-skill reward curves written by the train stage (maestromotif.rl.train: curve.jsonl).
     curves_glob: str = "{data_dir}/fit/maestromotif/seed*/curve.jsonl"
     figure_formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
+    # Per-source event counts of the collected observations (stage collect_events): the report includes the
+    # markdown table written beside this CSV when it exists.
+    collect_events: str = "{results_dir}/collect_events.csv"
     # Fig. 5: MaestroMotif against score-maximising agents (those of these methods that `methods` lists).
     score_comparison: list[str] = field(default_factory=lambda: ["maestromotif", "motif", "score_ppo"])
 

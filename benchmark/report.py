@@ -9,7 +9,9 @@ results/table2.{md,csv}   composite tasks, the layout of the paper's Table 2
 results/figures/          category bars (Fig. 1), per-task bars vs the paper, MaestroMotif vs the
                           score-maximising agents (Fig. 5), IQM intervals, per-skill reward curves
                           (Fig. 8b/c) when the train stage wrote them
-results/report.md         all of the above, each method's BALROG progression per task, and the provenance
+results/report.md         all of the above, each method's BALROG progression per task, the collected
+                          observations' events per source (the collect_events stage's table at
+                          report.collect_events, .md beside the CSV, when it exists), and the provenance
 results/report.html       report.md as a web page (benchmark.html_report), figures linked from figures/
 
 A cell of ours whose runs (some or all) ran a reference stand-in for LLM-written code (MaestroMotif: codegen
@@ -165,6 +167,17 @@ def load_curves(pattern: str) -> pd.DataFrame | None:
     return pd.concat(frames, ignore_index=True)
 
 
+def collect_events_section(params: DictConfig, cfg: ReportConfig) -> list[str]:
+    """The collect_events stage's markdown table (a section of its own), or a line saying it is missing.
+
+    Read as a file, so the harness needs nothing of the method that collected the observations."""
+    path = Path(cfg.collect_events.format(results_dir=params.results_dir)).with_suffix(".md")
+    if path.exists():
+        return [path.read_text().rstrip("\n"), ""]
+    return ["## Events in the collected observations, per source", "",
+            f"No table at `{path}` (the collect_events stage writes it).", ""]
+
+
 def report(params: DictConfig) -> Path:
     top = root(params)
     cfg = report_config(params)
@@ -253,6 +266,7 @@ def report(params: DictConfig) -> Path:
          "Our episodes are the tasks' (capped at "
          f"{params.evaluate.max_episode_steps} steps), not BALROG's full NetHackChallenge games."), "",
         progression_markdown(summary, methods, cfg),
+        *collect_events_section(params, cfg),
         "## Figures", "",
         *[f"![{p.stem}](figures/{p.name})" for p in pngs], "",
         curve_note, "",

@@ -131,6 +131,26 @@ def price_identifies(message: str) -> bool:
     return price * 2 in BASE_PRICES.get(item, {})
 
 
+# ----- message criteria of the trackers (also counted in the collected data: maestromotif.data.events) ---
+def is_sale(message: str) -> bool:
+    """A sale as Transactions, PriceIdentified and LevelUpSell see it: "sold" anywhere in the message."""
+    return "sold" in message
+
+
+def is_kill(message: str) -> bool:
+    """A kill as GoldenExit counts it: "kill" or "destroy" anywhere (so a pet's kill counts too)."""
+    return "kill" in message or "destroy" in message
+
+
+def mentions_altar(message: str) -> bool:
+    """The word BUCIdentified looks for after a DROP (it also needs neither "cursed" nor "blessed")."""
+    return "altar" in message
+
+
+def _message(env) -> str:
+    return env.message().decode("latin-1")  # latin-1: byte for byte, so substring tests are unchanged
+
+
 # ----- trackers ---------------------------------------------------------------------------------------
 class Task(ABC):
     """Watches one episode; subclasses implement `_step`. One instance per env, reset per episode."""
@@ -211,7 +231,7 @@ class Transactions(Task):
     metric = "count"
 
     def _step(self, obs, action, next_obs, info, env) -> None:
-        if b"sold" in env.message():
+        if is_sale(_message(env)):
             self.value += 1
 
 
@@ -227,10 +247,10 @@ class PriceIdentified(Task):
         self._offer_identifies = False
 
     def _step(self, obs, action, next_obs, info, env) -> None:
-        msg = env.message()
-        if b"sold" in msg and self._offer_identifies:
+        msg = _message(env)
+        if is_sale(msg) and self._offer_identifies:
             self.value += 1
-        self._offer_identifies = b"Sell" in msg and price_identifies(msg.decode("latin-1"))
+        self._offer_identifies = "Sell" in msg and price_identifies(msg)
 
 
 class BUCIdentified(Task):
@@ -243,8 +263,8 @@ class BUCIdentified(Task):
     def _step(self, obs, action, next_obs, info, env) -> None:
         if env.actions[action] != Command.DROP:
             return
-        msg = env.message()
-        if b"altar" in msg and b"cursed" not in msg and b"blessed" not in msg:
+        msg = _message(env)
+        if mentions_altar(msg) and "cursed" not in msg and "blessed" not in msg:
             self.value += 1
 
 
@@ -277,12 +297,12 @@ class GoldenExit(Task):
         self.prereq_met = False
 
     def _step(self, obs, action, next_obs, info, env) -> None:
-        msg = env.message()
+        msg = _message(env)
         # As in the official code, the exit counts only if the prerequisites held before this step.
         if self.prereq_met and _exit_prompt_shown(info, env):
             self.value, self.done = 1.0, True
             return
-        if b"kill" in msg or b"destroy" in msg:
+        if is_kill(msg):
             self.kills += 1
         blstats = env.blstats()
         self.gold = int(blstats[nethack.NLE_BL_GOLD])
@@ -312,7 +332,7 @@ class LevelUpSell(Task):
             if self.steps_since_sale > self.steps_after_sale:  # official: counter > 300
                 self.value, self.done = 1.0, True
                 return
-        if b"sold" in env.message():
+        if is_sale(_message(env)):
             self.prereq_met = True
 
 

@@ -7,7 +7,10 @@
   - random      uniform over the env's actions; `episodes`.                              label "random"
   - scripted    benchmark.calibrate's scripted reference agent, playing the behaviour of the small
                 variant `task` (default gnomish_small: find and take the down stairs), taking a
-                uniform random action instead with probability `epsilon`; `episodes`.  "scripted_eps<epsilon>"
+                uniform random action instead with probability `epsilon`; `episodes`; `levels`: full
+                (the normal dungeon, default) or variant (the task's own first levels, as
+                benchmark.variants installs them, deeper levels the real game; no tracker, so an
+                episode goes on after the task's success).                     "scripted_eps<epsilon>"
   - checkpoint  a trained policy: conf/method/<method>.yaml's policy() loads the artefact directory
                 `path` (e.g. a score_ppo fit, data/fit/score_ppo/seed0, or a MaestroMotif skills run
                 with its program for `task`); plays the plain env, or `task`'s env when set;
@@ -15,7 +18,9 @@
   - nld         human games of Dungeons and Data (maestromotif.data.nld): the nle.dataset sqlite
                 file `path`, its `dataset`, at most `max_games` games (0: all).            "nld:<path>"
 The paper annotated a trained agent's and human players' observations (the paper profile: checkpoint
-+ nld, paths set by the user); the ci and small profiles play random episodes only.
++ nld, paths set by the user); the ci profile plays random episodes, the small profile a mix of random
+play and the scripted agent on the small variants' levels and the full game (conf/profile/small.yaml). How
+often each source shows the skills' events: the collect_events stage (maestromotif.data.events).
 
 Writes `<data_dir>/observations/`: one parquet file per chunk (schema
 `maestromotif.data.schema.OBSERVATION_SCHEMA`) and `meta.json`, written last, which lists the chunk
@@ -59,11 +64,12 @@ KINDS = (*PLAYED_KINDS, "nld")
 # The keys each kind reads (besides kind and label); any other key set on a source is an error.
 KIND_KEYS = {
     "random": ("episodes",),
-    "scripted": ("episodes", "epsilon", "task"),
+    "scripted": ("episodes", "epsilon", "task", "levels"),
     "checkpoint": ("episodes", "epsilon", "task", "method", "path"),
     "nld": ("path", "dataset", "max_games", "subselect_sql"),
 }
 SCRIPTED_TASK = "gnomish_small"  # the navigation behaviour: explore, find the down stairs, descend
+LEVELS = ("full", "variant")     # scripted: the normal dungeon, or the small variant's own levels
 
 
 @dataclass
@@ -75,6 +81,7 @@ class SourceConfig:
     episodes: int = 0                    # played kinds: episodes to play
     epsilon: float = 0.0                 # scripted, checkpoint: chance of a uniform random action instead
     task: str | None = None              # scripted: small variant whose behaviour runs; checkpoint: task env
+    levels: str = "full"                 # scripted: full (normal dungeon) | variant (`task`'s small levels)
     method: str = "score_ppo"            # checkpoint: conf/method/<method>.yaml, whose policy() loads `path`
     path: str | None = None              # checkpoint: fit() artefact directory; nld: nle.dataset sqlite file
     dataset: str | None = None           # nld: dataset name inside that db (e.g. nld-nao)
@@ -141,6 +148,9 @@ def check_sources(cfg: CollectConfig, profile: str = "small") -> None:
             if (src.task or SCRIPTED_TASK) not in VARIANTS:
                 raise ConfigError(f"{key}.task={src.task!r}: the scripted agent plays the behaviour of a "
                                   f"small variant, one of {list(VARIANTS)}")
+            if src.levels not in LEVELS:
+                raise ConfigError(f"{key}.levels={src.levels!r}: choose full (the normal dungeon) or variant "
+                                  f"(the small levels of {src.task or SCRIPTED_TASK})")
         if src.kind == "checkpoint":
             _check_checkpoint(src, key, i, profile)
         if src.kind == "nld":
@@ -288,7 +298,12 @@ def _behaviour(src: SourceConfig) -> dict:
     if src.kind in ("scripted", "checkpoint"):
         out["epsilon"] = float(src.epsilon)
         out["task"] = src.task or (SCRIPTED_TASK if src.kind == "scripted" else None)
-        out["tracker"] = src.kind == "checkpoint"  # whether the task's success check ends an episode
+    if src.kind == "scripted":
+        out["levels"] = src.levels
+        if src.levels == "variant":  # edited .des files redo the chunks
+            from benchmark.variants import VARIANTS, _fingerprint
+
+            out["levels_digest"] = _fingerprint(VARIANTS[out["task"]])
     if src.kind == "checkpoint":
         out.update(method=src.method, path=str(src.path), digest=tree_digest(src.path))
     return out
@@ -340,10 +355,12 @@ def _collect_chunk(task: dict) -> dict:
     behaviour = plan["behaviour"]
     t0 = time.perf_counter()
     env_cfg = EnvConfig(**plan["env"])
-    # Scripted and checkpoint sources play their task's levels (the scripted agent reads a small variant's
-    # maps); the scripted one without the task's success check, so that it plays on past the goal (a
-    # descent that ended the episode would leave no observation `pairs.gap` steps later).
-    env = make(task=behaviour.get("task"), cfg=env_cfg, track=behaviour.get("tracker", False))
+    if behaviour["kind"] == "checkpoint":
+        env = make(task=behaviour["task"], cfg=env_cfg)
+    else:  # a scripted source on `levels: variant` plays its variant's levels without the tracker, so
+        # episodes go on after the goal (a descent that ended one would leave no sample `pairs.gap` later)
+        variant = behaviour.get("levels") == "variant"
+        env = make(task=behaviour["task"] if variant else None, cfg=env_cfg, track=False)
     try:
         max_steps = plan["max_steps_per_episode"] or env.unwrapped._max_episode_steps
         policy = make_behaviour(behaviour, env.action_space.n, plan["policy_seed"], params)

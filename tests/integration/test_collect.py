@@ -112,11 +112,6 @@ def test_a_mix_of_sources_tags_every_record_and_counts_each_source(ci_data, tmp_
     scripted_len = obs[obs.source == "scripted_eps0.2"].groupby("episode_id").size().mean()
     random_len = obs[obs.source == "random"].groupby("episode_id").size().mean()
     assert scripted_len > random_len
-    # it plays its variant's own levels (gnomish_small: the Mines stairs near the start) and past the
-    # descent: without the task's success check, which would end the episode on arrival
-    scripted = obs[obs.source == "scripted_eps0.2"]
-    arrived = scripted[scripted.dlvl >= 2].groupby("episode_id").step.min()
-    assert len(arrived) >= 1 and (scripted.groupby("episode_id").step.max()[arrived.index] > arrived).all()
     # resumable and repeatable: a lost scripted chunk is played again to the same records
     plan = chunk_plan(params.collect, params.root_seed, dict(params.env))
     scripted_chunk = next(p for p in plan if p["source"] == "scripted_eps0.2")

@@ -92,3 +92,13 @@ def test_a_method_section_of_the_params_refits_that_method_only(project):
     stale = stale_after(project, "params.yaml", longer_motif_training)
     assert "fit@motif-0" in stale
     assert not {s for s in stale if s.startswith("fit@") and "motif" not in s}, stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_event_counts_rerun_alone_when_their_definitions_change(project):
+    assert stale_after_edit(project, "maestromotif/data/events.py") == {"collect_events"}
+    # the tasks' criteria are the counts' criteria: the events are recounted (and nothing is retrained)
+    stale = stale_after_edit(project, "benchmark/trackers.py")
+    assert "collect_events" in stale and "collect" not in stale
+    assert not any(s.startswith(("train_skills", "fit@", "reward", "annotate")) for s in stale), stale

@@ -123,3 +123,15 @@ def test_runs_recorded_before_max_xlvl_give_a_note_not_a_number():
     summary = aggregate.summarise(scores)
     assert summary["progression_mean"].isna().all()
     assert report.progression_markdown(summary, ["maestromotif"], ReportConfig()).startswith("No progression")
+
+
+def test_the_collect_events_table_is_a_section_when_its_file_exists(tmp_path):
+    from benchmark import config
+
+    params = config.compose("ci", [f"results_dir={tmp_path}"])
+    cfg = aggregate.report_config(params)
+    missing = report.collect_events_section(params, cfg)
+    assert f"No table at `{tmp_path / 'collect_events.md'}`" in "\n".join(missing)
+    table = "## Events\n\n| | `random` |\n|---|---|\n| descents | 2 (0.50) |\n"
+    (tmp_path / "collect_events.md").write_text(table)
+    assert report.collect_events_section(params, cfg)[0].endswith("| descents | 2 (0.50) |")
