@@ -20,7 +20,8 @@ into the seeds' spread; nothing is averaged per network first. Bootstrap CIs res
 
 A task's value is what its tracker reports (1/0 success for navigation and composite tasks, a count for
 interaction tasks). For the IQM across tasks the scores are put on one scale by `report.normalise`
-(default: divided by the paper's MaestroMotif mean on that task, so 1.0 = the paper's result).
+(default: divided by the paper's MaestroMotif mean on that task, so 1.0 = the paper's result; the small
+profile's variants have no paper numbers: divided by the scripted reference agent's mean in the same run).
 All evaluations must come from the params' profile: tables never mix profiles.
 """
 from __future__ import annotations
@@ -54,6 +55,9 @@ log = logging.getLogger(__name__)
 CATEGORIES = ("navigation", "interaction", "composite")
 
 
+NORMALISATIONS = ("paper_maestromotif", "reference", "none")
+
+
 @dataclass
 class ReportConfig:
     """The `report` section (conf/report/default.yaml), read by the aggregate and report stages."""
@@ -61,7 +65,11 @@ class ReportConfig:
     bootstrap_reps: int = 50000        # rliable's default; profiles shrink it
     ci: float = 0.95
     bootstrap_seed: int = 0            # the bootstrap's own seed, recorded in aggregate.json
-    normalise: str = "paper_maestromotif"  # paper_maestromotif | none: how task scores share a scale for IQM
+    # how task scores share a scale for IQM: paper_maestromotif (the paper's MaestroMotif score on the task),
+    # reference (the mean of method `normalise_method` on the task in this run, e.g. the scripted agent on the
+    # small variants, which have no paper numbers) or none
+    normalise: str = "paper_maestromotif"
+    normalise_method: str = "scripted"
     paper_results: str = "benchmark/paper_results.csv"  # relative to the repository root
     paper_reference_method: str = "MaestroMotif"
     # Our task name -> the paper's task title (the join key with paper_results.csv); default: conf/task title.
@@ -78,8 +86,8 @@ class ReportConfig:
 
 def report_config(params: DictConfig) -> ReportConfig:
     cfg = OmegaConf.to_object(section(params, "report", ReportConfig))
-    if cfg.normalise not in ("paper_maestromotif", "none"):
-        raise ConfigError(f"report.normalise must be 'paper_maestromotif' or 'none', got {cfg.normalise!r}")
+    if cfg.normalise not in NORMALISATIONS:
+        raise ConfigError(f"report.normalise must be one of {list(NORMALISATIONS)}, got {cfg.normalise!r}")
     if cfg.bootstrap_reps < 1 or not 0 < cfg.ci < 1:
         raise ConfigError(f"report.bootstrap_reps must be >= 1 and 0 < report.ci < 1, got {cfg}")
     return cfg
@@ -188,13 +196,24 @@ def normalised(scores: pd.DataFrame, cfg: ReportConfig, paper: pd.DataFrame) -> 
     if cfg.normalise == "none":
         out["normalised"] = out["score"]
         return out
+    if cfg.normalise == "reference":
+        ref = out[out["method"] == cfg.normalise_method].groupby("task")["score"].mean()
+        denominators = out["task"].map(ref)
+        unknown = sorted(set(out.loc[denominators.isna() | (denominators <= 0), "task"]))
+        if unknown:
+            raise ConfigError(f"report.normalise=reference: method {cfg.normalise_method!r} "
+                              f"(report.normalise_method) has no positive score on task(s) {unknown}; add it "
+                              "to `methods`, or choose another report.normalise_method or report.normalise")
+        out["normalised"] = out["score"] / denominators.to_numpy()
+        return out
     ref = paper[paper["method"] == cfg.paper_reference_method].set_index("task")["mean"]
     titles = out["task"].map(lambda t: task_title(t, cfg))
     denominators = titles.map(ref)
     unknown = sorted(set(out.loc[denominators.isna() | (denominators <= 0), "task"]))
     if unknown:
         raise ConfigError(f"no positive paper value of {cfg.paper_reference_method} for task(s) {unknown}: "
-                          "add them to report.task_titles / the paper results, or set report.normalise=none")
+                          "add them to report.task_titles / the paper results, or set report.normalise to "
+                          "reference (a method of this run) or none")
     out["normalised"] = out["score"] / denominators.to_numpy()
     return out
 

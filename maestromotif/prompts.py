@@ -142,6 +142,9 @@ def motif_messages(goal: str, description_1: str, description_2: str) -> list[di
 def motif_goal(task: str | None) -> str:
     if task is None:
         return MOTIF_DEFAULT_GOAL
+    from benchmark.variants import VARIANTS
+
+    task = VARIANTS[task].base_task if task in VARIANTS else task  # a small variant keeps its task's goal
     if task not in MOTIF_TASK_GOALS:
         raise ValueError(f"no Motif goal string for task {task!r}; known: {', '.join(MOTIF_TASK_GOALS)}")
     return MOTIF_TASK_GOALS[task]
