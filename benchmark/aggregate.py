@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -171,10 +172,12 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
     return scores, provs
 
 
-def summarise(scores: pd.DataFrame) -> pd.DataFrame:
+def summarise(scores: pd.DataFrame, random_method: str = "random") -> pd.DataFrame:
     """Mean ± standard error over runs per (method, task), as the paper reports them: each run (a seed, or
     a skill seed x code seed pair) is one independent seed. n_fallback_runs: runs whose policy ran a
-    reference stand-in for LLM-written code (the tables mark those cells)."""
+    reference stand-in for LLM-written code (the tables mark those cells). z_vs_random: the difference from
+    `random_method` on the task in standard errors over runs (stats.z_difference; NaN when that method is
+    not in the run)."""
     rows = []
     for (method, task), g in scores.groupby(["method", "task"], sort=False):
         mean, se = stats.mean_stderr(g["score"])
@@ -187,7 +190,14 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
                      "episodes_per_seed": int(g["episodes"].iloc[0]), "profile": g["profile"].iloc[0],
                      "n_fallback_runs": int((fallback != "").sum()), "fallback_parts": ",".join(parts),
                      "progression_mean": prog_mean, "progression_stderr": prog_se})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    random = out[out["method"] == random_method].set_index("task")
+    out["z_vs_random"] = [
+        stats.z_difference(r.mean, r.stderr, random.at[r.task, "mean"], random.at[r.task, "stderr"])
+        if r.task in random.index and r.method != random_method else math.nan for r in out.itertuples()]
+    return out
 
 
 def normalised(scores: pd.DataFrame, cfg: ReportConfig, paper: pd.DataFrame) -> pd.DataFrame:

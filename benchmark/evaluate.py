@@ -77,9 +77,37 @@ class MethodSpec:
     fit_seeds: str = "seeds"        # the params list its fit() runs for: seeds, or skill_seeds (MaestroMotif)
     # True: each fit seed is deployed once per params `code_seeds` entry (the constructor gets `code_seed`)
     code_seeds: bool = False
+    # training budget, shown in the tables' column headers: dotted keys of its env steps per seed, looked up
+    # in turn in the params and then in this method file (null: the method does not train), and whether that
+    # budget is per run (one fit plays every task) or per task (one fit per task)
+    budget: list[str] = field(default_factory=list)
+    budget_scope: str = "run"
 
 
 FIT_SEED_LISTS = ("seeds", "skill_seeds")
+BUDGET_SCOPES = ("run", "task")
+
+
+def budget_text(name: str, params) -> str:
+    """'300k steps' / '43k steps per task' / 'no training' for method `name`: the first of its spec's
+    `budget` keys that the params set, else that the method file sets (the paper profile keeps the file's
+    sizes)."""
+    spec = method_spec(name)
+    if not spec.budget:
+        return "no training"
+    steps = next((v for v in (OmegaConf.select(params, k) for k in spec.budget) if v is not None), None)
+    if steps is None:
+        conf = OmegaConf.load(method_config_path(name))
+        steps = next((v for v in (OmegaConf.select(conf, k) for k in spec.budget) if v is not None), None)
+    if steps is None:
+        raise ConfigError(f"conf/method/{name}.yaml: none of the benchmark.budget keys {spec.budget} is set "
+                          "in the params or in that file; fix the keys")
+    steps = int(steps)
+    text = next((f"{steps / scale:.3g}{unit} steps" for scale, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k"))
+                 if steps >= scale), f"{steps} steps")
+    return text + (" per task" if spec.budget_scope == "task" else "")
+
+
 
 
 @dataclass(frozen=True)
@@ -132,6 +160,9 @@ def method_spec(name: str) -> MethodSpec:
     if spec.fit_seeds not in FIT_SEED_LISTS:
         raise ConfigError(f"conf/method/{name}.yaml: benchmark.fit_seeds must be one of {FIT_SEED_LISTS}, "
                           f"got {spec.fit_seeds!r}")
+    if spec.budget_scope not in BUDGET_SCOPES:
+        raise ConfigError(f"conf/method/{name}.yaml: benchmark.budget_scope must be one of {BUDGET_SCOPES}, "
+                          f"got {spec.budget_scope!r}")
     return spec
 
 

@@ -33,13 +33,15 @@ from omegaconf import DictConfig
 from benchmark import html_report, plots
 from benchmark.aggregate import ReportConfig, load_paper_results, report_config, task_title
 from benchmark.config import ConfigError, load_params, root
-from benchmark.evaluate import method_spec
+from benchmark.evaluate import budget_text, method_spec
 from benchmark.io import read_json, write_text
 from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
 FALLBACK_MARK = "†"
+ABOVE_RANDOM_MARK = "▲"
+ABOVE_RANDOM_Z = 3.0  # the issue's bar for "differs from random"
 TABLES = {  # table number -> (categories, caption)
     1: (("navigation", "interaction"), "Navigation (success rate) and interaction (items per episode) tasks"),
     2: (("composite",), "Composite tasks (success rate)"),
@@ -57,9 +59,10 @@ def format_value(mean: float, stderr: float, metric: str) -> str:
 
 
 def build_table(summary: pd.DataFrame, paper: pd.DataFrame, table: int, methods: Sequence[str],
-                cfg: ReportConfig, profile: str) -> pd.DataFrame:
-    """Long table: one row per (task, column), columns in order: each of our methods, then its paper row,
-    then the paper's other methods. `source` says which: ours (with the profile) or paper."""
+                cfg: ReportConfig, profile: str, budgets: dict[str, str] | None = None) -> pd.DataFrame:
+    """Long table: one row per (task, column), columns in order: each of our methods (its header with its
+    training budget from `budgets`), then its paper row, then the paper's other methods. `source` says which:
+    ours (with the profile) or paper."""
     categories, _ = TABLES[table]
     ours = summary[summary["category"].isin(categories)]
     tasks = list(dict.fromkeys(ours["task"]))
@@ -67,7 +70,8 @@ def build_table(summary: pd.DataFrame, paper: pd.DataFrame, table: int, methods:
     specs = {m: method_spec(m) for m in methods}
     columns: list[tuple[str, str, str | None]] = []  # (header, source, method or paper label)
     for m in methods:
-        columns.append((f"{specs[m].label} (ours, {profile})", "ours", m))
+        budget = f"; {budgets[m]}" if budgets and m in budgets else ""
+        columns.append((f"{specs[m].label} (ours, {profile}{budget})", "ours", m))
         if specs[m].paper_label:
             columns.append((f"{specs[m].paper_label} (paper)", "paper", specs[m].paper_label))
     shown = {c[2] for c in columns if c[1] == "paper"}
@@ -95,13 +99,19 @@ def build_table(summary: pd.DataFrame, paper: pd.DataFrame, table: int, methods:
                 mean, se = ((float(r["mean"].iloc[0]), float(r["stderr"].iloc[0])) if len(r)
                             else (math.nan, math.nan))
                 n, eps = 9, None  # "All results are averaged across nine seeds"
-            cell = format_value(mean, se, metric) + (f" {FALLBACK_MARK}" if fallback else "")
+            z = (float(r["z_vs_random"].iloc[0]) if source == "ours" and len(r) and "z_vs_random" in r
+                 else math.nan)
+            cell = (format_value(mean, se, metric) + (f" {ABOVE_RANDOM_MARK}" if z >= ABOVE_RANDOM_Z else "")
+                    + (f" {FALLBACK_MARK}" if fallback else ""))
             rows.append({"table": table, "task": task, "title": title, "category": t_ours["category"].iloc[0],
                          "metric": metric, "column": header, "source": source,
                          "profile": profile if source == "ours" else "paper", "mean": mean, "stderr": se,
                          "n_seeds": n, "episodes_per_seed": eps, "n_fallback_runs": fallback,
                          "fallback_parts": parts, "cell": cell})
-    return pd.DataFrame(rows)
+    long = pd.DataFrame(rows)
+    # a paper column with no number on any of these tasks (the small variants) says nothing
+    empty = long[long["source"] == "paper"].groupby("column")["mean"].apply(lambda v: v.isna().all())
+    return long[~long["column"].isin(empty[empty].index)].reset_index(drop=True)
 
 
 def table_markdown(long: pd.DataFrame, table: int, header_note: str) -> str:
@@ -109,8 +119,18 @@ def table_markdown(long: pd.DataFrame, table: int, header_note: str) -> str:
     wide = wide.reindex(index=list(dict.fromkeys(long["title"])), columns=list(dict.fromkeys(long["column"])))
     lines = [f"| Task | {' | '.join(wide.columns)} |", "|---" * (len(wide.columns) + 1) + "|"]
     lines += [f"| {t} | {' | '.join(str(c) for c in row)} |" for t, row in zip(wide.index, wide.to_numpy())]
-    body = "\n".join(lines) + "\n" + fallback_note(long)
+    body = "\n".join(lines) + "\n" + above_random_note(long) + fallback_note(long)
     return f"**Table {table}. {TABLES[table][1]}.** {header_note}\n\n" + body
+
+
+def above_random_note(long: pd.DataFrame) -> str:
+    """The footnote of the cells marked as above random play."""
+    if not long["cell"].str.contains(ABOVE_RANDOM_MARK, regex=False).any():
+        return ""
+    return (f"\n{ABOVE_RANDOM_MARK} Above random play on the task with z >= {ABOVE_RANDOM_Z:g}: the "
+            "difference of the means over the standard error of that difference, sqrt(SE^2 + SE_random^2), "
+            "both over runs "
+            "(column z_vs_random of summary.csv).\n")
 
 
 def fallback_note(long: pd.DataFrame) -> str:
@@ -195,6 +215,7 @@ def report(params: DictConfig) -> Path:
                           "rerun the aggregate stage: tables never mix profiles")
     paper = load_paper_results(cfg.paper_results)
     methods, seeds = list(top.methods), list(top.seeds)
+    budgets = {m: budget_text(m, params) for m in methods}
     labels = {m: method_spec(m).label for m in methods}
     episodes = int(summary["episodes_per_seed"].min())
     aprov = prov["aggregate"]
@@ -205,7 +226,7 @@ def report(params: DictConfig) -> Path:
 
     sections, written = [], []
     for table in TABLES:
-        long = build_table(summary, paper, table, methods, cfg, top.profile)
+        long = build_table(summary, paper, table, methods, cfg, top.profile, budgets)
         if long.empty:  # still written (empty), so the stage's outputs exist whatever the task list
             md = f"**Table {table}. {TABLES[table][1]}.** No task of this table was evaluated in this run.\n"
             write_text(results / f"table{table}.md", md)

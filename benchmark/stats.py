@@ -10,6 +10,7 @@ Two families, because the paper and the rliable guidelines answer different ques
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from typing import Callable, Iterator, Mapping
 
@@ -34,6 +35,18 @@ def mean_stderr(values) -> tuple[float, float]:
         raise ValueError("mean_stderr needs at least one value")
     se = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
     return float(x.mean()), se
+
+
+def z_difference(mean_a: float, se_a: float, mean_b: float, se_b: float) -> float:
+    """(mean_a - mean_b) / sqrt(se_a^2 + se_b^2): how many standard errors a lies above b (independent
+    estimates). NaN when a standard error is unknown (NaN: one run); with both 0 (every run alike) the
+    difference is certain (+-inf) or none (0)."""
+    if math.isnan(se_a) or math.isnan(se_b):
+        return math.nan
+    diff, scale = float(mean_a) - float(mean_b), math.hypot(float(se_a), float(se_b))
+    if scale > 0:
+        return diff / scale
+    return math.copysign(math.inf, diff) if diff else 0.0
 
 
 def iqm(scores) -> float:

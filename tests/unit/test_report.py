@@ -135,3 +135,28 @@ def test_the_collect_events_table_is_a_section_when_its_file_exists(tmp_path):
     table = "## Events\n\n| | `random` |\n|---|---|\n| descents | 2 (0.50) |\n"
     (tmp_path / "collect_events.md").write_text(table)
     assert report.collect_events_section(params, cfg)[0].endswith("| descents | 2 (0.50) |")
+
+
+def fake_runs():
+    """FAKE per-run scores of two methods on two small variants (3 seeds each)."""
+    rows = []
+    for seed in range(3):
+        for task, random_score, good in (("gnomish_small", 0.0, 0.5 + 0.1 * seed), ("buc_small", 0.0, 0.0)):
+            for method, score in (("random", random_score), ("scripted", good)):
+                rows.append({"method": method, "task": task, "category": "navigation", "metric": "success",
+                             "score": score, "seed": seed, "episodes": 32, "profile": "small"})
+    return pd.DataFrame(rows)
+
+
+def test_cells_above_random_with_z_at_least_3_are_marked_and_headers_carry_the_budget(paper):
+    summary = aggregate.summarise(fake_runs()).assign(method_label="x")
+    z = summary.set_index(["method", "task"])["z_vs_random"]
+    assert z["scripted", "gnomish_small"] == pytest.approx(0.6 / 0.0577, rel=1e-2)  # 0.6 / (0.1 / sqrt 3)
+    assert z["scripted", "buc_small"] == 0.0 and math.isnan(z["random", "gnomish_small"])
+    long = report.build_table(summary, paper, 1, ["random", "scripted"], ReportConfig(), "small",
+                              {"random": "no training", "scripted": "300k steps"})
+    cells = long.set_index(["task", "column"])["cell"]
+    assert cells["gnomish_small", "Scripted reference (ours, small; 300k steps)"].endswith(report.ABOVE_RANDOM_MARK)
+    assert report.ABOVE_RANDOM_MARK not in cells["buc_small", "Scripted reference (ours, small; 300k steps)"]
+    assert set(long["source"]) == {"ours"}  # the paper has no numbers on the variants: no paper columns
+    assert "z >= 3" in report.table_markdown(long, 1, "")

@@ -82,3 +82,12 @@ def test_probability_of_improvement_interval_repeats_with_its_seed_and_leaves_gl
     assert np.random.random() == expected_next  # the bootstrap restored NumPy's global state
     assert first == stats.probability_of_improvement_ci(x, y, reps=200, seed=7)
     assert first[1] <= first[0] <= first[2]
+
+
+def test_z_difference_is_the_difference_over_its_standard_error():
+    from benchmark.stats import z_difference
+
+    assert z_difference(0.5, 0.3, 0.1, 0.4) == pytest.approx(0.4 / 0.5)
+    assert z_difference(0.2, 0.0, 0.0, 0.0) == math.inf  # every run alike, and apart
+    assert z_difference(0.0, 0.0, 0.0, 0.0) == 0.0
+    assert math.isnan(z_difference(1.0, math.nan, 0.0, 0.0))  # one run: no standard error, no verdict
