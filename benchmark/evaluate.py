@@ -77,6 +77,9 @@ class MethodSpec:
     fit_seeds: str = "seeds"        # the params list its fit() runs for: seeds, or skill_seeds (MaestroMotif)
     # True: each fit seed is deployed once per params `code_seeds` entry (the constructor gets `code_seed`)
     code_seeds: bool = False
+    # its per-skill reward models, <dir>/<skill>/metrics.json ({data_dir}); the metrics stage gathers their
+    # held-out accuracy. None: it has none
+    reward_models: str | None = None
 
 
 FIT_SEED_LISTS = ("seeds", "skill_seeds")
