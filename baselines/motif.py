@@ -51,9 +51,9 @@ class Motif(TrainedBaseline):
 
     def labels(self, params: Any, task: str):
         """The task's Motif labels; annotates them first when missing and `annotate_missing`."""
-        from maestromotif.annotate import annotate, label_dir, labelled_pairs
+        from maestromotif.annotate import annotate, labelled_pairs, motif_label_dir
 
-        folder = label_dir(root(params).data_dir, "motif", task)
+        folder = motif_label_dir(root(params).data_dir, task)
         if not folder.exists() or not any(folder.iterdir()):
             if not self.annotate_missing:
                 raise ConfigError(f"no Motif labels for {task!r} at {folder}: run "

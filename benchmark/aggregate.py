@@ -75,14 +75,18 @@ class ReportConfig:
     paper_reference_method: str = "MaestroMotif"
     # Our task name -> the paper's task title (the join key with paper_results.csv); default: conf/task title.
     task_titles: dict[str, str] = field(default_factory=dict)
-    # Per-skill reward curves written by the train stage (maestromotif.rl.train: curve.jsonl).
-    curves_glob: str = "{data_dir}/fit/maestromotif/seed*/curve.jsonl"
+    # Per-skill reward curves written by the train stage (maestromotif.rl.train: curve.jsonl), per method of
+    # `curve_methods` ({method}); the report draws those in `methods`, the metrics stage writes each one's
+    # plots files (dvc.yaml names them).
+    curves_glob: str = "{data_dir}/fit/{method}/seed*/curve.jsonl"
+    curve_methods: list[str] = field(default_factory=lambda: ["maestromotif", "maestromotif_oracle"])
     figure_formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
     # Per-source event counts of the collected observations (stage collect_events): the report includes the
     # markdown table written beside this CSV when it exists.
     collect_events: str = "{results_dir}/collect_events.csv"
     # Fig. 5: MaestroMotif against score-maximising agents (those of these methods that `methods` lists).
-    score_comparison: list[str] = field(default_factory=lambda: ["maestromotif", "motif", "score_ppo"])
+    score_comparison: list[str] = field(
+        default_factory=lambda: ["maestromotif", "maestromotif_oracle", "motif", "score_ppo"])
 
 
 def report_config(params: DictConfig) -> ReportConfig:
@@ -91,7 +95,17 @@ def report_config(params: DictConfig) -> ReportConfig:
         raise ConfigError(f"report.normalise must be one of {list(NORMALISATIONS)}, got {cfg.normalise!r}")
     if cfg.bootstrap_reps < 1 or not 0 < cfg.ci < 1:
         raise ConfigError(f"report.bootstrap_reps must be >= 1 and 0 < report.ci < 1, got {cfg}")
+    if "{method}" not in cfg.curves_glob and len(cfg.curve_methods) > 1:
+        raise ConfigError(f"report.curves_glob={cfg.curves_glob!r} has no {{method}}: every method of "
+                          f"report.curve_methods {cfg.curve_methods} would read the same curves; put "
+                          "{method} where the method's folder goes (default: "
+                          "{data_dir}/fit/{method}/seed*/curve.jsonl)")
     return cfg
+
+
+def curves_pattern(cfg: ReportConfig, data_dir: str, method: str) -> str:
+    """The glob of `method`'s per-skill training curves."""
+    return cfg.curves_glob.format(data_dir=data_dir, method=method)
 
 
 def task_title(task: str, cfg: ReportConfig) -> str:
@@ -164,8 +178,9 @@ def collect_scores(params: DictConfig) -> tuple[pd.DataFrame, list[dict]]:
     if missing:
         raise ConfigError(f"{len(missing)} evaluation(s) missing, e.g. {missing[:3]}; run `dvc repro` "
                           "(or benchmark.evaluate for each) first. DVC evaluates the methods of "
-                          "`fit_methods` per seed (stage evaluate) and MaestroMotif per skill x code seed "
-                          "(evaluate_maestromotif): a method in `methods` must be in one of them")
+                          "`fit_methods` per seed (stage evaluate) and the MaestroMotif methods per skill x "
+                          "code seed (evaluate_maestromotif, evaluate_maestromotif_oracle): a method in "
+                          "`methods` must be in one of them")
     scores = pd.DataFrame(rows)
     if len(scores):
         scores["code_seed"] = scores["code_seed"].astype("Int64")  # empty for methods without code seeds

@@ -73,21 +73,24 @@ GRACE_S = 5.0  # how long the killed tree may take to die before a survivor coun
 # ---------------------------------------------------------------- training resumes
 
 def resumed_training(copy: Path) -> dict[str, int]:
-    """MaestroMotif skill seeds whose training resumed from a checkpoint: run dir -> env step resumed at."""
+    """Skill seeds of any MaestroMotif method (data/fit/<method>/seed<k>/summary.json, written by its
+    train_skills stage) whose training resumed from a checkpoint: "<method>/seed<k>" -> env step resumed
+    at."""
     out = {}
-    for summary in sorted((copy / "data" / "fit" / "maestromotif").glob("seed*/summary.json")):
+    for summary in sorted((copy / "data" / "fit").glob("*/seed*/summary.json")):
         steps = int(json.loads(summary.read_text()).get("resumed_from_env_steps") or 0)
         if steps:
-            out[summary.parent.name] = steps
+            out[f"{summary.parent.parent.name}/{summary.parent.name}"] = steps
     return out
 
 
 def tainted_patterns(resumed: Iterable[str]) -> list[str]:
-    """What a resumed skill seed changes (regexes over relative paths): its weights, its evaluation runs,
-    and the results tables."""
+    """What a resumed skill seed ("<method>/seed<k>") changes (regexes over relative paths): its weights,
+    its evaluation runs, and the results tables."""
     out = []
-    for run in resumed:
-        out += [rf"^data/fit/maestromotif/{run}/", rf"^data/evaluate/maestromotif/[^/]+/{run}_code"]
+    for key in resumed:
+        method, run = key.split("/")
+        out += [rf"^data/fit/{method}/{run}/", rf"^data/evaluate/{method}/[^/]+/{run}_code"]
     return out + ([r"^results/"] if out else [])
 
 

@@ -82,6 +82,9 @@ class MethodSpec:
     # budget is per run (one fit plays every task) or per task (one fit per task)
     budget: list[str] = field(default_factory=list)
     budget_scope: str = "run"
+    # its per-skill reward models, <dir>/<skill>/metrics.json ({data_dir}); the metrics stage gathers their
+    # held-out accuracy. None: it has none
+    reward_models: str | None = None
 
 
 FIT_SEED_LISTS = ("seeds", "skill_seeds")

@@ -10,10 +10,14 @@ and diffs well.
                                        of each, so a resumed evaluation counts its last part only)
       fit.{frames_per_s, env_steps, wall_s}   the method's training runs (progress.jsonl and summary.json of
                                        every run under data/fit/<method>/): frames/s averaged over runs
-  results/<profile>/metrics/reward_models.json   <skill>.{heldout_accuracy, train_accuracy} of each skill's
-                                       reward model, and wall_s, the reward stage's training seconds
-                                       (data/reward/<skill>/metrics.json)
-  results/<profile>/plots/skill_reward.csv, skill_frequency.csv   per-skill training curves: env_steps and one
+  results/<profile>/metrics/reward_models.json   per method with skill reward models (the
+                                       benchmark.reward_models folder of its conf/method file: MaestroMotif
+                                       and its oracle-label variant): <method>.<skill>.{heldout_accuracy,
+                                       train_accuracy} of each reward model, and <method>.wall_s, the
+                                       reward stage's training seconds
+                                       (<reward_models>/<skill>/metrics.json)
+  results/<profile>/plots/skill_reward_<method>.csv, skill_frequency_<method>.csv   per method of
+                                       report.curve_methods, its per-skill training curves: env_steps and one
                                        column per skill, the mean over seeds on one env-step grid
                                        (benchmark.plots.curves_on_grid; dvc plots: linear)
   results/<profile>/plots/task_scores.csv   one row per (task, method): mean, stderr, n (dvc plots: bars)
@@ -31,7 +35,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import plots
-from benchmark.aggregate import report_config
+from benchmark.aggregate import curves_pattern, report_config
 from benchmark.config import ConfigError, load_params, root, section
 from benchmark.evaluate import EvaluateConfig, method_spec
 from benchmark.io import read_json, read_jsonl, write_json, write_text
@@ -137,21 +141,24 @@ def metrics(params: DictConfig) -> Path:
     if set(summary["profile"]) != {top.profile}:
         raise ConfigError(f"{summary_path} holds profile(s) {sorted(set(summary['profile']))}, the params "
                           f"say {top.profile!r}: rerun the aggregate stage")
+    reward_models = {}
     for method in top.methods:
-        entry = {"label": method_spec(method).label, "tasks": task_metrics(summary, method),
+        spec = method_spec(method)
+        entry = {"label": spec.label, "tasks": task_metrics(summary, method),
                  "evaluate": {"wall_s": evaluate_wall_s(data / ev.out_dir / method)},
                  "fit": fit_metrics(data / ev.fit_dir / method)}
         write_json(results / METRICS_DIR / f"{method}.json", entry)
-    # the reward section belongs to the method (maestromotif.reward.train); only its output folder is read
-    # here
-    reward_dir = str((params.get("reward") or {}).get("out_dir", "{data_dir}/reward"))
-    write_json(results / METRICS_DIR / "reward_models.json",
-               reward_metrics(Path(reward_dir.format(data_dir=top.data_dir)), list(top.skills)))
+        if spec.reward_models:  # the method's own folder of per-skill reward models (its conf/method file)
+            reward_models[method] = reward_metrics(Path(spec.reward_models.format(data_dir=top.data_dir)),
+                                                   list(top.skills))
+    write_json(results / METRICS_DIR / "reward_models.json", reward_models)
 
     cfg = report_config(params)
-    tables = curve_tables(load_curves(cfg.curves_glob.format(data_dir=params.data_dir)), list(top.skills))
-    for name, table in tables.items():  # written without curves too (header only): the stage's outs exist
-        write_text(results / PLOTS_DIR / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
+    for method in cfg.curve_methods:  # its files, header only without curves: dvc.yaml's plots name them
+        curves = load_curves(curves_pattern(cfg, params.data_dir, method))
+        for name, table in curve_tables(curves, list(top.skills)).items():
+            write_text(results / PLOTS_DIR / f"{name}_{method}.csv",
+                       table.to_csv(index=False, float_format="%.6g"))
     scores = summary.assign(n=summary["n_seeds"])[["task", "method", "mean", "stderr", "n"]]
     scores.insert(0, "task_method", scores["task"] + " | " + scores["method"])  # one bar label per row
     write_text(results / PLOTS_DIR / "task_scores.csv", scores.to_csv(index=False, float_format="%.6g"))

@@ -137,26 +137,35 @@ def skill_curves(curves: pd.DataFrame, stem: Path, profile: str, seeds: Sequence
                  formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
     """Fig. 8b/c style: each skill's normalised reward (and how often it is active) against env steps:
     every seed interpolated onto a common grid of env steps, the mean drawn with a ± 1 standard error band
-    (curves_on_grid). curves: columns env_steps, skill, normalised_reward, frequency[, seed]."""
+    (curves_on_grid). curves: columns env_steps, skill, normalised_reward, frequency[, seed][, method_label];
+    one row of panels per method_label (e.g. MaestroMotif beside its oracle-label variant), y axes shared."""
     missing = {"env_steps", "skill", "normalised_reward"} - set(curves.columns)
     if missing:
         raise ValueError(f"reward curves lack column(s) {sorted(missing)}")
     if "seed" not in curves.columns:
         curves = curves.assign(seed=0)
+    if "method_label" not in curves.columns:
+        curves = curves.assign(method_label="")
     panels = [("normalised_reward", "normalised skill reward")]
     if "frequency" in curves.columns:
         panels.append(("frequency", "skill frequency (fraction of steps)"))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 0.5, 3.6), squeeze=False)
+    rows = list(dict.fromkeys(curves["method_label"]))
+    fig, axes = plt.subplots(len(rows), len(panels), figsize=(5 * len(panels) + 0.5, 3.2 * len(rows) + 0.4),
+                             squeeze=False, sharey="col")
     skills = list(dict.fromkeys(curves["skill"]))
     colors = dict(zip(skills, sns.color_palette("deep", len(skills))))
-    for ax, (column, ylabel) in zip(axes[0], panels):
-        grid = curves_on_grid(curves, column)
-        for skill, g in grid.groupby("skill", sort=False):
-            ax.plot(g["env_steps"], g["mean"], color=colors[skill], label=skill)
-            ax.fill_between(g["env_steps"], g["mean"] - g["se"], g["mean"] + g["se"], color=colors[skill],
-                            alpha=0.2, linewidth=0)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(ylabel)
+    for row, label in zip(axes, rows):
+        mine = curves[curves["method_label"] == label]
+        for ax, (column, ylabel) in zip(row, panels):
+            grid = curves_on_grid(mine, column)
+            for skill, g in grid.groupby("skill", sort=False):
+                ax.plot(g["env_steps"], g["mean"], color=colors[skill], label=skill)
+                ax.fill_between(g["env_steps"], g["mean"] - g["se"], g["mean"] + g["se"],
+                                color=colors[skill], alpha=0.2, linewidth=0)
+            ax.set_xlabel("environment steps")
+            ax.set_ylabel(ylabel)
+            if label:
+                ax.set_title(label, fontsize=9)
     axes[0][0].legend(title="skill", fontsize=8)
     fig.suptitle(f"Per-skill reward during training (skills learned simultaneously)\n"
                  f"{provenance_line(profile, seeds)}; mean ± s.e. over seeds on a common env-step grid",

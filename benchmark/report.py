@@ -31,7 +31,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from benchmark import html_report, plots
-from benchmark.aggregate import ReportConfig, load_paper_results, report_config, task_title
+from benchmark.aggregate import ReportConfig, curves_pattern, load_paper_results, report_config, task_title
 from benchmark.config import ConfigError, load_params, root
 from benchmark.evaluate import budget_text, method_spec
 from benchmark.io import read_json, write_text
@@ -198,6 +198,20 @@ def collect_events_section(params: DictConfig, cfg: ReportConfig) -> list[str]:
             f"No table at `{path}` (the collect_events stage writes it).", ""]
 
 
+def method_curves(params: DictConfig, cfg: ReportConfig, methods: Sequence[str]) -> tuple[pd.DataFrame | None,
+                                                                                         list[str]]:
+    """The per-skill training curves of every method of `report.curve_methods` that `methods` lists, with a
+    column method_label; and the globs that were read."""
+    frames, globs = [], []
+    for m in [m for m in cfg.curve_methods if m in methods]:
+        pattern = curves_pattern(cfg, params.data_dir, m)
+        globs.append(pattern)
+        curves = load_curves(pattern)
+        if curves is not None:
+            frames.append(curves.assign(method_label=method_spec(m).label))
+    return (pd.concat(frames, ignore_index=True) if frames else None), globs
+
+
 def report(params: DictConfig) -> Path:
     top = root(params)
     cfg = report_config(params)
@@ -254,17 +268,18 @@ def report(params: DictConfig) -> Path:
                                     title="MaestroMotif against score-maximising agents (Fig. 5)")
     iqm = {g: {labels[m]: e for m, e in by_m.items()} for g, by_m in agg["iqm"].items()}
     figs += plots.interval_plot(iqm, figures / "iqm_intervals", top.profile, seeds, "IQM", fmt)
-    curves_glob = cfg.curves_glob.format(data_dir=params.data_dir)
-    curves = load_curves(curves_glob)
+    curves, curve_globs = method_curves(params, cfg, methods)
+    where = ", ".join(f"`{g}`" for g in curve_globs) or "(no method of report.curve_methods is in `methods`)"
     if curves is None:
-        curve_note = (f"No per-skill reward curves found at `{curves_glob}` (the train stage writes them); "
+        curve_note = (f"No per-skill reward curves found at {where} (the train stage writes them); "
                       "the Fig. 8b/c plot is skipped.")
         log.warning(curve_note)
     else:
         figs += plots.skill_curves(curves, figures / "skill_reward_curves", top.profile,
                                    list(top.skill_seeds), fmt)
-        curve_note = (f"Per-skill reward curves from {curves['seed'].nunique()} training run(s) at "
-                      f"`{curves_glob}`.")
+        runs = curves.groupby("method_label")["seed"].nunique()
+        curve_note = (f"Per-skill reward curves from {', '.join(f'{n} {m} run(s)' for m, n in runs.items())} "
+                      f"at {where}.")
 
     poi = agg.get("probability_of_improvement", {})
     poi_lines = [f"- P({k}) = {v['point']:.2f} [{v['low']:.2f}, {v['high']:.2f}]" for k, v in poi.items()]

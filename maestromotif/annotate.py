@@ -4,6 +4,7 @@
     python -m maestromotif.annotate --skill descender               # MaestroMotif, one skill
     python -m maestromotif.annotate --variant motif --task gnomish  # the Motif baseline's labels for a task
     python -m maestromotif.annotate --skill all --motif-tasks all   # both, one LLM load (the DVC stage)
+    python -m maestromotif.annotate --method maestromotif_oracle --skill all   # the oracle method's labels
 
 Annotators (`annotate.annotator`):
   - "llm": the `annotator_llm` engine with the paper's prompts (maestromotif.prompts), in one of two modes
@@ -16,6 +17,9 @@ Annotators (`annotate.annotator`):
                         "1" / "2" / "None" (one generated token per pair; raw top log-probs are stored);
       direct, symmetrised (`symmetrise: true`; the ci and small profiles) see below;
   - "oracle": the deterministic rule annotator of maestromotif.oracle (ablation, sanity check).
+`--method` picks the MaestroMotif method whose skill labels these are (maestromotif.chain): maestromotif
+(annotate.annotator, into labels/<skill>) or maestromotif_oracle (always the rule oracle, into
+labels_oracle/<skill>; skills only: Motif's labels stay with annotate.annotator).
 
 Order-symmetrised direct mode -- a deviation from the paper, CPU profiles only (the paper profile keeps
 the chain of thought). SmolLM2-135M answers "1" whatever the pair: in one order, log p("1") beat
@@ -45,7 +49,8 @@ endpoint), a retry that cannot fit, or an answer that stays unparsable gives tha
 with its `unknown_reason` (and `error`), counted in metrics.json `unknown_reasons`; the chunk completes.
 Failures of the engine itself, or a refusal of every request of a chunk (a setting at fault), stop the stage.
 
-Output, under <data_dir>/labels/<skill>/ (Motif: <data_dir>/labels/motif/<task>/):
+Output, under <data_dir>/labels/<skill>/ (maestromotif_oracle: labels_oracle/<skill>/; Motif:
+<data_dir>/labels/motif/<task>/):
   chunks/chunk_<k>.jsonl  one file per chunk of pairs, written atomically once the chunk is finished
                           (kill the process at any time: a rerun redoes only the missing chunks, with
                           the same per-chunk seed, so the result equals an uninterrupted run's);
@@ -73,6 +78,7 @@ from benchmark.config import load_params, root, section
 from benchmark.io import atomic_path, read_json, write_json
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
+from maestromotif import chain
 from maestromotif import prompts as P
 from maestromotif.data.captions import caption, motif_caption
 from maestromotif.data.pairs import MOTIF_SET
@@ -326,7 +332,7 @@ def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateCon
         swapped = [conversation(variant, key, d2[i], d1[i]) for i in ask] if symmetrised(cfg) else None
         for i, r in zip(ask, annotate_chunk_llm(engine, convs, cfg, seed, swapped)):
             results[i] = {**r, "asked": True}
-    mode = "rule" if cfg.annotator == "oracle" else cfg.mode
+    mode = label_mode(cfg)
     records = []
     for row, r in zip(rows, results):
         records.append({
@@ -346,6 +352,10 @@ def symmetrised(cfg: AnnotateConfig) -> bool:
     return cfg.annotator == "llm" and cfg.mode == "direct" and cfg.symmetrise
 
 
+def label_mode(cfg: AnnotateConfig) -> str:
+    return "rule" if cfg.annotator == "oracle" else cfg.mode
+
+
 # ---- the stage --------------------------------------------------------------------------------------
 def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, pairs_meta: dict) -> str:
     """What a finished chunk must have been made with to be reused (prompts, settings, model, pairs)."""
@@ -353,10 +363,11 @@ def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, p
 
     llm = (OmegaConf.to_container(llm_cfg, resolve=True) if llm_cfg is not None and cfg.annotator == "llm"
            else None)
-    settings = {"variant": variant, "key": key, "prompt_hash": P.prompt_hash(variant, key, cfg.mode),
-                "annotate": (OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict)
-                             else cfg),
-                "llm": llm, "pairs": pairs_meta}
+    annotate_cfg = (OmegaConf.to_container(OmegaConf.structured(cfg)) if not isinstance(cfg, dict) else cfg)
+    if annotate_cfg["annotator"] == "oracle":  # the rules read no LLM setting: changing one keeps the labels
+        annotate_cfg = {k: annotate_cfg[k] for k in ("annotator", "tie_identical")}
+    settings = {"variant": variant, "key": key, "prompt_hash": P.prompt_hash(variant, key, label_mode(cfg)),
+                "annotate": annotate_cfg, "llm": llm, "pairs": pairs_meta}
     settings["annotate"].pop("chunk_size", None)  # chunk boundaries are checked through the pair ids
     return provenance.fingerprint(settings)
 
@@ -397,18 +408,26 @@ def chunk_done(path: Path, pair_ids: list[int], fingerprint: str) -> bool:
                                                                      for r in records)
 
 
-def label_dir(data_dir: str | Path, variant: str, key: str) -> Path:
-    return Path(data_dir) / OUT_NAME / (key if variant == "maestromotif" else f"motif/{key}")
+def motif_label_dir(data_dir: str | Path, task: str) -> Path:
+    """Motif's labels of `task` (a skill's labels: maestromotif.chain.label_dir)."""
+    return Path(data_dir) / OUT_NAME / MOTIF_SET / task
 
 
 def annotate(params, skill: str | None = None, variant: str = "maestromotif", task: str | None = None,
-             pairs_path: str | Path | None = None, out_dir: str | Path | None = None, engine=None) -> Path:
+             pairs_path: str | Path | None = None, out_dir: str | Path | None = None, engine=None,
+             method: str = chain.DEFAULT) -> Path:
     """Run the stage; `engine` lets a caller (tests, a multi-skill driver) share one loaded LLM: an engine,
-    or a zero-argument callable that returns one (called only if some chunk still needs the LLM)."""
+    or a zero-argument callable that returns one (called only if some chunk still needs the LLM).
+    `method`: the MaestroMotif method whose skill labels these are (maestromotif.chain): its annotator and
+    its label folder."""
     from tqdm import tqdm
 
     top = root(params)
     cfg: AnnotateConfig = section(params, "annotate", AnnotateConfig)
+    if method != chain.DEFAULT and variant != "maestromotif":
+        raise ValueError(f"--method {method} labels the skills only; Motif's labels come from "
+                         "annotate.annotator (drop --method for --variant motif / --motif-tasks)")
+    cfg.annotator = chain.annotator(params, method)  # maestromotif_oracle: always the rule oracle
     if cfg.annotator not in ANNOTATORS:
         raise ValueError(f"annotate.annotator={cfg.annotator!r}: choose one of {', '.join(ANNOTATORS)}")
     if cfg.mode not in MODES:
@@ -437,7 +456,8 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
     else:
         raise ValueError(f"--variant {variant!r}: choose one of {', '.join(VARIANTS)}")
     pairs_path = Path(pairs_path or Path(top.data_dir) / PAIRS_DIR_NAME / f"{set_name}.parquet")
-    out_dir = Path(out_dir or label_dir(top.data_dir, variant, key))
+    out_dir = Path(out_dir or (chain.label_dir(params, method, key) if variant == "maestromotif"
+                               else motif_label_dir(top.data_dir, key)))
     pairs = load_pairs(pairs_path)
     if len(pairs) == 0:
         size_key = "pairs.motif" if set_name == MOTIF_SET else f"pairs.sizes.{set_name}"
@@ -453,7 +473,7 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
                 raise ValueError(f"annotate.{name}={getattr(cfg, name)} leaves no room for a prompt in "
                                  f"annotator_llm.max_model_len={window}: lower it or raise max_model_len")
     fingerprint = run_fingerprint(variant, key, cfg, llm_cfg, file_metadata(pairs_path))
-    prompt_hash = P.prompt_hash(variant, key, cfg.mode)
+    prompt_hash = P.prompt_hash(variant, key, label_mode(cfg))
 
     state = {"engine": engine, "owned": False}
 
@@ -509,13 +529,15 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
             metrics["oracle_agreement_first_order"] = oracle_agreement(first_order, ordered, key)
     metrics.update({
         "variant": variant, "key": key, "annotator": cfg.annotator,
-        "mode": "rule" if cfg.annotator == "oracle" else cfg.mode, "symmetrised": symmetrised(cfg),
+        "mode": label_mode(cfg), "symmetrised": symmetrised(cfg),
         "tau": cfg.tau if symmetrised(cfg) else None, "prompt_hash": prompt_hash,
         "profile": top.profile, "root_seed": top.root_seed, "pairs_file": str(pairs_path),
         "model_id": next((m for m in labels["model_id"] if m), None),
         "this_run": {"pairs": done_pairs, "seconds": elapsed,
                      "pairs_per_s": done_pairs / elapsed if done_pairs and elapsed > 0 else None},
     })
+    if variant == "maestromotif":  # whose skill labels (Motif's label sets belong to no MaestroMotif method)
+        metrics["method"] = method
     previous = out_dir / "metrics.json"
     if not done_pairs and previous.exists():
         # Nothing was asked: keep the rates of the run that did the work, so that a no-op rerun writes
@@ -653,6 +675,10 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--skill", nargs="+", choices=[*P.SKILLS, "all"],
                         help="MaestroMotif skill(s) to annotate ('all': every skill, sharing one LLM)")
+    parser.add_argument("--method", default=chain.DEFAULT, choices=chain.METHODS,
+                        help="whose skill labels (maestromotif.chain): maestromotif (annotate.annotator, "
+                             "labels/<skill>) or maestromotif_oracle (the rule oracle, "
+                             "labels_oracle/<skill>)")
     parser.add_argument("--variant", choices=VARIANTS, default="maestromotif")
     parser.add_argument("--task", help="Motif variant: the benchmark task whose goal string is used")
     parser.add_argument("--motif-tasks", nargs="+", metavar="TASK",
@@ -668,6 +694,9 @@ def main(argv=None) -> None:
         parser.error("--skill is required (or --variant motif --task TASK, or --motif-tasks)")
     if args.variant == "motif" and not args.task:
         parser.error("--variant motif needs --task")
+    if args.method != chain.DEFAULT and (args.variant == "motif" or args.motif_tasks):
+        parser.error(f"--method {args.method} labels the skills only: Motif's labels come from "
+                     "annotate.annotator (drop --variant motif / --motif-tasks)")
     setup_logging()
     params = load_params(args.params)
     if args.variant == "motif":
@@ -677,7 +706,8 @@ def main(argv=None) -> None:
     tasks = _expand_all(args.motif_tasks, root(params).tasks)
     if len(skills) + len(tasks) > 1 and (args.pairs or args.out):
         parser.error("--pairs/--out name one label set's files: give a single --skill with them")
-    jobs = [{"skill": s} for s in skills] + [{"variant": "motif", "task": t} for t in tasks]
+    jobs = [{"skill": s, "method": args.method} for s in skills] + [{"variant": "motif", "task": t}
+                                                                      for t in tasks]
     shared: dict = {}
 
     # loaded on first need, then reused by every label set (loading costs ~10-40 s on CPU)

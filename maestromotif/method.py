@@ -7,6 +7,10 @@ data/codegen/<task>/seed<code_seed>/program.py when it exists, else maestromotif
 of the task (the fallback). Every evaluation record names the program that ran (Policy.provenance). A small
 task variant (benchmark.variants) without a program of its own runs its paper task's program: the variant
 keeps that task's goal, only the levels are smaller.
+
+One class for both MaestroMotif methods (maestromotif.chain): `method` says whose reward models fit()
+trains on, maestromotif (annotate.annotator's labels) or maestromotif_oracle (the rule oracle's); the
+evaluate stage hands policy() that method's network (conf/method/<method>.yaml: benchmark.artefact).
 """
 from __future__ import annotations
 
@@ -21,10 +25,14 @@ class MaestroMotif(Method):
     name = "maestromotif"
     per_task = False  # one skill network for all tasks
 
-    def __init__(self, code_seed: int = 0, deterministic: bool = False, codegen_dir: str | None = None):
+    def __init__(self, code_seed: int = 0, deterministic: bool = False, codegen_dir: str | None = None,
+                 method: str = "maestromotif"):
+        from maestromotif.chain import chain
+
         self.code_seed = int(code_seed)
         self.deterministic = bool(deterministic)
         self.codegen_dir = codegen_dir  # default: <data_dir>/codegen
+        self.name = chain(method).method  # validated: one of maestromotif.chain.METHODS
 
     def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:
         from maestromotif.rl.train import train
@@ -32,7 +40,7 @@ class MaestroMotif(Method):
         # Train into the folder benchmark.fit hands over (it renames it into place when fit returns). Training
         # into the train_skills stage's own run dir instead, and pointing at it, lost the run: that dir is
         # also fit's artefact path, which fit clears before the rename.
-        return train(params, seed, run=Path(out_dir))
+        return train(params, seed, run=Path(out_dir), method=self.name)
 
     def policy(self, artefact: Path, task: str, params: Any) -> Policy:
         from maestromotif.options.program import load_program

@@ -24,10 +24,15 @@ squares ever displayed, over all levels), squares_visited, steps_near_shopkeeper
 message says "sold", the Transactions count), altar_drops (DROP actions whose message mentions the altar),
 death (the episode ended by death), steps, start_reached.
 
+The networks of every MaestroMotif method play (maestromotif.chain; `skill_behaviour.methods`, or
+`--method`): maestromotif's, trained on annotate.annotator's labels, and maestromotif_oracle's, trained on the
+rule oracle's, from the same games. Random play runs once per start and skill seed, shared by both.
+
 Writes `skill_behaviour.csv` (default {results_dir}/skills.csv, i.e. results/<profile>/skills.csv): one row
-per (start, skill, metric) with the mean,
-its standard error and n (episodes, pooled over the skill seeds), `annotator` (annotate.annotator of the
-run; "none" for random), and the same table as markdown beside it (.md).
+per (start, skill, method, metric) with the mean, its standard error and n (episodes, pooled over the skill
+seeds), `method` (the MaestroMotif method whose network played; "random" for random play) and `annotator`
+(who labelled that method's skills: llm or oracle; "none" for random), and the same table as markdown
+beside it (.md).
 """
 from __future__ import annotations
 
@@ -49,6 +54,7 @@ from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig
 from benchmark.io import write_text
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed, episode_seed
+from maestromotif import chain
 from maestromotif.skills import SKILLS
 from maestromotif.rl.obs import PolicyObservation
 from maestromotif.rl.sf_env import HeldSkill
@@ -78,6 +84,7 @@ class SkillBehaviourConfig:
     num_envs: int = 8             # envs stepped together (one network forward per step)
     cross: bool = True            # every skill from every start (false: each skill from its own start only)
     skills: list[str] = field(default_factory=list)  # empty: the params' skills
+    methods: list[str] = field(default_factory=list)  # MaestroMotif methods whose networks play; empty: all
     device: str = "cpu"
     torch_threads: int = 1        # one thread: 2.4x faster than two on 2 shared cores (batch of 8, measured)
     csv: str = "{results_dir}/skills.csv"
@@ -200,17 +207,21 @@ def play_start(envs: Sequence[gym.Env], seeds: Sequence[int], skill: int | None,
     return results  # type: ignore[return-value]
 
 
+PLAYER = ["skill", "method", "annotator"]  # who played: the held skill of which method's network
+COLUMNS = ["start", *PLAYER, "metric", "mean", "se", "n"]
+
+
 def summarise(records: pd.DataFrame) -> pd.DataFrame:
-    """Per (start, skill, annotator, metric): mean, standard error (std / sqrt(n), ddof 1) and n."""
+    """Per (start, skill, method, annotator, metric): mean, standard error (std / sqrt(n), ddof 1) and n."""
     rows = []
-    for (start, skill, annotator), group in records.groupby(["start", "skill", "annotator"], sort=False):
+    for (start, skill, method, annotator), group in records.groupby(["start", *PLAYER], sort=False):
         for metric in METRICS:
             values = group[metric].to_numpy(dtype=float)
             n = len(values)
             se = float(values.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-            rows.append({"start": start, "skill": skill, "annotator": annotator, "metric": metric,
-                         "mean": float(values.mean()), "se": se, "n": n})
-    return pd.DataFrame(rows, columns=["start", "skill", "annotator", "metric", "mean", "se", "n"])
+            rows.append({"start": start, "skill": skill, "method": method, "annotator": annotator,
+                         "metric": metric, "mean": float(values.mean()), "se": se, "n": n})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def markdown(table: pd.DataFrame, title: str) -> str:
@@ -219,22 +230,29 @@ def markdown(table: pd.DataFrame, title: str) -> str:
              "steps_near_altar", "items_sold", "altar_drops", "death", "steps"]
     lines = [f"# {title}", ""]
     for start, group in table.groupby("start", sort=False):
-        lines += [f"## start `{start}`", "", "| skill | annotator | n | " + " | ".join(shown) + " |",
-                  "|---|---|---|" + "---|" * len(shown)]
-        for (skill, annotator), g in group.groupby(["skill", "annotator"], sort=False):
+        lines += [f"## start `{start}`", "", "| skill | method | annotator | n | " + " | ".join(shown) + " |",
+                  "|---|---|---|---|" + "---|" * len(shown)]
+        for (skill, method, annotator), g in group.groupby(PLAYER, sort=False):
             cell = {r.metric: f"{r.mean:.2f} ± {r.se:.2f}" for r in g.itertuples()}
-            lines.append(f"| {skill} | {annotator} | {int(g.n.iloc[0])} | "
+            lines.append(f"| {skill} | {method} | {annotator} | {int(g.n.iloc[0])} | "
                          + " | ".join(cell[m] for m in shown)
                          + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = None) -> pd.DataFrame:
-    """The per-episode records of every (start, player, skill seed); `runs`: skill seed -> train_skills run
-    dir (default: data/fit/maestromotif/seed<k> of every params skill seed)."""
+def default_runs(params, cfg: SkillBehaviourConfig) -> dict[str, dict[int, Path]]:
+    """Method -> skill seed -> train_skills run dir (maestromotif.chain): every params skill seed of every
+    method of `skill_behaviour.methods` (empty: every MaestroMotif method)."""
+    methods = [chain.chain(m).method for m in cfg.methods] or list(chain.METHODS)
+    return {m: {s: chain.run_dir(params, m, s) for s in root(params).skill_seeds} for m in methods}
+
+
+def measure(params, cfg: SkillBehaviourConfig,
+            runs: dict[str, dict[int, Path]] | None = None) -> pd.DataFrame:
+    """The per-episode records of every (start, player, skill seed); `runs`: MaestroMotif method -> skill
+    seed -> train_skills run dir (default: default_runs)."""
     from maestromotif.rl.policy import SkillPolicy, load_actor_critic
-    from maestromotif.rl.train import run_dir
 
     top = root(params)
     skills = list(cfg.skills) or list(top.skills)
@@ -243,39 +261,46 @@ def measure(params, cfg: SkillBehaviourConfig, runs: dict[int, Path] | None = No
         raise ConfigError(f"skill_behaviour.skills {unknown} are not params skills {list(top.skills)}")
     if cfg.episodes <= 0 or cfg.max_steps <= 0 or cfg.num_envs <= 0:
         raise ConfigError(f"skill_behaviour.episodes, max_steps and num_envs must be positive, got {cfg}")
-    runs = runs if runs is not None else {s: run_dir(params, s) for s in top.skill_seeds}
-    annotator = str(OmegaConf.select(params, "annotate.annotator", default="llm"))
+    runs = runs if runs is not None else default_runs(params, cfg)
     env_cfg = (EnvConfig(**OmegaConf.to_container(params["env"], resolve=True)) if "env" in params
                else EnvConfig())
-    models = {seed: load_actor_critic(Path(run), device=cfg.device)[:2] for seed, run in runs.items()}
+    models = {(method, seed): load_actor_critic(Path(run), device=cfg.device)[:2]
+              for method, by_seed in runs.items() for seed, run in by_seed.items()}
     crop_modes = {c.mm_crop_mode for _, c in models.values()}
     if len(crop_modes) != 1:
         raise ConfigError(f"skill_behaviour: the skill runs {runs} use different crop modes {crop_modes}")
     crop_mode = crop_modes.pop()
+    annotators = {m: chain.annotator(params, m) for m in runs}
+    seeds = list(dict.fromkeys(seed for _, seed in models))
     starts = [s for s in STARTS if cfg.cross or s in {START_OF[k] for k in skills}]
     records = []
     for start in starts:
         envs = [make_start_env(start, cfg, env_cfg, crop_mode)
                 for _ in range(min(cfg.num_envs, cfg.episodes))]
+        # every player of a start plays the same games
+        games = [episode_seed(top.root_seed, "skill_behaviour", start, episode=k) % 2**31
+                 for k in range(cfg.episodes)]
         try:
             players = [s for s in skills if cfg.cross or START_OF[s] == start]
-            for seed, (model, sf_cfg) in models.items():
-                # every player of a start plays the same games
-                games = [episode_seed(top.root_seed, "skill_behaviour", start, episode=k) % 2**31
-                         for k in range(cfg.episodes)]
-                for name in players:
-                    policy = SkillPolicy(model, sf_cfg, program=None)
-                    done = play_start(envs, games, SKILLS.index(name), policy)  # the one-hot's order
-                    records += [{"start": start, "skill": name, "annotator": annotator, "skill_seed": seed,
-                                 "episode": k, **r} for k, r in enumerate(done)]
-                    log.info("skill_behaviour %s seed %d %s: depth change %.2f, deaths %.2f", start, seed,
-                             name, np.mean([r["depth_change"] for r in done]),
-                             np.mean([r["death"] for r in done]))
+            for seed in seeds:
+                for method in runs:
+                    if (method, seed) not in models:
+                        continue
+                    model, sf_cfg = models[method, seed]
+                    for name in players:
+                        policy = SkillPolicy(model, sf_cfg, program=None)
+                        done = play_start(envs, games, SKILLS.index(name), policy)  # the one-hot's order
+                        records += [{"start": start, "skill": name, "method": method,
+                                     "annotator": annotators[method], "skill_seed": seed, "episode": k, **r}
+                                    for k, r in enumerate(done)]
+                        log.info("skill_behaviour %s %s seed %d %s: depth change %.2f, deaths %.2f", start,
+                                 method, seed, name, np.mean([r["depth_change"] for r in done]),
+                                 np.mean([r["death"] for r in done]))
                 rng = np.random.default_rng(derive_seed(top.root_seed, "skill_behaviour", "random", start,
                                                         seed))
                 done = play_start(envs, games, None, None, rng)
-                records += [{"start": start, "skill": RANDOM, "annotator": "none", "skill_seed": seed,
-                             "episode": k, **r} for k, r in enumerate(done)]
+                records += [{"start": start, "skill": RANDOM, "method": RANDOM, "annotator": "none",
+                             "skill_seed": seed, "episode": k, **r} for k, r in enumerate(done)]
         finally:
             for env in envs:
                 env.close()
@@ -287,7 +312,8 @@ def csv_path(params, cfg: SkillBehaviourConfig) -> Path:
                                data_dir=params.get("data_dir", "data")))
 
 
-def run(params, cfg: SkillBehaviourConfig | None = None, runs: dict[int, Path] | None = None) -> Path:
+def run(params, cfg: SkillBehaviourConfig | None = None,
+        runs: dict[str, dict[int, Path]] | None = None) -> Path:
     cfg = cfg or OmegaConf.to_object(section(params, "skill_behaviour", SkillBehaviourConfig))
     if cfg.torch_threads > 0:
         import torch
@@ -298,7 +324,9 @@ def run(params, cfg: SkillBehaviourConfig | None = None, runs: dict[int, Path] |
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, table.to_csv(index=False, float_format="%.6g"))
     top = root(params)
-    title = (f"Skill behaviour ({top.profile} profile, skill seeds {list(runs or top.skill_seeds)}, "
+    played = runs or default_runs(params, cfg)
+    seeds = sorted({s for by_seed in played.values() for s in by_seed})
+    title = (f"Skill behaviour ({top.profile} profile, methods {', '.join(played)}, skill seeds {seeds}, "
              f"{cfg.episodes} episodes each, {cfg.max_steps} steps)")
     write_text(out.with_suffix(".md"), markdown(table, title))
     log.info("skill_behaviour: wrote %s", out)
@@ -309,18 +337,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Play every trained skill alone from the starts it is made "
                                                  "for")
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
+    parser.add_argument("--method", action="append", default=None, choices=chain.METHODS,
+                        help="a MaestroMotif method whose networks play (repeatable; default: "
+                             "skill_behaviour.methods, empty there: every one, maestromotif.chain)")
     parser.add_argument("--run", action="append", default=None, metavar="SEED=DIR",
-                        help="a train_skills run dir per skill seed (default: data/fit/maestromotif/seed<k>)")
+                        help="a train_skills run dir per skill seed, for the one --method given (default: "
+                             "data/fit/<method>/seed<k>)")
     args = parser.parse_args(argv)
     setup_logging()
     params = load_params(args.params)
+    cfg = OmegaConf.to_object(section(params, "skill_behaviour", SkillBehaviourConfig))
+    if args.method:
+        cfg.methods = list(dict.fromkeys(args.method))
     runs = None
     if args.run:
+        if len(cfg.methods) != 1:
+            parser.error("--run names one method's run dirs: give exactly one --method with it")
         try:
-            runs = {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.run)}
+            runs = {cfg.methods[0]: {int(k): Path(v) for k, v in (r.split("=", 1) for r in args.run)}}
         except ValueError as e:
             raise SystemExit(f"--run takes SEED=DIR, got {args.run}") from e
-    run(params, runs=runs)
+    run(params, cfg, runs=runs)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
@@ -21,6 +20,7 @@ from omegaconf import OmegaConf
 from benchmark.config import load_params, root
 from benchmark.env import ACTION_NAMES, EnvConfig, decode_message, make
 from maestromotif.options.runtime import SKILLS
+from maestromotif.chain import DEFAULT, training_reward_root
 from maestromotif.reward.intrinsic import IntrinsicReward
 from maestromotif.reward.train import intrinsic_config
 from maestromotif.reward.wrapper import IntrinsicRewardWrapper
@@ -35,8 +35,8 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params()
     top = root(params)
-    reward = IntrinsicReward.from_dir(Path(params.rl.reward_dir), skill_index_order(list(top.skills)),
-                                      intrinsic_config(params))
+    reward = IntrinsicReward.from_dir(training_reward_root(params, DEFAULT),
+                                      skill_index_order(list(top.skills)), intrinsic_config(params))
     env_cfg = EnvConfig(**OmegaConf.to_container(params.env, resolve=True))
     env = IntrinsicRewardWrapper(wrap_skills(make(seed=args.seed, cfg=env_cfg), args.program, args.seed), reward)
     rng = np.random.default_rng(args.seed)

@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from benchmark.config import load_params, root
+from maestromotif.chain import DEFAULT, training_reward_root
 from maestromotif.reward.intrinsic import IntrinsicReward
 from maestromotif.reward.train import intrinsic_config
 
@@ -50,7 +51,7 @@ def main() -> None:
     params = load_params()
     top = root(params)
     cfg = intrinsic_config(params)
-    reward = IntrinsicReward.from_dir(Path(params.rl.reward_dir), list(top.skills), cfg)
+    reward = IntrinsicReward.from_dir(training_reward_root(params, DEFAULT), list(top.skills), cfg)
     counts: Counter = Counter()
     obs_dir = Path(args.observations or Path(params.data_dir) / "observations")
     if obs_dir.exists():

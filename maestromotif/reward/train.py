@@ -1,10 +1,13 @@
 """The `reward` stage: fit one Bradley-Terry reward model per skill on the annotated pairs.
 
     python -m maestromotif.reward.train --skill descender      # or --skill all
+    python -m maestromotif.reward.train --method maestromotif_oracle --skill all   # on the oracle's labels
 
 reads   the skill's labelled pairs (maestromotif.annotate.labelled_pairs; path `reward.labels`)
 writes  <data_dir>/reward/<skill>/model.pt       weights, normalisation mean/var, quantile table, provenance
         <data_dir>/reward/<skill>/metrics.json   per-epoch loss and accuracy (train, held-out), pairs/s
+(--method maestromotif_oracle: labels_oracle/ and reward_oracle/, maestromotif.chain; same seeds, so the two
+methods' reward models differ by their labels only)
 
 The algorithm (docs/method.md §4.2-4.3):
   * each pair (s1, s2, y): rewards r1 = r_phi(s1), r2 = r_phi(s2); P[s1 > s2] = softmax(r1, r2)[0];
@@ -43,6 +46,7 @@ from benchmark.logs import setup_logging
 from benchmark.provenance import sha256_hex
 from maestromotif.prompts import check_skills
 from benchmark.seeding import derive_seed
+from maestromotif import chain
 from maestromotif.reward.intrinsic import IntrinsicConfig
 from maestromotif.reward.model import (
     FORMAT_VERSION,
@@ -70,8 +74,8 @@ class RewardConfig:
     batch_size: int = 1000  # pairs
     epochs: int = 20  # the official Descender checkpoint stopped at 5 (docs/method.md §4.2); 20: the others
     holdout_fraction: float = 0.1  # not in the paper (it had no validation split)
-    labels: str = "{data_dir}/labels/{skill}"  # passed to maestromotif.annotate.labelled_pairs
-    out_dir: str = "{data_dir}/reward"  # <out_dir>/<skill>/model.pt
+    labels: str = chain.LABELS_TEMPLATE  # passed to maestromotif.annotate.labelled_pairs
+    out_dir: str = chain.REWARD_TEMPLATE  # <out_dir>/<skill>/model.pt
     score_batch_size: int = 1024
     device: str = "auto"  # "auto": cuda when available, else cpu
     torch_threads: int = 0  # CPU threads for torch in this stage; 0 keeps torch's default
@@ -365,8 +369,10 @@ def annotator_id(pairs: pd.DataFrame, params, labels_path: str | Path | None = N
     return "unknown"
 
 
-def run_skill(params, skill: str, labels_path: str | None = None, pairs: pd.DataFrame | None = None) -> Path:
-    """Train and write one skill's reward model from the params; return the checkpoint path."""
+def run_skill(params, skill: str, labels_path: str | None = None, pairs: pd.DataFrame | None = None,
+              method: str = chain.DEFAULT) -> Path:
+    """Train and write one skill's reward model of MaestroMotif method `method` (maestromotif.chain) from
+    the params; return the checkpoint path."""
     top = root(params)
     if skill not in top.skills:
         raise ConfigError(f"unknown skill {skill!r}{did_you_mean(skill, list(top.skills))}; the params "
@@ -374,18 +380,18 @@ def run_skill(params, skill: str, labels_path: str | None = None, pairs: pd.Data
     cfg: RewardConfig = OmegaConf.to_object(section(params, "reward", RewardConfig))
     if cfg.torch_threads > 0:  # on a small shared CPU, more threads than free cores is much slower
         torch.set_num_threads(cfg.torch_threads)
-    fmt = {"data_dir": top.data_dir, "skill": skill}
-    out_dir = Path(cfg.out_dir.format(**fmt)) / skill
+    out_dir = chain.reward_root(params, method) / skill
     if pairs is None:
-        labels_path = labels_path or cfg.labels.format(**fmt)
+        labels_path = labels_path or str(chain.label_dir(params, method, skill))
         pairs = load_labels(labels_path)
         if len(pairs) == 0:
             raise LabelsError(f"{labels_path} holds no usable labelled pairs for {skill} (none, or every "
                               "label unknown): nothing to train on. Check the annotate stage's parse rate "
                               "in its metrics.json, fix the annotator, delete the labels and rerun "
-                              f"`python -m maestromotif.annotate --skill {skill}`")
+                              f"`python -m maestromotif.annotate --method {method} --skill {skill}`")
+    # the same seed for every method: their reward models differ by the labels alone
     seed = derive_seed(top.root_seed, "reward", skill)
-    metadata = {"profile": top.profile, "root_seed": top.root_seed,
+    metadata = {"profile": top.profile, "root_seed": top.root_seed, "method": method,
                 "annotator": annotator_id(pairs, params, labels_path),
                 "model_config": dataclasses.asdict(cfg.model), "lr": cfg.lr, "batch_size": cfg.batch_size,
                 "epochs": cfg.epochs, "holdout_fraction": cfg.holdout_fraction}
@@ -403,6 +409,9 @@ def run_skill(params, skill: str, labels_path: str | None = None, pairs: pd.Data
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the per-skill reward models (the `reward` stage)")
     parser.add_argument("--skill", required=True, help="a skill name from params.yaml `skills`, or 'all'")
+    parser.add_argument("--method", default=chain.DEFAULT, choices=chain.METHODS,
+                        help="whose labels and reward folders (maestromotif.chain): maestromotif (the "
+                             "annotate stage's labels) or maestromotif_oracle (the rule oracle's)")
     parser.add_argument("--labels", default=None, help="labelled pairs (default: the params' reward.labels)")
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     args = parser.parse_args(argv)
@@ -412,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.labels and len(skills) > 1:
         parser.error("--labels names one skill's file; use it with a single --skill")
     for skill in skills:
-        run_skill(params, skill, args.labels)
+        run_skill(params, skill, args.labels, method=args.method)
 
 
 if __name__ == "__main__":

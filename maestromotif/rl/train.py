@@ -1,6 +1,7 @@
 """Stage `train_skills`: one skill-conditioned APPO network for all five skills, per seed.
 
     python -m maestromotif.rl.train --seed 0            (reads params.yaml; MM_PARAMS overrides the path)
+    python -m maestromotif.rl.train --method maestromotif_oracle --seed 0   (on the oracle-label rewards)
 
 Reads   params `rl` (hyperparameters, sizes), `env`, `skills`, `root_seed`, `profile`;
         data/reward/<skill>/model.pt (frozen reward models); the training program over skills.
@@ -12,6 +13,9 @@ Writes  data/fit/maestromotif/seed<k>/sf/checkpoint_p0/checkpoint_*.pth   sample
         data/fit/maestromotif/seed<k>/progress.jsonl   env steps and frames/s over time
         data/fit/maestromotif/seed<k>/summary.json     written last: env steps, frames/s, checkpoint, seeds,
                                                        provenance
+
+--method maestromotif_oracle (maestromotif.chain) trains on data/reward_oracle/ into
+data/fit/maestromotif_oracle/seed<k>/, with the same settings, program and seed as maestromotif's network.
 
 Resumable: rerunning after a kill continues from the last checkpoint (sample-factory's `resume`), with
 env steps counting on from the checkpoint's; a finished run (summary.json present for the same settings)
@@ -36,6 +40,7 @@ from benchmark.config import ConfigError, load_params, root, section
 from benchmark.io import read_jsonl, write_json, write_text
 from benchmark.logs import setup_logging
 from benchmark.provenance import sha256_hex
+from maestromotif import chain
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,8 @@ class RLConfig:
     # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
     codegen_dir: str = "data/codegen"
     code_seed: int = 0  # which generated training program, for every skill seed (one of codegen.code_seeds)
-    reward_dir: str = "data/reward"  # conf sets ${data_dir}/reward
+    # conf sets ${data_dir}/reward{suffix}; train() fills {suffix} for its method (maestromotif.chain)
+    reward_dir: str = chain.TRAINING_REWARD_TEMPLATE
     # plumbing
     device: str = "auto"  # auto: cuda when available, else cpu
     save_every_sec: int = 120
@@ -103,9 +109,9 @@ class RLConfig:
     reproducible: bool = False
 
 
-def run_dir(params, seed: int) -> Path:
+def run_dir(params, seed: int, method: str = chain.DEFAULT) -> Path:
     # every method's artefact lives in data/fit/<method>/seed<S> (benchmark.evaluate reads it there)
-    return Path(params.get("data_dir", "data")) / "fit" / "maestromotif" / f"seed{seed}"
+    return chain.run_dir(params, method, seed)
 
 
 def checkpoints(run: Path) -> list[Path]:
@@ -129,8 +135,10 @@ def resolve_device(device: str) -> str:
     return "gpu" if torch.cuda.is_available() else "cpu"
 
 
-def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skills") -> list[str]:
-    """The sample-factory command line for this run (everything explicit, so a resume cannot drift)."""
+def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skills",
+            method: str = chain.DEFAULT) -> list[str]:
+    """The sample-factory command line for this run of MaestroMotif method `method` (whose reward models:
+    maestromotif.chain; everything explicit, so a resume cannot drift)."""
     top = root(params)
     env_cfg = OmegaConf.to_container(params["env"], resolve=True) if "env" in params else {}
     a = {
@@ -159,7 +167,8 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, env_name: str = "mm_skil
         "mm_root_seed": top.root_seed, "mm_seed": seed,
         "mm_program": rl.program, "mm_held_steps": rl.held_steps, "mm_codegen_dir": rl.codegen_dir,
         "mm_code_seed": rl.code_seed,
-        "mm_reward_dir": rl.reward_dir, "mm_skills": ",".join(top.skills),
+        "mm_reward_dir": str(chain.training_reward_root(params, method, rl.reward_dir)),
+        "mm_skills": ",".join(top.skills),
         "mm_crop_mode": rl.crop_mode, "mm_env_config": json.dumps(env_cfg, sort_keys=True),
         "mm_run_dir": str(run), "mm_report_every_sec": rl.report_every_sec,
         "mm_curve_every_sec": rl.curve_every_sec,
@@ -218,11 +227,13 @@ def drop_rows_after(path: Path, env_steps: int) -> None:
 def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None = None,
           run: Path | None = None, rl_overrides: dict | None = None, extra_args: list[str] | None = None,
           method: str = "maestromotif") -> Path:
-    """Train (or resume, or skip if finished) the skills of `seed`; return the run dir.
+    """Train (or resume, or skip if finished) the skills of `seed` for MaestroMotif method `method` (its
+    reward models and run dir: maestromotif.chain); return the run dir.
 
     The baselines reuse this trainer: `run` (default run_dir()), `rl_overrides` (fields of the `rl` section,
     e.g. their own train_for_env_steps), `extra_args` (appended sample-factory/--mm_* flags; the last
-    value of a flag wins) and env_name "mm_factory" (maestromotif.rl.sf_env.make_factory_env)."""
+    value of a flag wins), env_name "mm_factory" (maestromotif.rl.sf_env.make_factory_env) and their own
+    `method` name (their env reads no skill reward model)."""
     from tqdm import tqdm
 
     from maestromotif.rl.watchdog import Limits, supervise
@@ -230,9 +241,12 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
     rl: RLConfig = section(params, "rl", RLConfig)
     if rl_overrides:
         rl = OmegaConf.merge(rl, rl_overrides)  # validated against RLConfig like the section itself
+    # the baselines' env reads no skill reward model: they keep maestromotif's folder in their command line
+    skills_method = method if method in chain.METHODS else chain.DEFAULT
     top = root(params)
-    run = Path(run) if run is not None else run_dir(params, seed)
-    argv = sf_argv(rl, params, seed, run, env_name) + list(extra_args or [])
+    run = Path(run) if run is not None else run_dir(params, seed, skills_method)
+    argv = sf_argv(rl, params, seed, run, env_name, skills_method) + list(extra_args or [])
+    rl.reward_dir = str(chain.training_reward_root(params, skills_method, rl.reward_dir))  # as in the argv
     digest = settings_hash(argv)
     summary_path = run / "summary.json"
     if summary_path.exists() and json.loads(summary_path.read_text()).get("settings_hash") == digest:
@@ -253,7 +267,7 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
         env["PYTHONHASHSEED"] = "0"
     cmd = [sys.executable, "-m", "maestromotif.rl.sf_run", *argv]
     bar = tqdm(total=rl.train_for_env_steps, initial=start_steps, unit="step",
-               desc=f"{'train_skills' if method == 'maestromotif' else method} seed{seed}", disable=None)
+               desc=f"{'train_skills' if method in chain.METHODS else method} seed{seed}", disable=None)
     last: dict[str, Any] = {}
 
     def on_progress(rec: dict) -> None:
@@ -281,7 +295,8 @@ def train(params, seed: int, env_name: str = "mm_skills", extra_env: dict | None
         "seed": seed, "root_seed": top.root_seed, "profile": top.profile, "skills": list(top.skills),
         "env_steps": checkpoint_env_steps(final[-1]), "resumed_from_env_steps": start_steps,
         "checkpoint": str(final[-1].relative_to(run)), "fps_last_segment": last.get("fps"),
-        "crop_mode": rl.crop_mode, "program": rl.program, "settings_hash": digest,
+        "crop_mode": rl.crop_mode, "program": rl.program, "method": method, "reward_dir": rl.reward_dir,
+        "settings_hash": digest,
         "rl": OmegaConf.to_container(params["rl"], resolve=True),
         "provenance": _provenance(top, seed, run, method),
     })
@@ -332,7 +347,7 @@ def _provenance(top, seed: int, run: Path, method: str = "maestromotif") -> dict
     try:
         from benchmark.provenance import record
 
-        return record(stage="train_skills" if method == "maestromotif" else "fit", profile=top.profile,
+        return record(stage="train_skills" if method in chain.METHODS else "fit", profile=top.profile,
                       root_seed=top.root_seed, seed=seed, method=method,
                       env_steps=checkpoint_env_steps(checkpoints(run)[-1]))
     except Exception as e:  # provenance must never fail a finished training run
@@ -342,6 +357,9 @@ def _provenance(top, seed: int, run: Path, method: str = "maestromotif") -> dict
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Train the skill-conditioned APPO network for one seed")
     parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--method", default=chain.DEFAULT, choices=chain.METHODS,
+                        help="whose reward models and run dir (maestromotif.chain): maestromotif (the "
+                             "annotate stage's labels) or maestromotif_oracle (the rule oracle's)")
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     args = parser.parse_args(argv)
     setup_logging()
@@ -352,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--seed {args.seed} is not one of the params skill_seeds "
                          f"{list(root(params).skill_seeds)} (one skill network per skill seed; set "
                          "skill_seeds in conf/ or the profile)")
-    train(params, args.seed)
+    train(params, args.seed, method=args.method)
 
 
 if __name__ == "__main__":

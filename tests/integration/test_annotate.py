@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from benchmark.config import REPO_ROOT, section
-from maestromotif.annotate import (AnnotateConfig, annotate, annotate_chunk, label_dir, labelled_pairs,
+from maestromotif.annotate import (AnnotateConfig, annotate, annotate_chunk, labelled_pairs, motif_label_dir,
                                    pair_captions)
+from maestromotif.chain import label_dir
 from maestromotif.data.pairs import load_pairs, make_pairs
 from maestromotif.data.schema import PAIR_SCHEMA, file_metadata, read_table, write_table
 from maestromotif.prompts import FIRST, SECOND, TIE, UNKNOWN, direct_label, symmetric_label
@@ -180,7 +181,7 @@ def test_chain_of_thought_mode_parses_or_retries(ci_data, tmp_path, embedded_eng
                        "pairs.sizes.ascender=4")
     make_pairs(params, obs_dir=ci_data.obs_dir)
     out = annotate(params, skill="ascender", engine=embedded_engine)
-    assert out == label_dir(params.data_dir, "maestromotif", "ascender")
+    assert out == label_dir(params, "maestromotif", "ascender")
     raw = pd.read_parquet(out / "labels.parquet")
     asked = raw[raw.asked]
     assert len(raw) == 4 and (asked.completion_tokens >= 1).all()
@@ -231,13 +232,13 @@ def test_one_command_writes_the_skills_and_the_motif_tasks_label_sets(ci_data, t
                          cwd=REPO_ROOT, timeout=540, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr.count("starting the annotator LLM (shared by 3 label sets)") == 1
-    expected = {label_dir(params.data_dir, "maestromotif", "descender"): ci_data.params.pairs.sizes.descender,
-                label_dir(params.data_dir, "motif", "gnomish"): ci_data.params.pairs.motif,
-                label_dir(params.data_dir, "motif", "delphi"): ci_data.params.pairs.motif}
+    expected = {label_dir(params, "maestromotif", "descender"): ci_data.params.pairs.sizes.descender,
+                motif_label_dir(params.data_dir, "gnomish"): ci_data.params.pairs.motif,
+                motif_label_dir(params.data_dir, "delphi"): ci_data.params.pairs.motif}
     for folder, n in expected.items():
         raw = pd.read_parquet(folder / "labels.parquet")
         assert len(raw) == n, folder
-    assert not label_dir(params.data_dir, "maestromotif", "ascender").exists()  # only what was named
+    assert not label_dir(params, "maestromotif", "ascender").exists()  # only what was named
 
 
 def _identical_pair_ids(pairs_file: Path, variant: str) -> set[int]:

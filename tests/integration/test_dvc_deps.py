@@ -56,7 +56,7 @@ def stale_after_edit(root: Path, name: str) -> set[str]:
 @pytest.mark.timeout(600)
 def test_a_deployment_only_file_re_evaluates_without_retraining(project):
     stale = stale_after_edit(project, "maestromotif/rl/policy.py")
-    assert "evaluate_maestromotif" in stale
+    assert {"evaluate_maestromotif", "evaluate_maestromotif_oracle"} <= stale
     assert "evaluate@task_ppo" in stale  # the APPO baselines deploy the same network class
     assert not any(s.startswith(("train_skills", "fit@", "reward", "collect", "annotate"))
                    for s in stale), stale
@@ -75,7 +75,8 @@ def test_editing_one_baseline_refits_that_baseline_only(project):
 @pytest.mark.timeout(600)
 def test_a_variant_or_seeding_change_re_evaluates_every_method(project):
     stale = stale_after_edit(project, "benchmark/variants.py")
-    assert {"evaluate@random", "evaluate@motif", "evaluate_maestromotif"} <= stale
+    assert {"evaluate@random", "evaluate@motif", "evaluate_maestromotif",
+            "evaluate_maestromotif_oracle"} <= stale
     assert not any(s.startswith(("train_skills", "fit@")) for s in stale), stale
 
 
@@ -102,3 +103,30 @@ def test_the_event_counts_rerun_alone_when_their_definitions_change(project):
     stale = stale_after_edit(project, "benchmark/trackers.py")
     assert "collect_events" in stale and "collect" not in stale
     assert not any(s.startswith(("train_skills", "fit@", "reward", "annotate")) for s in stale), stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_oracle_method_file_re_evaluates_that_method_only(project):
+    stale = stale_after_edit(project, "conf/method/maestromotif_oracle.yaml")
+    assert "evaluate_maestromotif_oracle" in stale
+    assert not {s for s in stale if s.startswith(("evaluate", "train_skills", "reward", "annotate", "fit@"))
+                and s != "evaluate_maestromotif_oracle"}, stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_an_llm_setting_reruns_the_llm_chain_and_leaves_the_oracle_chain_alone(project):
+    from omegaconf import OmegaConf
+
+    def other_llm_settings(text: str) -> str:
+        params = OmegaConf.create(text)
+        params.annotate.mode = "chain_of_thought"
+        params.annotator_llm.max_model_len += 1
+        return OmegaConf.to_yaml(params)
+
+    stale = stale_after(project, "params.yaml", other_llm_settings)
+    assert "annotate" in stale
+    assert not {s for s in stale if "oracle" in s}, stale
+    # the rules are read by both: the oracle's labels, and the LLM labels' agreement check
+    assert {"annotate", "annotate_oracle"} <= stale_after_edit(project, "maestromotif/oracle.py")

@@ -1,7 +1,7 @@
 """A DVC remote round trip: run a tiny ci pipeline (a navigation and a composite task, for both tables;
-MaestroMotif and the random baseline) in a copy of the project, `dvc push` its data (observations, pairs,
-labels, reward models, checkpoints, evaluations) to a local remote, clone it, `dvc pull`, and check the clone
-is up to date and re-evaluates without retraining.
+MaestroMotif, its oracle-label variant and the random baseline) in a copy of the project, `dvc push` its
+data (observations, pairs, labels, reward models, checkpoints, evaluations) to a local remote, clone it,
+`dvc pull`, and check the clone is up to date and re-evaluates without retraining.
 
 The two LLM stages would take most of the budget on a small CPU, so their outputs are made without an LLM and
 recorded with `dvc commit` (what a user does after running a stage by hand): the skill labels by the rule
@@ -15,7 +15,8 @@ import pytest
 
 from tests.fixtures.dvc_project import copy_project, dvc, run
 
-TINY = ("tasks=[gnomish,goldenexit]", "methods=[maestromotif,random]", "fit_methods=[random]",
+TINY = ("tasks=[gnomish,goldenexit]", "methods=[maestromotif,maestromotif_oracle,random]",
+        "fit_methods=[random]",
         "annotate.annotator=oracle", "rl.train_for_env_steps=2048", "report.bootstrap_reps=20")
 
 
@@ -35,7 +36,8 @@ def test_push_clone_pull_is_up_to_date_and_evaluates_without_retraining(tmp_path
     dvc(origin, "commit", "--force", "annotate", "codegen")
     repro = dvc(origin, "repro")
     assert {"reward@merchant", "train_skills@0", "fit@random-0", "evaluate_maestromotif", "evaluate@random",
-            "aggregate", "metrics"} <= ran_stages(repro.stdout)
+            "annotate_oracle", "reward_oracle@merchant", "train_skills_oracle@0",
+            "evaluate_maestromotif_oracle", "aggregate", "metrics"} <= ran_stages(repro.stdout)
     remote = tmp_path / "remote"
     dvc(origin, "remote", "add", "--default", "local", str(remote))
     run(origin, "git", "add", "-A")
@@ -57,7 +59,10 @@ def test_push_clone_pull_is_up_to_date_and_evaluates_without_retraining(tmp_path
     dvc(clone, "pull")
     for out in ("data/labels/merchant/labels.parquet", "data/reward/merchant/model.pt",
                 "data/fit/maestromotif/seed0/summary.json",
-                "data/evaluate/maestromotif/gnomish/seed0_code0/episodes.jsonl"):
+                "data/evaluate/maestromotif/gnomish/seed0_code0/episodes.jsonl",
+                "data/labels_oracle/merchant/labels.parquet", "data/reward_oracle/merchant/model.pt",
+                "data/fit/maestromotif_oracle/seed0/summary.json",
+                "data/evaluate/maestromotif_oracle/gnomish/seed0_code0/episodes.jsonl"):
         assert (clone / out).exists(), out
     assert json.loads(dvc(clone, "status", "--json").stdout or "{}") == {}
     assert (clone / "results" / "ci" / "metrics" / "maestromotif.json").exists()  # in git: cache: false
@@ -65,6 +70,6 @@ def test_push_clone_pull_is_up_to_date_and_evaluates_without_retraining(tmp_path
     policy = clone / "maestromotif" / "rl" / "policy.py"  # deployment only: re-evaluates, never retrains
     policy.write_text(policy.read_text() + "\n# edited after the pull\n")
     again = ran_stages(dvc(clone, "repro").stdout)
-    assert "evaluate_maestromotif" in again
+    assert {"evaluate_maestromotif", "evaluate_maestromotif_oracle"} <= again
     assert not {s for s in again
                 if s.startswith(("train_skills", "reward", "annotate", "collect", "fit@"))}, again

@@ -34,8 +34,12 @@ def run(tmp_path_factory):
                                                for s in steps])
     write_json(tmp / "data" / "reward" / "merchant" / "metrics.json",
                {"heldout_accuracy": 0.75, "train_accuracy": 0.9, "history": [{"train_seconds": 1.5}] * 2})
-    metrics(config.compose("ci", ["methods=[random,maestromotif]", f"tasks=[{','.join(TASKS)}]",
-                                  "seeds=[0,1]", f"data_dir={tmp}/data", f"results_dir={tmp}/results"]))
+    # the oracle-label variant's reward model of the same skill, in its own folder (maestromotif.chain)
+    write_json(tmp / "data" / "reward_oracle" / "merchant" / "metrics.json",
+               {"heldout_accuracy": 1.0, "train_accuracy": 1.0, "history": [{"train_seconds": 2.0}]})
+    metrics(config.compose("ci", ["methods=[random,maestromotif,maestromotif_oracle]",
+                                  f"tasks=[{','.join(TASKS)}]", "seeds=[0,1]", f"data_dir={tmp}/data",
+                                  f"results_dir={tmp}/results"]))
     return tmp / "results"
 
 
@@ -52,12 +56,21 @@ def test_per_method_metrics_are_the_summary_and_the_logs(run):
     assert mm["tasks"] == {}  # not in this summary: no numbers made up
     assert mm["fit"] == {"runs": 2, "frames_per_s": 50.5, "env_steps": 700, "wall_s": 14.0}
     reward = json.loads((run / "metrics" / "reward_models.json").read_text())
-    assert reward == {"merchant": {"heldout_accuracy": 0.75, "train_accuracy": 0.9}, "wall_s": 3.0}
+    assert reward == {"maestromotif": {"merchant": {"heldout_accuracy": 0.75, "train_accuracy": 0.9},
+                                       "wall_s": 3.0},
+                      "maestromotif_oracle": {"merchant": {"heldout_accuracy": 1.0, "train_accuracy": 1.0},
+                                              "wall_s": 2.0}}  # random has no reward models: no entry
+    oracle = json.loads((run / "metrics" / "maestromotif_oracle.json").read_text())
+    assert oracle["label"] == "MaestroMotif (oracle labels)" and oracle["fit"] == {}  # never trained here
 
 
 @pytest.mark.timeout(600)
 def test_plot_files_are_flat_tables(run):
-    reward = pd.read_csv(run / "plots" / "skill_reward.csv")
+    # the oracle-label variant logged no curves: its files exist with the header only (dvc.yaml names them)
+    for name in ("skill_reward", "skill_frequency"):
+        empty = pd.read_csv(run / "plots" / f"{name}_maestromotif_oracle.csv")
+        assert empty.empty and list(empty.columns)[0] == "env_steps"
+    reward = pd.read_csv(run / "plots" / "skill_reward_maestromotif.csv")
     assert list(reward.columns) == ["env_steps", "discoverer", "descender", "ascender", "worshipper",
                                     "merchant"]
     assert reward["discoverer"].isna().all()  # no curve for it: an empty column, which dvc plots still draws

@@ -66,10 +66,10 @@ def ci_params(tmp_path, *overrides: str):
     return cfg, path
 
 
-def untrained_skill_run(params, seed: int = 0):
-    """A train_skills run dir as deployment reads it (sample-factory config.json + one checkpoint), holding
-    the real skill network at its random initialisation: evaluation tests need the network, not its
-    training."""
+def untrained_skill_run(params, seed: int = 0, method: str = "maestromotif"):
+    """A train_skills run dir of MaestroMotif method `method` as deployment reads it (sample-factory
+    config.json + one checkpoint), holding the real skill network at its random initialisation: evaluation
+    tests need the network, not its training."""
     import json
 
     import gymnasium as gym
@@ -82,8 +82,8 @@ def untrained_skill_run(params, seed: int = 0):
     from maestromotif.rl.sf_run import parse_cfg
     from maestromotif.rl.train import EXPERIMENT, RLConfig, run_dir, sf_argv
 
-    run = run_dir(params, seed)
-    cfg = parse_cfg(sf_argv(section(params, "rl", RLConfig), params, seed, run))
+    run = run_dir(params, seed, method)
+    cfg = parse_cfg(sf_argv(section(params, "rl", RLConfig), params, seed, run, method=method))
     (run / EXPERIMENT / "checkpoint_p0").mkdir(parents=True, exist_ok=True)
     (run / EXPERIMENT / "config.json").write_text(json.dumps(cfg_dict(cfg), default=str))
     torch.manual_seed(seed)

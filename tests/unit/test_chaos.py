@@ -100,9 +100,26 @@ def test_tainted_paths_keep_duplicates_as_mismatches_and_value_changes_as_expect
     _jsonl(b / run, [{**r, "score": r["score"] + 1} for r in _episodes(2)])
     _jsonl(a / "data/evaluate/random/gnomish/seed0/episodes.jsonl", _episodes(2))
     _jsonl(b / "data/evaluate/random/gnomish/seed0/episodes.jsonl", _episodes(2) + _episodes(2)[:1])
-    out = chaos.compare_trees(a, b, chaos.tainted_patterns({"seed0": 512}))
+    # a resumed oracle-label network taints its own runs only, never maestromotif's
+    oracle = "data/evaluate/maestromotif_oracle/gnomish/seed0_code0/episodes.jsonl"
+    _jsonl(a / oracle, _episodes(2))
+    _jsonl(b / oracle, [{**r, "score": r["score"] + 1} for r in _episodes(2)])
+    out = chaos.compare_trees(a, b, chaos.tainted_patterns({"maestromotif/seed0": 512}))
     assert {m["file"] for m in out["expected_divergence"]} == {run}
+    assert {m["file"] for m in out["mismatches"] if m["kind"] != "duplicated_records"} == {oracle}
+    out = chaos.compare_trees(a, b, chaos.tainted_patterns({"maestromotif/seed0": 512,
+                                                            "maestromotif_oracle/seed0": 64}))
+    assert {m["file"] for m in out["expected_divergence"]} == {run, oracle}
     assert [m["kind"] for m in out["mismatches"]] == ["duplicated_records"]
+
+
+def test_resumed_training_is_found_for_both_maestromotif_methods(tmp_path):
+    for method, seed, steps in (("maestromotif", 0, 512), ("maestromotif", 1, 0),
+                                ("maestromotif_oracle", 0, 256)):
+        summary = tmp_path / "data" / "fit" / method / f"seed{seed}" / "summary.json"
+        summary.parent.mkdir(parents=True)
+        summary.write_text(json.dumps({"resumed_from_env_steps": steps}))
+    assert chaos.resumed_training(tmp_path) == {"maestromotif/seed0": 512, "maestromotif_oracle/seed0": 256}
 
 
 def test_kills_cover_every_stage_family_in_run_order():

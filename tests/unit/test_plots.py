@@ -103,6 +103,23 @@ def test_skill_curves_put_seeds_on_one_env_step_grid(tmp_path, monkeypatch):
     assert len(drawn[0]) == 1 and np.allclose(drawn[0][0], 0.5)  # one line per skill, flat at the mean
 
 
+def test_skill_curves_of_two_methods_get_one_row_each(tmp_path, monkeypatch):
+    """MaestroMotif beside its oracle-label variant: one row of panels per method, each drawn from that
+    method's curves only (flat at 0 for one, 1 for the other)."""
+    curves = pd.concat([pd.DataFrame({"env_steps": [0, 100, 200], "skill": "descender", "seed": 0,
+                                      "normalised_reward": value, "frequency": 0.5, "method_label": label})
+                        for label, value in (("FakeA", 0.0), ("FakeB", 1.0))])
+    drawn = []
+    original = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, stem, formats: drawn.append(
+        [(ax.get_title(), [line.get_ydata() for line in ax.lines]) for ax in fig.axes])
+        or original(fig, stem, formats))
+    plots.skill_curves(curves, tmp_path / "curves", "ci", [0], ["png"])
+    (title_a, lines_a), _, (title_b, lines_b), _ = drawn[0]  # rows: reward and frequency panels per method
+    assert (title_a, title_b) == ("FakeA", "FakeB")
+    assert np.allclose(lines_a[0], 0.0) and np.allclose(lines_b[0], 1.0)
+
+
 def test_skill_curves_grid_interpolates_between_logged_steps():
     curves = pd.DataFrame({"env_steps": [0, 100, 0, 200], "skill": "merchant", "seed": [0, 0, 1, 1],
                            "frequency": [0.0, 1.0, 0.0, 1.0]})

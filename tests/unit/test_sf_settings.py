@@ -29,6 +29,21 @@ def test_the_baselines_env_gets_no_intrinsic_block(tmp_path):
     assert "--mm_intrinsic=" in argv
 
 
+def test_each_maestromotif_method_trains_on_its_own_reward_models(tmp_path):
+    from benchmark.config import section
+
+    params = compose("ci", [f"data_dir={tmp_path}"])
+    rl = section(params, "rl", RLConfig)
+
+    argv = {m: sf_argv(rl, params, 0, tmp_path / "run", method=m)
+            for m in ("maestromotif", "maestromotif_oracle")}
+    llm, oracle = ({a[2:].split("=", 1)[0]: a.split("=", 1)[1] for a in v} for v in argv.values())
+    assert llm["mm_reward_dir"] == f"{tmp_path}/reward"  # the folder it always was
+    assert oracle["mm_reward_dir"] == f"{tmp_path}/reward_oracle"
+    assert {k for k in llm if llm[k] != oracle[k]} == {"mm_reward_dir"}  # the same training otherwise
+    assert settings_hash(argv["maestromotif"]) != settings_hash(argv["maestromotif_oracle"])
+
+
 def test_importing_the_env_module_patches_nothing():
     code = ("import maestromotif.rl.sf_env\n"
             "from sample_factory.algo.learning.learner import Learner\n"
