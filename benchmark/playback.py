@@ -128,7 +128,7 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
                     continue
                 on_record({**record, **policy.episode_stats(i)})
                 bar.update(1)
-                if queue:
+                if len(queue) > len(restart):  # envs that finish together share what is left
                     restart.append(i)
                 else:
                     running[i] = False

@@ -124,3 +124,13 @@ def test_records_carry_the_highest_experience_level_and_depth_for_progression():
         env.close()
     assert record["end_reason"] == "step_cap" and record["max_xlvl"] == 2 and record["max_depth"] == 3
     assert progression.progression(record["max_depth"], record["max_xlvl"]) == 0.01847840456172601  # "Xp:2"
+
+
+@pytest.mark.timeout(300)
+def test_envs_that_finish_together_start_only_the_episodes_left(tmp_path):
+    """Every env hits the step cap on the same step while one episode is left: one env takes it, the other
+    stops. Before, both were restarted from the one-episode queue and the run died (pop from empty list)."""
+    params = ci_params(tmp_path, "evaluate.num_envs=2", "evaluate.max_episode_steps=5")
+    _, records = run(params)
+    assert [r["episode"] for r in records] == [0, 1, 2]
+    assert [r["end_reason"] for r in records] == ["step_cap"] * 3
