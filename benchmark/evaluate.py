@@ -61,6 +61,10 @@ class EvaluateConfig:
     # under data_dir: where methods' fit() artefacts live (see method_artefact)
     fit_dir: str = "fit"
     device: str = "auto"            # trained networks: auto (cuda if there is a GPU, else cpu) | cpu | cuda:N
+    # torch threads while playing (0: torch's default, one per core). One: a batch of 8-16 observations is
+    # too small to split, and extra threads that spin while the env, the sandboxed program or another job
+    # holds a core made evaluation up to 20x slower on 2 shared cores (docs/throughput.md, "Evaluation").
+    torch_threads: int = 1
 
 
 @dataclass
@@ -265,6 +269,9 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
                           f"{did_you_mean(task, list(top.tasks))}")
     if cfg.episodes <= 0 or cfg.num_envs <= 0 or cfg.max_episode_steps <= 0:
         raise ConfigError(f"evaluate.episodes, num_envs and max_episode_steps must be positive, got {cfg}")
+    if cfg.torch_threads < 0:
+        raise ConfigError(f"evaluate.torch_threads={cfg.torch_threads}: use a positive count, or 0 for "
+                          "torch's default")
     env_cfg.max_episode_steps = cfg.max_episode_steps
 
     spec = method_spec(method_name)
@@ -325,6 +332,7 @@ def evaluate(method_name: str, task: str, seed: int, params: DictConfig,
         policy, lambda: make_env(task=task, cfg=env_cfg), cfg.episodes, cfg.num_envs, seeds,
         records_file=out / EPISODES_FILE, run_key=run_key, fields=meta,
         after={**extra, "profile": top.profile, "run_key": run_key}, progress=progress,
+        threads=cfg.torch_threads,
         process_seed=lambda first: derive_seed(top.root_seed, "evaluate-policy", method_name, task, *run_id,
                                                first))
     steps, elapsed, records = played.steps, played.seconds, played.records

@@ -20,6 +20,12 @@ class Policy(ABC):
         """Wrap each evaluation env (e.g. MaestroMotif's options wrapper); default: unchanged."""
         return env
 
+    def step_envs(self, envs: list[gym.Env], actions: list[int]) -> list[tuple]:
+        """env.step(action) for each of the (wrapped) envs, in order. A policy whose wrappers can share work
+        across envs overrides it (MaestroMotif: one sandbox call for the whole batch's programs); the
+        results must be those of stepping the envs one by one. Default: one by one."""
+        return [env.step(action) for env, action in zip(envs, actions)]
+
     @abstractmethod
     def initial_state(self, num_envs: int) -> Any:
         """The state before the first step of `num_envs` fresh episodes."""

@@ -17,9 +17,10 @@ import logging
 import random
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import gymnasium as gym
 import numpy as np
@@ -60,7 +61,11 @@ class _Slot:
 
     def step(self, action: int) -> dict | None:
         """Step; return the finished episode's record, or None while it runs."""
-        obs, reward, terminated, truncated, info = self.env.step(int(action))
+        return self.stepped(self.env.step(int(action)))
+
+    def stepped(self, result: tuple) -> dict | None:
+        """Take in the env's step result; return the finished episode's record, or None while it runs."""
+        obs, reward, terminated, truncated, info = result
         self.obs, self.steps, self.ret = obs, self.steps + 1, self.ret + float(reward)
         self._track(obs)
         if not (terminated or truncated):
@@ -119,10 +124,12 @@ def play(policy: Policy, make_env: Callable[[], gym.Env], episodes: list[tuple[i
             actions, state = policy.act(stack_observations([s.obs for s in slots]), state, episode_start)
             episode_start = np.zeros(len(slots), dtype=bool)
             restart = []
-            for i, slot in enumerate(slots):
-                if not running[i]:
-                    continue
-                record = slot.step(actions[i])
+            ids = [i for i in range(len(slots)) if running[i]]
+            # one call for the batch: the policy may share work across its envs (MaestroMotif's programs)
+            results = policy.step_envs([slots[i].env for i in ids], [int(actions[i]) for i in ids])
+            for i, result in zip(ids, results):
+                slot = slots[i]
+                record = slot.stepped(result)
                 total_steps += 1
                 if record is None:
                     continue
@@ -151,6 +158,22 @@ def seed_process(seed: int) -> None:
         np.random.seed(seed % (2**32))
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count for the block, restored after; None or 0: left as it is. Nothing to do
+    when torch was never imported (methods without a network)."""
+    torch = sys.modules.get("torch")
+    if not n or torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @dataclass
 class Played:
     """What play_and_record did: the run's records (episode order), and this call's share of the work."""
@@ -165,14 +188,14 @@ def play_and_record(policy: Policy, make_env: Callable[[], gym.Env], episodes: i
                     episode_seeds: Callable[[int], int], *, records_file: Path | None = None,
                     run_key: str | None = None, fields: Mapping[str, Any] | None = None,
                     after: Mapping[str, Any] | None = None, process_seed: Callable[[int], int] | None = None,
-                    progress: bool = True) -> Played:
+                    progress: bool = True, threads: int | None = None) -> Played:
     """Play episodes 0..`episodes`-1 (episode k: the NetHack game `episode_seeds(k)`) and record each one as
     {**fields, **its record, **after}.
 
     records_file: append the records there, skipping the episodes it already holds under `run_key` (and
     dropping its other records); None: keep them in memory only. process_seed(first episode played, -1 when
     none) seeds the process's global RNGs (torch sampling) before the first step, so a resumed run is seeded
-    by where it starts."""
+    by where it starts. threads: torch's thread count while playing (None: unchanged)."""
     done = set() if records_file is None else load_finished(records_file, run_key, episodes)
     pending = [(k, episode_seeds(k)) for k in range(episodes) if k not in done]
     if records_file is not None:
@@ -190,7 +213,8 @@ def play_and_record(policy: Policy, make_env: Callable[[], gym.Env], episodes: i
             append_jsonl(records_file, [line])
 
     t0 = time.perf_counter()
-    steps = play(policy, make_env, pending, num_envs, on_record, progress)
+    with torch_threads(threads):
+        steps = play(policy, make_env, pending, num_envs, on_record, progress)
     seconds = time.perf_counter() - t0
     if records_file is None:
         records = sorted(kept, key=lambda r: r["episode"])

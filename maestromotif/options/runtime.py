@@ -538,6 +538,16 @@ class ProgramRuntime:
                 del self.players[pid]
         return None
 
+    def op_batch(self, requests: list):
+        """Several requests in one: each answered in order as `handle` answers it alone (its own ok or
+        error), so a batch of envs' options steps costs one sandbox round trip instead of one per env."""
+        if not isinstance(requests, list) or any(not isinstance(r, dict) or r.get("op") == "batch"
+                                                 for r in requests):
+            raise TypeError("batch: expected a list of requests, none of them a batch")
+        answers = [self.handle(r) for r in requests]
+        self._active = None  # each answer carries its own errors: none of them is the batch's
+        return answers
+
     def op_ping(self):
         return "pong"
 

@@ -140,11 +140,14 @@ class PlayerHandle:
         self.program, self.player_id, self.initial_skill = program, player_id, initial_skill
         self.generation = program.runner.generation
 
+    def lost(self) -> "SandboxInstanceLost":
+        return SandboxInstanceLost(f"{self.program.name}: this player lived in a sandbox worker that was "
+                                   "restarted after an error; create a new player")
+
     def _request(self, request: dict, what: str):
         runner = self.program.runner
         if runner.generation != self.generation:
-            raise SandboxInstanceLost(f"{self.program.name}: this player lived in a sandbox worker that was "
-                                      "restarted after an error; create a new player")
+            raise self.lost()
         return runner._call({**request, "player_id": self.player_id}, f"{self.program.name}: {what}")
 
     def step(self, inputs: dict) -> dict:
@@ -195,6 +198,42 @@ class Runner(ABC):
 
     def ping(self) -> str:
         return self._call({"op": "ping"}, "ping")
+
+    def step_players(self, steps: list[tuple["PlayerHandle", dict]]) -> list[dict | SandboxError]:
+        """The options steps of several players of this runner in one request (one round trip to the
+        sandbox worker for a whole batch of envs, instead of one per env). Entry i is player i's result, or
+        the SandboxError its own `step` would have raised; the batch's time limit is the per-call limit
+        times the number of steps."""
+        results: list = [None] * len(steps)
+        requests, sent = [], []
+        for i, (player, inputs) in enumerate(steps):
+            if player.program.runner is not self:
+                raise ValueError(f"{player.player_id} belongs to another runner")
+            if player.generation != self.generation:
+                results[i] = player.lost()
+                continue
+            requests.append({"op": "step", "player_id": player.player_id, "inputs": inputs})
+            sent.append(i)
+        if not requests:
+            return results
+        try:
+            answers = self._call({"op": "batch", "requests": requests}, f"options steps of {len(requests)} "
+                                 "players", timeout_s=self.timeout_s * len(requests))
+        except SandboxError as e:  # the worker timed out or died: every step of the batch failed with it
+            answers = [e] * len(requests)
+        if not isinstance(answers, list) or len(answers) != len(requests):
+            bad = SandboxProtocolError(f"options steps: {len(requests)} requests got an unreadable answer")
+            answers = [bad] * len(requests)
+        for i, answer in zip(sent, answers):
+            what = f"{steps[i][0].program.name}: options step"
+            try:
+                if isinstance(answer, SandboxError):
+                    results[i] = answer
+                else:
+                    results[i] = _raise_for(answer if isinstance(answer, dict) else {}, what)
+            except SandboxError as e:
+                results[i] = e
+        return results
 
     def _forget(self, program: ProgramHandle) -> None:
         self._programs.pop(program.program_id, None)
@@ -300,8 +339,12 @@ class Sandbox(Runner):
             if self._proc is None or self._proc.poll() is not None:
                 self._restart("the worker was not running")
             response = self._roundtrip(request, timeout_s or self.timeout_s, what)
-            if response.get("kind") == "memory":  # its heap may be left huge: start clean
-                response["message"] = f"{response.get('message', '')} (limit {self.memory_mb} MB)"
+            batch = response.get("result") if request.get("op") == "batch" and response.get("ok") else []
+            batch = batch if isinstance(batch, list) else []
+            hit = [r for r in [response, *batch] if isinstance(r, dict) and r.get("kind") == "memory"]
+            for r in hit:
+                r["message"] = f"{r.get('message', '')} (limit {self.memory_mb} MB)"
+            if hit:  # its heap may be left huge: start clean
                 self._restart("a program hit the memory limit")
             return _raise_for(response, what)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -78,6 +79,16 @@ def collectible_letters(obs: dict) -> set[int]:
     oclasses = obs["inv_oclasses"]
     mask = (oclasses != FOOD_OCLASS) & (oclasses != COIN_OCLASS)
     return {int(c) for c in obs["inv_letters"][mask] if c}
+
+
+class PendingStep(NamedTuple):
+    """An env step waiting for the program's answer (OptionsWrapper.begin_step -> end_step)."""
+
+    result: tuple     # the inner env's (obs, reward, terminated, truncated, info)
+    chosen: int       # the skill that chose the action
+    turn: int
+    depth: int
+    inputs: dict      # the program's options_step inputs
 
 
 class OptionsWrapper(gym.Wrapper):
@@ -147,8 +158,18 @@ class OptionsWrapper(gym.Wrapper):
         self.player = self.handle.new_player(seed=seed)
         self.skill = SKILL_INDEX[self.player.initial_skill]
 
-    # -- one step
+    # -- one step: the env's step, the program's options step, then the skill bookkeeping. Split in two
+    # halves around the program call so that step_batch can make one call for a whole batch of envs.
     def step(self, action):
+        pending = self.begin_step(action)
+        try:
+            out = self.player.step(pending.inputs)
+        except SandboxError as e:
+            out = e
+        return self.end_step(pending, out)
+
+    def begin_step(self, action) -> PendingStep:
+        """Step the env and gather the program's inputs; end_step finishes with the program's answer."""
         chosen = self.skill
         obs, reward, terminated, truncated, info = self.env.step(action)
         bl = obs["blstats"]
@@ -169,18 +190,21 @@ class OptionsWrapper(gym.Wrapper):
             gold=int(bl[BL_GOLD]), kill=("kill" in message or "destroy" in message), xp_level=int(bl[BL_XP]),
             ate_in_mines=ate and dnum == MINES,
         )
-        try:
-            out = self.player.step(inputs)
-        except SandboxError as e:
+        return PendingStep((obs, reward, terminated, truncated, info), chosen, turn, depth, inputs)
+
+    def end_step(self, pending: PendingStep, out: dict | SandboxError):
+        """Apply the program's answer to `pending.inputs` (or the error its call raised)."""
+        if isinstance(out, SandboxError):
             if self.on_error == "raise":
-                raise
-            out = self._on_error(e)
+                raise out
+            out = self._on_error(out)
+        obs, reward, terminated, truncated, info = pending.result
         if out["end"]:
             self.skill = SKILL_INDEX[out["next"]]
-            self.skill_start_time = turn
-            self.previous_depth = depth
+            self.skill_start_time = pending.turn
+            self.previous_depth = pending.depth
             self.branch_depth = out["branch_depth"]
-        info.update(self._info(chosen, out["end"]))
+        info.update(self._info(pending.chosen, out["end"]))
         info.update(merchant_precondition=out["merchant"], worshipper_precondition=out["worshipper"])
         return self._observe(obs), reward, terminated, truncated, info
 
@@ -220,3 +244,40 @@ class OptionsWrapper(gym.Wrapper):
             self.player.close()
         self.handle.close()
         super().close()
+
+
+def step_batch(envs: list[gym.Env], actions) -> list[tuple]:
+    """env.step(action) for each env, with one program call per runner for the whole batch (one sandbox
+    round trip instead of one per env). An env counts when its stack is observation wrappers over an
+    OptionsWrapper; any other env steps on its own. The same results as stepping the envs one by one: the
+    envs are independent and each wrapper's program is its own (its own loaded copy and random stream)."""
+    results: list = [None] * len(envs)
+    pending: dict[int, tuple[OptionsWrapper, list, PendingStep]] = {}
+    for i, (env, action) in enumerate(zip(envs, actions)):
+        options, layers = _options_under(env)
+        if options is None:
+            results[i] = env.step(action)
+        else:
+            pending[i] = (options, layers, options.begin_step(action))
+    by_runner: dict[int, list[int]] = {}
+    for i, (options, _, _) in pending.items():
+        by_runner.setdefault(id(options.runner), []).append(i)
+    for ids in by_runner.values():
+        runner = pending[ids[0]][0].runner
+        outs = runner.step_players([(pending[i][0].player, pending[i][2].inputs) for i in ids])
+        for i, out in zip(ids, outs):
+            options, layers, step = pending[i]
+            obs, *rest = options.end_step(step, out)
+            for layer in reversed(layers):  # innermost first, as their step() methods would
+                obs = layer.observation(obs)
+            results[i] = (obs, *rest)
+    return results
+
+
+def _options_under(env: gym.Env) -> tuple[OptionsWrapper | None, list[gym.ObservationWrapper]]:
+    """The OptionsWrapper under `env`'s observation wrappers (outermost first), or (None, [])."""
+    layers = []
+    while isinstance(env, gym.ObservationWrapper):
+        layers.append(env)
+        env = env.env
+    return (env, layers) if isinstance(env, OptionsWrapper) else (None, [])

@@ -112,6 +112,11 @@ class SkillPolicy(Policy):
         env = wrap_skills(env, self.program, seed=self.seed * 1000 + self._envs)
         return PolicyObservation(env, self.cfg.mm_crop_mode, keep_raw=True)
 
+    def step_envs(self, envs: list[gym.Env], actions: list[int]) -> list[tuple]:
+        from maestromotif.options.wrapper import step_batch
+
+        return step_batch(envs, actions)  # one sandbox round trip for the batch's programs, not one per env
+
     def initial_state(self, num_envs: int) -> torch.Tensor:
         self._samplers = [None] * num_envs
         return torch.zeros(num_envs, self.cfg.rnn_size, device=self.device)
@@ -127,14 +132,16 @@ class SkillPolicy(Policy):
         start = torch.from_numpy(np.asarray(episode_start, dtype=bool)).to(state.device)
         state[start] = 0.0  # new episode: fresh GRU state
         inputs = {k: torch.from_numpy(np.ascontiguousarray(obs[k])).to(self.device) for k in self.keys}
-        out = self.model(self.model.normalize_obs(inputs), state)
-        if self.deterministic:
-            actions = out["action_logits"].argmax(dim=-1)
-        elif self._samplers and all(g is not None for g in self._samplers):
-            actions = self._sample(out["action_logits"])
+        seeded = bool(self._samplers) and all(g is not None for g in self._samplers)
+        if self.deterministic or seeded:  # only the logits: sample-factory's draw and log-probs go unused
+            model = self.model
+            core, new_state = model.forward_core(model.forward_head(model.normalize_obs(inputs)), state)
+            logits = model.forward_tail(core, values_only=False, sample_actions=False)["action_logits"]
+            actions = logits.argmax(dim=-1) if self.deterministic else self._sample(logits)
         else:  # a harness that never seeds episodes: sample-factory's own draw (process-wide RNG)
-            actions = out["actions"]
-        return actions.reshape(-1).cpu().numpy().astype(np.int64), out["new_rnn_states"]
+            out = self.model(self.model.normalize_obs(inputs), state)
+            actions, new_state = out["actions"], out["new_rnn_states"]
+        return actions.reshape(-1).cpu().numpy().astype(np.int64), new_state
 
     def _sample(self, logits: torch.Tensor) -> torch.Tensor:
         """One categorical draw per env from its own sampler (on the CPU: the same draws on every device)."""

@@ -189,3 +189,48 @@ def test_wrapper_refuses_an_env_without_the_keys_it_needs():
     with pytest.raises(ValueError, match="glyphs"):
         OptionsWrapper(make(seed=3, observation_keys=["blstats", "message", "tty_chars", "tty_colors",
                                                       "inv_letters", "inv_oclasses"]), "training")
+
+
+def _same_step(a: tuple, b: tuple) -> bool:
+    (obs_a, *rest_a), (obs_b, *rest_b) = a, b
+    same_obs = obs_a.keys() == obs_b.keys() and all(np.array_equal(obs_a[k], obs_b[k]) for k in obs_a)
+    return same_obs and repr(rest_a) == repr(rest_b)  # reward, terminated, truncated, info (nested dicts)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("runner", ["sandbox", "inprocess"])
+def test_step_batch_steps_like_one_env_after_another(runner):
+    """One program call for the whole batch (step_batch) against env.step one env after another: the same
+    observations (network inputs included), rewards, ends and infos, through skill switches and resets. The
+    last env has no options wrapper and steps on its own."""
+    from maestromotif.options.wrapper import step_batch
+    from maestromotif.rl.obs import PolicyObservation
+
+    program = training_program()  # a 5-turn Discoverer: skills switch within the test
+    if runner == "sandbox":
+        program = Program("training", program.source, "test", trusted=False)
+
+    def envs():
+        wrapped = [PolicyObservation(OptionsWrapper(make(seed=s, max_episode_steps=120), program, seed=s),
+                                     "embed", keep_raw=True) for s in (4, 5, 6)]
+        return wrapped + [make(seed=7, max_episode_steps=120)]
+
+    alone, batched = envs(), envs()
+    assert runner != "sandbox" or alone[0].env.runner.sandboxed
+    for k, (a, b) in enumerate(zip(alone, batched)):
+        assert _same_step((*a.reset(seed=10 + k), 0), (*b.reset(seed=10 + k), 0))
+    rng = np.random.default_rng(0)
+    switches = resets = 0
+    for _ in range(300):
+        actions = [int(a) for a in rng.integers(0, 28, size=len(alone))]
+        expected = [env.step(a) for env, a in zip(alone, actions)]
+        got = step_batch(batched, actions)
+        assert all(_same_step(e, g) for e, g in zip(expected, got))
+        switches += sum(bool(e[4].get("skill_switched")) for e in expected[:3])
+        for k, (e, a, b) in enumerate(zip(expected, alone, batched)):
+            if e[2] or e[3]:
+                resets += 1
+                assert _same_step((*a.reset(seed=100 + k), 0), (*b.reset(seed=100 + k), 0))
+    assert switches > 0 and resets > 0, (switches, resets)  # the check went through both
+    for env in alone + batched:
+        env.close()

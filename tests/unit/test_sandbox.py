@@ -181,3 +181,70 @@ class NetHackPlayer:
                        {"@": 15, "_": 7}) == [False, True]
     assert player.call("skill_precondition", {"grid": chars}, {"grid": colors}, 0,
                        {"@": 15, "_": 7}) == [False, False]
+
+
+def options_inputs(turn: int) -> dict:
+    """Plain-data inputs of one options step (runtime.options_step): a shopkeeper in view, depth varying."""
+    chars = [[32] * 7 for _ in range(7)]
+    chars[1][5] = 64
+    return dict(chars=chars, colors=[[7] * 7 for _ in range(7)], num_items=turn % 2,
+                color_map={"@": 15, "_": 7}, skill="discoverer", skill_time=turn % 40,
+                depth=1 + turn % 3, previous_depth=1, dungeon_number=0, branch_depth=-2,
+                branch_depth_if_end=-2, gold=turn, kill=turn % 7 == 0, xp_level=1, ate_in_mines=False)
+
+
+BROKEN_STEPS = '''
+class NetHackPlayer:
+    def __init__(self, max_depth, branch_depth):
+        pass
+    def set_initial_values(self):
+        self.skill = "discoverer"
+    def skill_precondition(self, chars, colors, num_items, color_map):
+        return False, False
+    def skill_termination(self, skill, skill_time, current_depth, previous_depth, preconditions):
+        return True
+    def perform_task(self, skill, depth, branch, merchant, worshipper):
+        raise RuntimeError("this program is broken")
+'''
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("runner", ["sandbox", "inprocess"])
+def test_one_batched_call_answers_each_player_as_its_own_step_would(sandbox, runner):
+    """step_players (one request for a whole batch of envs) against the same players stepped one by one."""
+    from maestromotif.options.program import reference_program
+
+    runner = sandbox if runner == "sandbox" else InProcessRunner()
+    source = reference_program("training").source
+
+    def players():  # each env's wrapper loads its own copy of the program: its own random stream
+        return [runner.load(source, "training", seed=s).new_player(seed=s) for s in (1, 2, 3)]
+
+    alone, batched = players(), players()
+    for turn in range(60):
+        inputs = [options_inputs(turn + 5 * k) for k in range(3)]
+        assert runner.step_players(list(zip(batched, inputs))) == [p.step(x) for p, x in zip(alone, inputs)]
+    # one broken player: its entry is the error its own step raises; the others still get their answers
+    broken = runner.load(BROKEN_STEPS, "broken").new_player()
+    results = runner.step_players([(alone[0], options_inputs(0)), (broken, options_inputs(0))])
+    assert isinstance(results[0], dict) and results[0] == batched[0].step(options_inputs(0))
+    assert isinstance(results[1], SandboxProgramError) and "this program is broken" in str(results[1])
+    assert str(results[1]).startswith("broken: options step")
+    with pytest.raises(SandboxProgramError, match="batch: expected a list of requests, none of them a batch"):
+        runner._call({"op": "batch", "requests": [{"op": "batch", "requests": []}]}, "nested")
+
+
+@pytest.mark.timeout(60)
+def test_a_batch_that_times_out_fails_every_step_and_the_players_are_lost():
+    from maestromotif.options.program import reference_program
+
+    hang = BROKEN_STEPS.replace('raise RuntimeError("this program is broken")',
+                                "while True:\n            pass")
+    with Sandbox(timeout_s=0.5) as sb:
+        fine = sb.load(reference_program("training").source, "training").new_player()
+        stuck = sb.load(hang, "hang").new_player()
+        results = sb.step_players([(fine, options_inputs(0)), (stuck, options_inputs(0))])
+        assert [type(r) for r in results] == [SandboxTimeout, SandboxTimeout] and sb.restarts == 1
+        assert [type(r) for r in sb.step_players([(fine, options_inputs(1))])] == [SandboxInstanceLost]
+        assert isinstance(sb.step_players([(sb.load(BROKEN_STEPS, "b").new_player(),
+                                            options_inputs(0))])[0], SandboxProgramError)
