@@ -38,4 +38,4 @@ def test_a_new_method_from_a_temporary_folder_reaches_the_tables(tmp_path, monke
     assert len(episodes) == 2 and (episodes["steps"] > 0).all()
     scores = pd.read_csv(tmp_path / "results/scores_per_seed.csv")
     assert set(scores["method"]) == {"random", "stair_diver"}
-    assert "Stair diver (ours, ci)" in (tmp_path / "results/table1.md").read_text()
+    assert "Stair diver (ours, ci; no training)" in (tmp_path / "results/table1.md").read_text()

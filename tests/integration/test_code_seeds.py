@@ -114,7 +114,7 @@ def test_aggregate_counts_each_pair_as_a_seed_and_the_table_marks_fallbacks(setu
     assert agg["runs"]["maestromotif"] == ["seed0_code0", "seed0_code1"] and agg["code_seeds"] == [0, 1]
     table = (results / "table1.md").read_text()
     assert "| Gnomish Mines |" in table and " †" in table
-    assert "MaestroMotif (ours, ci), Gnomish Mines: 1 of 2 runs (program)" in table
+    assert "MaestroMotif (ours, ci; 10k steps), Gnomish Mines: 1 of 2 runs (program)" in table
     assert "skill seeds [0] x code seeds [0, 1] (n=2 runs)" in table
 
 
