@@ -3,7 +3,8 @@
     python -m maestromotif.skill_behaviour                 # params.yaml (MM_PARAMS overrides the path)
 
 Every trained skill plays alone (its one-hot held for the whole episode, no policy over skills) from
-seeded starts where it can act, beside uniform random play from the same games:
+seeded starts where it can act (maestromotif/skill_starts.py, which the `skill_starts` training program
+shares), beside uniform random play from the same games:
 
     start   where                                                       the skill it is made for
     dl1     level 1 of the full game                                    discoverer

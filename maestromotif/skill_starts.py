@@ -1,5 +1,5 @@
 """Where each skill can act: the seeded starts that the skill-behaviour stage measures skills from, and that
-the `skill_starts` training program (rl.program) trains them on (docs/deviations.md, "Skill starts").
+the `skill_starts` training program (rl.program) trains them on (docs/deviations.md, `rl.program`).
 
     start   levels                                                     made for
     dl1     level 1 of the full game                                   discoverer

@@ -195,7 +195,7 @@ def wrap_skills(env: gym.Env, program, seed: int) -> gym.Env:
 def held_skill_at_start(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) -> gym.Env:
     """The `skill_starts` training program: env `env_index` holds skill SKILLS[env_index % 5] for whole
     episodes of at most cfg.mm_held_steps steps, on that skill's start (maestromotif.skill_starts), so every
-    skill trains where it can act (docs/deviations.md, "Skill starts")."""
+    skill trains where it can act (docs/deviations.md, `rl.program`)."""
     from maestromotif.options.runtime import SKILLS
     from maestromotif.skill_starts import START_OF, make_start
 

@@ -83,7 +83,7 @@ class RLConfig:
     crop_mode: str = "rgb"  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
     # skills
     # the training policy over skills; "isolated" = the ablation without one; "skill_starts" = each env holds
-    # one skill on the start made for it (maestromotif/skill_starts.py; docs/deviations.md, "Skill starts")
+    # one skill on the start made for it (maestromotif/skill_starts.py; docs/deviations.md, `rl.program`)
     program: str = "training"
     held_steps: int = 1000  # skill_starts: steps per episode of a held skill
     # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
