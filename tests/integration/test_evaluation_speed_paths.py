@@ -25,6 +25,15 @@ from tests.integration.test_train_support import untrained_skill_run
 TASK = "gnomish"
 
 
+@pytest.fixture(autouse=True)
+def torch_own_set_num_threads(monkeypatch):
+    """vLLM's CPU worker, once an earlier test has loaded the embedded LLM into this pytest process, replaces
+    torch.set_num_threads with a no-op that warns (vllm/v1/worker/cpu_worker.py); an evaluate process of a
+    trained policy never loads vLLM. These tests check our thread handling, so torch's own function is put
+    back for them."""
+    monkeypatch.setattr(torch, "set_num_threads", torch._C.set_num_threads)
+
+
 def write_llm_program(data_dir, task: str = TASK) -> None:
     """codegen's output for code seed 0 as the codegen stage writes it, with a program the sandbox runs."""
     folder = data_dir / "codegen" / task / "seed0"
