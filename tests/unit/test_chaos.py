@@ -174,3 +174,14 @@ def test_a_kill_after_the_command_finished_is_told_apart():
     chaos.kill_phases(log, kills)
     assert kills[0]["phase"].startswith("dvc bookkeeping") and kills[1]["phase"] == "command"
     assert "phase" not in kills[2]
+
+
+def test_a_lock_torn_by_a_kill_is_recognised_from_dvcs_own_error(tmp_path):
+    from benchmark.chaos import _lock_is_torn
+
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages:\n  collect:\n    cmd: python -m")
+    (tmp_path / "chaos_repro.log").write_text("===== chaos cycle 3: dvc repro =====\n'./dvc.lock' validation "
+                                              "failed.\n\nrequired key not provided, in schema\n")
+    assert _lock_is_torn(tmp_path)
+    (tmp_path / "chaos_repro.log").write_text("ERROR: failed to reproduce 'collect'\n")
+    assert not _lock_is_torn(tmp_path)  # any other failure stays a failure
