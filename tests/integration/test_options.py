@@ -9,6 +9,7 @@ from benchmark.env import ACTION_INDEX, make
 from maestromotif.options.program import Program, Settings, compose, reference_layers
 from maestromotif.options.runtime import SKILLS
 from maestromotif.options.wrapper import OptionsWrapper, screen_window
+from tests.fixtures.programs import BROKEN
 from tests.fixtures.wizard import (WIZARD_SEED, base, message, shop_interiors, teleport_onto, teleport_to,
                                    teleport_to_named, wish)
 
@@ -149,20 +150,6 @@ def test_screen_window_is_centred_on_the_agent_and_padded_at_the_edges():
     assert corner[3, 3] == chars[1, 0] and (corner[:, :3] == 32).all() and (ccolors[:, :3] == 0).all()
     assert corner[2, 3] == chars[0, 0] and (corner[:2] == 32).all()  # terminal rows -2, -1 do not exist
 
-
-BROKEN = '''
-class NetHackPlayer:
-    def __init__(self, max_depth, branch_depth):
-        pass
-    def set_initial_values(self):
-        self.skill = "discoverer"
-    def skill_precondition(self, chars, colors, num_items, color_map):
-        return False, False
-    def skill_termination(self, skill, skill_time, current_depth, previous_depth, preconditions):
-        return True
-    def perform_task(self, skill, depth, branch, merchant, worshipper):
-        raise RuntimeError("this program is broken")
-'''
 
 
 @pytest.mark.timeout(120)

@@ -8,6 +8,7 @@ import pytest
 from maestromotif.options.sandbox import (InProcessRunner, Sandbox, SandboxCrash, SandboxError, SandboxExit,
                                           SandboxInstanceLost, SandboxMemoryError, SandboxProgramError,
                                           SandboxSecurityError, SandboxSyntaxError, SandboxTimeout)
+from tests.fixtures.programs import BROKEN
 
 PLAYER = '''
 import random
@@ -193,20 +194,6 @@ def options_inputs(turn: int) -> dict:
                 branch_depth_if_end=-2, gold=turn, kill=turn % 7 == 0, xp_level=1, ate_in_mines=False)
 
 
-BROKEN_STEPS = '''
-class NetHackPlayer:
-    def __init__(self, max_depth, branch_depth):
-        pass
-    def set_initial_values(self):
-        self.skill = "discoverer"
-    def skill_precondition(self, chars, colors, num_items, color_map):
-        return False, False
-    def skill_termination(self, skill, skill_time, current_depth, previous_depth, preconditions):
-        return True
-    def perform_task(self, skill, depth, branch, merchant, worshipper):
-        raise RuntimeError("this program is broken")
-'''
-
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("runner", ["sandbox", "inprocess"])
@@ -225,7 +212,7 @@ def test_one_batched_call_answers_each_player_as_its_own_step_would(sandbox, run
         inputs = [options_inputs(turn + 5 * k) for k in range(3)]
         assert runner.step_players(list(zip(batched, inputs))) == [p.step(x) for p, x in zip(alone, inputs)]
     # one broken player: its entry is the error its own step raises; the others still get their answers
-    broken = runner.load(BROKEN_STEPS, "broken").new_player()
+    broken = runner.load(BROKEN, "broken").new_player()
     results = runner.step_players([(alone[0], options_inputs(0)), (broken, options_inputs(0))])
     assert isinstance(results[0], dict) and results[0] == batched[0].step(options_inputs(0))
     assert isinstance(results[1], SandboxProgramError) and "this program is broken" in str(results[1])
@@ -238,7 +225,7 @@ def test_one_batched_call_answers_each_player_as_its_own_step_would(sandbox, run
 def test_a_batch_that_times_out_fails_every_step_and_the_players_are_lost():
     from maestromotif.options.program import reference_program
 
-    hang = BROKEN_STEPS.replace('raise RuntimeError("this program is broken")',
+    hang = BROKEN.replace('raise RuntimeError("this program is broken")',
                                 "while True:\n            pass")
     with Sandbox(timeout_s=0.5) as sb:
         fine = sb.load(reference_program("training").source, "training").new_player()
@@ -246,5 +233,5 @@ def test_a_batch_that_times_out_fails_every_step_and_the_players_are_lost():
         results = sb.step_players([(fine, options_inputs(0)), (stuck, options_inputs(0))])
         assert [type(r) for r in results] == [SandboxTimeout, SandboxTimeout] and sb.restarts == 1
         assert [type(r) for r in sb.step_players([(fine, options_inputs(1))])] == [SandboxInstanceLost]
-        assert isinstance(sb.step_players([(sb.load(BROKEN_STEPS, "b").new_player(),
+        assert isinstance(sb.step_players([(sb.load(BROKEN, "b").new_player(),
                                             options_inputs(0))])[0], SandboxProgramError)
