@@ -59,7 +59,7 @@ from maestromotif import chain
 from maestromotif.skills import SKILLS
 from maestromotif.rl.obs import PolicyObservation
 from maestromotif.rl.sf_env import HeldSkill
-from maestromotif.skill_starts import START_OF, STARTS, make_start
+from maestromotif.skill_starts import MAX_WALK_STEPS, START_OF, STARTS, make_start
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class SkillBehaviourConfig:
 
     episodes: int = 32            # per (start, skill) and skill seed
     max_steps: int = 1000         # skill steps per episode, counted from the start
-    max_start_steps: int = 200    # scripted steps allowed to reach a start below level 1
+    max_start_steps: int = MAX_WALK_STEPS  # scripted steps allowed to reach a start below level 1
     num_envs: int = 8             # envs stepped together (one network forward per step)
     cross: bool = True            # every skill from every start (false: each skill from its own start only)
     skills: list[str] = field(default_factory=list)  # empty: the params' skills

@@ -26,6 +26,8 @@ STARTS: dict[str, tuple[str | None, int]] = {
     "shop": ("transactions_small", 1),
     "altar": ("buc_small", 1),
 }
+# scripted steps allowed for the walk down to a start below level 1 (skill_behaviour.max_start_steps' default)
+MAX_WALK_STEPS = 200
 START_OF = {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2", "merchant": "shop",
             "worshipper": "altar"}
 

@@ -197,13 +197,12 @@ def held_skill_at_start(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) 
     episodes of at most cfg.mm_held_steps steps, on that skill's start (maestromotif.skill_starts), so every
     skill trains where it can act (docs/deviations.md, `rl.program`)."""
     from maestromotif.options.runtime import SKILLS
-    from maestromotif.skill_starts import START_OF, make_start
+    from maestromotif.skill_starts import MAX_WALK_STEPS, START_OF, make_start
 
     skill = env_index % len(SKILLS)
-    max_walk = 200  # scripted steps allowed for the walk down to a dl2 start (as skill_behaviour's default)
-    steps = min(env_cfg.max_episode_steps, cfg.mm_held_steps) + max_walk
+    steps = min(env_cfg.max_episode_steps, cfg.mm_held_steps) + MAX_WALK_STEPS
     env = make_start(START_OF[SKILLS[skill]], EnvConfig(**{**env_cfg.__dict__, "max_episode_steps": steps}),
-                     max_walk, seed=env_seed)
+                     MAX_WALK_STEPS, seed=env_seed)
     return HeldSkill(HeldSteps(env, cfg.mm_held_steps), skill)
 
 
