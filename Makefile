@@ -42,8 +42,10 @@ setup-gpu: setup
 params: setup
 	$(PY) -m benchmark.config --profile $(PROFILE)
 
+# `dvc repro`, timing each stage into results/$(PROFILE)/stage_times.csv (benchmark/stage_times.py).
+# PATH: dvc.yaml calls `python -m ...`, which must be the venv's.
 repro: params
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/dvc repro  # dvc.yaml calls `python -m ...`: the venv's
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m benchmark.stage_times
 
 # The report.html test drives Debian's headless chromium (tests/fixtures/browser.py). Installed when missing
 # and we are root (measured: 27 s, 131 packages on Debian 12); otherwise a note, and that test skips.

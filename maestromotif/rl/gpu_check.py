@@ -74,7 +74,7 @@ def summarise(progress: list[dict], log_text: str, warmup_s: float) -> dict:
 
 
 def measure(minutes: float, device: str, workers: int, envs_per_worker: int | None, batch_size: int | None,
-            workdir: Path) -> dict:
+            workdir: Path, extra_overrides: list[str] = (), profile: str = "paper") -> dict:
     from benchmark.config import compose, root, section
     from benchmark.io import read_jsonl
     from benchmark.provenance import machine
@@ -86,7 +86,7 @@ def measure(minutes: float, device: str, workers: int, envs_per_worker: int | No
                  "rl.save_every_sec=1000000"]
     overrides += [f"rl.num_envs_per_worker={envs_per_worker}"] * (envs_per_worker is not None)
     overrides += [f"rl.batch_size={batch_size}"] * (batch_size is not None)
-    params = compose("paper", overrides)
+    params = compose(profile, overrides + list(extra_overrides))
     fresh_reward_models(workdir / "reward", list(root(params).skills))
     rl = section(params, "rl", RLConfig)
     run = workdir / "run"
@@ -118,7 +118,8 @@ def measure(minutes: float, device: str, workers: int, envs_per_worker: int | No
                        warmup_s=min(30.0, 15 * minutes))
     result.update(device=device, minutes=minutes, num_workers=rl.num_workers,
                   num_envs_per_worker=rl.num_envs_per_worker, batch_size=rl.batch_size,
-                  crop_mode=rl.crop_mode, gpu_memory_used_mib=peak, machine=machine(), experiment=EXPERIMENT)
+                  crop_mode=rl.crop_mode, overrides=list(extra_overrides), profile=profile,
+                  gpu_memory_used_mib=peak, machine=machine(), experiment=EXPERIMENT)
     return result
 
 
@@ -133,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--envs-per-worker", type=int, default=None, help="default: the paper profile's")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the paper profile's")
+    parser.add_argument("--profile", default="paper", help="whose rl settings (default: the paper's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a params override, e.g. rl.num_envs_per_worker=16 or "
+                             "'rl.extra_sf_args=[--serial_mode=True,--async_rl=False]' (repeatable)")
     args = parser.parse_args(argv)
     setup_logging()
     if args.device == "gpu":
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             return NO_GPU_EXIT
     with tempfile.TemporaryDirectory(prefix="mm-gpu-check-") as tmp:
         result = measure(args.minutes, args.device, args.workers, args.envs_per_worker, args.batch_size,
-                         Path(tmp))
+                         Path(tmp), args.set, args.profile)
     write_json(Path(args.out), result)
     print(json.dumps(result, indent=1))
     return 0

@@ -61,3 +61,31 @@ def test_one_episode_seed_for_every_stage():
     assert episode_seed(0, "calibrate", "buc_small", episode=5) == derive_seed(0, "calibrate", "buc_small", 5)
     assert (episode_seed(7, "regression", "buc_small", 0, episode=1)
             != episode_seed(7, "regression", "buc_small", 1, episode=1))
+
+
+def test_git_describe_ignores_what_the_pipeline_rewrites(tmp_path):
+    """dvc.lock and results/ change while `dvc repro` runs: the code that ran is still the commit."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "dvc.lock").write_text("a\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.csv").write_text("a\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "x")
+    describe = provenance.git_describe.__wrapped__  # uncached: the repo changes between calls
+    clean = describe(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "dvc.lock").write_text("b\n")
+    (tmp_path / "results" / "table.csv").write_text("b\n")
+    (tmp_path / "results" / "new.md").write_text("new\n")
+    assert describe(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert describe(tmp_path) == clean + "-dirty"
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "new_module.py").write_text("y = 1\n")  # an untracked file is code too
+    assert describe(tmp_path) == clean + "-dirty"
