@@ -104,6 +104,10 @@ class RootConfig:
     code_seeds: list[int] = field(default_factory=lambda: [0])
     data_dir: str = "data"
     results_dir: str = "results"
+    # per-task methods: how many tasks `benchmark.fit` trains at once (one process each). Not a DVC param:
+    # it changes wall time, not what a reproducible trainer computes (docs/throughput.md, "Modes and
+    # concurrency")
+    fit_jobs: int = 1
 
 
 def compose(profile: str = "small", overrides: Sequence[str] = ()) -> DictConfig:

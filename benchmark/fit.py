@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Sequence
 
@@ -28,8 +30,14 @@ from benchmark.seeding import derive_seed, seed_everything
 log = logging.getLogger(__name__)
 
 
-def fit(method_name: str, seed: int, params: DictConfig, task: str | None = None) -> Path:
+def fit(method_name: str, seed: int, params: DictConfig, task: str | None = None,
+        jobs: int | None = None) -> Path:
+    """Fit `method_name` for `seed` (per-task methods: `task`, or every task of the params, `jobs` at a time;
+    default: the params' fit_jobs)."""
     top = root(params)
+    jobs = top.fit_jobs if jobs is None else jobs
+    if jobs < 1:
+        raise ConfigError(f"fit_jobs must be >= 1, got {jobs}")
     cfg: EvaluateConfig = OmegaConf.to_object(section(params, "evaluate", EvaluateConfig))
     spec, method = method_spec(method_name), build_method(method_name)
     if task is not None and task not in top.tasks:
@@ -37,6 +45,8 @@ def fit(method_name: str, seed: int, params: DictConfig, task: str | None = None
     if not method.per_task:
         task = None  # one artefact for all tasks: --task (from a method x task matrix) changes nothing
     tasks = [task] if task is not None else list(top.tasks) if method.per_task else [None]
+    if jobs > 1 and len(tasks) > 1:
+        return _fit_tasks_in_parallel(method_name, seed, params, tasks, jobs)
     for task in tasks:
         out = method_artefact(spec, method, method_name, task or "", seed, params, cfg)
         if out is None:
@@ -68,6 +78,27 @@ def fit(method_name: str, seed: int, params: DictConfig, task: str | None = None
     return out.parent if method.per_task and task is None else out
 
 
+def _fit_tasks_in_parallel(method_name: str, seed: int, params: DictConfig, tasks: list, jobs: int) -> Path:
+    """Each task's fit in its own fresh process (its own global seeding), `jobs` at a time. A failed task
+    does not stop the others: every finished artefact is kept, and the failures are raised together."""
+    ctx = multiprocessing.get_context("spawn")
+    log.info("%s seed %d: fitting %d tasks, %d at a time", method_name, seed, len(tasks), jobs)
+    failures: list[str] = []
+    done: list[Path] = []
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=setup_logging) as pool:
+        futures = {pool.submit(fit, method_name, seed, params, t, 1): t for t in tasks}
+        for future in as_completed(futures):
+            try:
+                done.append(future.result())
+            except Exception as e:  # noqa: BLE001 - reported below, with the task it belongs to
+                log.error("%s seed %d task %s failed: %s", method_name, seed, futures[future], e)
+                failures.append(f"{futures[future]}: {type(e).__name__}: {e}")
+    if failures:
+        raise RuntimeError(f"{method_name} seed {seed}: {len(failures)} of {len(tasks)} task fits failed "
+                           "(the others are kept; rerun to retry): " + "; ".join(failures))
+    return done[0].parent  # the seed's folder, as the one-at-a-time loop returns
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--method", required=True)
@@ -75,9 +106,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--task", default=None,
                         help="per-task methods: fit this task only (default: every task)")
     parser.add_argument("--params", default=None)
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="per-task methods: tasks trained at once (default: the params' fit_jobs)")
     args = parser.parse_args(argv)
     setup_logging()
-    fit(args.method, args.seed, load_params(args.params), task=args.task)
+    fit(args.method, args.seed, load_params(args.params), task=args.task, jobs=args.jobs)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,16 @@ def test_factory_seeds_win_over_the_seed_sample_factory_passes():
             env.close()
 
 
-def _fit(tmp_path, name: str, seed: int = 0):
+def _params(tmp_path, name: str, tasks: list[str]):
     params = compose("ci", [f"data_dir={tmp_path / name}"])
-    params = variant_fit_params(params, "task_ppo", ["delphi_small"], 2048)
-    params = OmegaConf.merge(params, {"task_ppo": {"trainer": {"rl": {"reproducible": True}}}})
-    return weights_fingerprint(fit("task_ppo", seed, params, task="delphi_small"))
+    params = variant_fit_params(params, "task_ppo", tasks, 2048)
+    # exactly `tasks`: a fit without --task trains every listed task
+    return OmegaConf.merge(params, {"tasks": tasks, "task_ppo": {"trainer": {"rl": {"reproducible": True}}}})
+
+
+def _fit(tmp_path, name: str, seed: int = 0):
+    return weights_fingerprint(fit("task_ppo", seed, _params(tmp_path, name, ["delphi_small"]),
+                                   task="delphi_small"))
 
 
 @pytest.mark.slow
@@ -55,3 +60,7 @@ def test_reproducible_training_gives_the_same_network(tmp_path):
     assert first is not None and first == again
     assert other_seed != first
     assert np.all([len(h) == 16 for h in (first, again, other_seed)])
+    # two tasks fitted at once (fit_jobs=2, one process each) give the networks of one-at-a-time fits
+    seed_dir = fit("task_ppo", 0, _params(tmp_path, "d", ["delphi_small", "gnomish_small"]), jobs=2)
+    assert weights_fingerprint(seed_dir / "delphi_small") == first
+    assert weights_fingerprint(seed_dir / "gnomish_small") not in (None, first)
