@@ -6,7 +6,9 @@
 DVC prints "Running stage 'NAME':" when a stage starts; a stage ends when the next one starts or the run
 ends. Each stage that ran gets a row (stage, seconds, finished_at, commit, load average at its end); the
 rows of stages that did not run this time are kept from earlier runs, so the file always holds the last
-measured time of every stage (README "Results" quotes it). Output lines pass through unchanged.
+measured time of every stage (README "Results" quotes it); each row is written when its stage ends.
+Output lines pass through unchanged. A dvc.lock torn by a kill (DVC refuses it) is set aside as
+dvc.lock.torn-<time> and the run repeated once.
 """
 from __future__ import annotations
 
@@ -26,28 +28,31 @@ from benchmark.io import write_text
 from benchmark.provenance import git_describe
 
 RUNNING = re.compile(r"^Running stage '([^']+)'")
+# DVC's words for a dvc.lock it cannot read: not YAML any more, or YAML that fails its schema
+TORN_LOCK = ("dvc.lock' is invalid", "dvc.lock' validation failed")
 FIELDS = ["stage", "seconds", "finished_at", "commit", "load_1min"]
 
 
 def stage_spans(lines: Iterable[str], clock: Callable[[], float] = time.time,
                 load: Callable[[], float] = lambda: os.getloadavg()[0],
-                echo: Callable[[str], None] = lambda line: None) -> list[dict]:
+                echo: Callable[[str], None] = lambda line: None,
+                on_end: Callable[[dict], None] = lambda span: None) -> list[dict]:
     """One dict (stage, started, ended, load at its end) per stage DVC started, from its output lines as
-    they arrive; a stage ends when the next one starts or the output ends."""
+    they arrive. A stage ends when the next one starts (DVC starts the next only after one succeeded:
+    `on_end` is called then) or when the output ends (the last span: whether it succeeded is the exit
+    status's to say, so `on_end` is not called for it)."""
     spans: list[dict] = []
-
-    def close(now: float) -> None:
-        if spans and spans[-1]["ended"] is None:
-            spans[-1].update(ended=now, load=load())
-
     for line in lines:
         echo(line)
         m = RUNNING.match(line)
         if m:
             now = clock()
-            close(now)
+            if spans:
+                spans[-1].update(ended=now, load=load())
+                on_end(spans[-1])
             spans.append({"stage": m.group(1), "started": now, "ended": None, "load": None})
-    close(clock())
+    if spans:
+        spans[-1].update(ended=clock(), load=load())
     return spans
 
 
@@ -77,6 +82,52 @@ def write_rows(path: Path, rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
+def row(span: dict, commit: str) -> dict:
+    return {"stage": span["stage"], "seconds": f"{span['ended'] - span['started']:.1f}",
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(span["ended"])), "commit": commit,
+            "load_1min": f"{span['load']:.2f}"}
+
+
+def set_torn_lock_aside(lock: Path = Path("dvc.lock")) -> Path:
+    """A kill while DVC rewrote dvc.lock leaves a file that fails DVC's schema, and every later `dvc repro`
+    stops on it. Keep it beside (nothing deleted) and let DVC start without it: the persistent outputs
+    resume from their finished chunks, the other stages rerun to the same outputs."""
+    aside = lock.with_name(f"{lock.name}.torn-{time.strftime('%Y%m%dT%H%M%S')}")
+    os.replace(lock, aside)
+    return aside
+
+
+def repro_once(dvc_args: list[str], out: Path, commit: str) -> tuple[int, bool]:
+    """One `dvc repro` with its output passed through, each finished stage's row written as it ends.
+    Returns (exit status, whether DVC refused an invalid dvc.lock)."""
+    seen_torn = False
+
+    def echo(line: str) -> None:
+        nonlocal seen_torn
+        seen_torn = seen_torn or any(words in line for words in TORN_LOCK)
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+    def record(span: dict) -> None:  # atomic, after every stage: a killed run keeps what it measured
+        write_rows(out, merge_rows(read_rows(out), [row(span, commit)]))
+
+    # dvc from PATH (the Makefile puts the venv's first)
+    proc = subprocess.Popen(["dvc", "repro", *dvc_args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, bufsize=1)
+    assert proc.stdout is not None
+    try:
+        spans = stage_spans(proc.stdout, echo=echo, on_end=record)
+    finally:
+        rc = proc.wait()
+    if spans and rc == 0:
+        record(spans[-1])
+    done = spans if rc == 0 else spans[:-1]
+    if done:
+        print(f"stage_times: {len(done)} stage(s), "
+              f"{sum(sp['ended'] - sp['started'] for sp in done) / 60:.1f} min -> {out}", flush=True)
+    return rc, seen_torn
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--params", default=None)
@@ -84,25 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("dvc_args", nargs="*", help="passed to `dvc repro` (put them after --)")
     args = parser.parse_args(argv)
     out = Path(args.out) if args.out else Path(root(load_params(args.params)).results_dir) / "stage_times.csv"
-    old = read_rows(out)  # a malformed file fails here, before anything runs
-    # dvc from PATH (the Makefile puts the venv's first)
-    proc = subprocess.Popen(["dvc", "repro", *args.dvc_args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
-    assert proc.stdout is not None
-    try:
-        spans = stage_spans(proc.stdout, echo=lambda line: (sys.stdout.write(line), sys.stdout.flush()))
-    finally:
-        rc = proc.wait()
-    # the last stage of a failed run did not finish: it gets no time
-    finished = spans if rc == 0 else spans[:-1]
-    ref = git_describe()
-    new = [{"stage": sp["stage"], "seconds": f"{sp['ended'] - sp['started']:.1f}",
-            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sp["ended"])), "commit": ref,
-            "load_1min": f"{sp['load']:.2f}"} for sp in finished]
-    if new:
-        write_rows(out, merge_rows(old, new))
-        total = sum(float(r["seconds"]) for r in new)
-        print(f"stage_times: {len(new)} stage(s), {total / 60:.1f} min -> {out}", flush=True)
+    read_rows(out)  # a malformed file fails here, before anything runs
+    commit = git_describe()
+    rc, torn = repro_once(args.dvc_args, out, commit)
+    if rc != 0 and torn and Path("dvc.lock").exists():
+        aside = set_torn_lock_aside()
+        print(f"stage_times: DVC cannot read dvc.lock (a kill while DVC wrote it?); kept as {aside}, "
+              "running `dvc repro` once more without it", flush=True)
+        rc, _ = repro_once(args.dvc_args, out, commit)
     return rc
 
 
