@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def summarise(progress: list[dict], log_text: str, warmup_s: float) -> dict:
 
 
 def measure(minutes: float, device: str, workers: int, envs_per_worker: int | None, batch_size: int | None,
-            workdir: Path, extra_overrides: list[str] = (), profile: str = "paper") -> dict:
+            workdir: Path, extra_overrides: Sequence[str] = (), profile: str = "paper") -> dict:
     from benchmark.config import compose, root, section
     from benchmark.io import read_jsonl
     from benchmark.provenance import machine
@@ -136,8 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the paper profile's")
     parser.add_argument("--profile", default="paper", help="whose rl settings (default: the paper's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a params override, e.g. rl.num_envs_per_worker=16 or "
-                             "'rl.extra_sf_args=[--serial_mode=True,--async_rl=False]' (repeatable)")
+                        help="a params override (Hydra syntax), e.g. rl.reproducible=true or "
+                             "\"rl.extra_sf_args=['--serial_mode=True','--async_rl=False']\" (repeatable)")
     args = parser.parse_args(argv)
     setup_logging()
     if args.device == "gpu":
