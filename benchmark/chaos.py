@@ -52,9 +52,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmark.record_compare import compare_trees, natural_duplicates  # noqa: F401  (re-exported)
+from benchmark.stage_times import RUNNING  # DVC's stage-start line
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STAGE_RE = re.compile(r"Running stage '([^']+)'")
 LOG_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")  # benchmark.logs' line format
 TARGETS = ("collect", "annotate", "reward", "train_skills", "fit", "evaluate")
 # Trained weights repeat only in reproducible mode (serial, synchronous sample-factory, one torch thread).
@@ -130,7 +130,7 @@ def durations_from_log(text: str) -> dict[str, float]:
 
     events, last = [], None
     for line in text.splitlines():
-        m = STAGE_RE.search(line)
+        m = RUNNING.search(line)
         if m:
             events.append([m.group(1), None, None])
         t = LOG_TIME_RE.match(line)
@@ -228,7 +228,7 @@ def _repro(copy: Path, env: dict, log, kills: list[Kill], durations, cycle: int,
     def read() -> None:
         for line in proc.stdout:  # type: ignore[union-attr]
             log.write(line)
-            m = STAGE_RE.search(line)
+            m = RUNNING.search(line)
             if m:
                 events_q.put((m.group(1), time.monotonic()))
                 if on_stage is not None:

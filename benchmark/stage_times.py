@@ -27,7 +27,8 @@ from benchmark.config import load_params, root
 from benchmark.io import write_text
 from benchmark.provenance import git_describe
 
-RUNNING = re.compile(r"^Running stage '([^']+)'")
+# DVC's line when a stage starts (also read by benchmark.chaos); stage_spans anchors it with .match
+RUNNING = re.compile(r"Running stage '([^']+)'")
 # DVC's words for a dvc.lock it cannot read: not YAML any more, or YAML that fails its schema
 TORN_LOCK = ("dvc.lock' is invalid", "dvc.lock' validation failed")
 FIELDS = ["stage", "seconds", "finished_at", "commit", "load_1min"]
