@@ -28,6 +28,7 @@ from nle.env.base import NLE
 from nle.nethack import actions as A
 from omegaconf import OmegaConf
 
+from benchmark import game_clock
 from benchmark.seeding import nethack_seeds
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,8 @@ class PaperNetHack(NLE):
     """
 
     def __init__(self, cfg: EnvConfig, wizard: bool = False, actions=ACTIONS, **nle_kwargs: Any):
+        game_clock.install()  # before NLE copies libnethack.so: a seeded game's clock follows its seed
+        self._clock_core: int | None = None
         player = "Agent-" + cfg.character
         rc_dir, at_option = _write_nethackrc(list(cfg.options), list(cfg.config_lines), player, wizard)
         self._rc_cleanup = weakref.finalize(self, shutil.rmtree, rc_dir, True)
@@ -199,6 +202,11 @@ class PaperNetHack(NLE):
         self._resetting = False
 
     # ----- episode start -------------------------------------------------------------------------
+    def seed(self, core=None, disp=None, reseed=False, lgen=None):
+        seeds = super().seed(core, disp, reseed, lgen)
+        self._clock_core = seeds[0]  # NLE applies seeds to the next reset only; so does the clock
+        return seeds
+
     def reset(self, seed=None, options=None):
         if self._resetting:  # NLE retries a reset that never reached the game: an options problem
             screen = " ".join(self.screen_text().split())
@@ -207,6 +215,8 @@ class PaperNetHack(NLE):
                 + screen[:600]
             )
         self._resetting = True
+        game_clock.set_seed(self._clock_core)
+        self._clock_core = None
         try:
             obs, info = super().reset(seed=seed, options=options)
         finally:
