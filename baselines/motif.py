@@ -51,7 +51,8 @@ class Motif(TrainedBaseline):
 
     def labels(self, params: Any, task: str):
         """The task's Motif labels; annotates them first when missing and `annotate_missing`."""
-        from maestromotif.annotate import annotate, labelled_pairs, motif_label_dir
+        from maestromotif.annotate import annotate
+        from maestromotif.labels import labelled_pairs, motif_label_dir
 
         folder = motif_label_dir(root(params).data_dir, task)
         if not folder.exists() or not any(folder.iterdir()):

@@ -55,13 +55,12 @@ Output, under <data_dir>/labels/<skill>/ (maestromotif_oracle: labels_oracle/<sk
                           (kill the process at any time: a rerun redoes only the missing chunks, with
                           the same per-chunk seed, so the result equals an uninterrupted run's);
   labels.parquet          every label with its pair's messages and depth changes (read it with
-                          `labelled_pairs`), written when all chunks are done;
+                          `maestromotif.labels.labelled_pairs`), written when all chunks are done;
   metrics.json            label histogram, parse rate, retries, pairs/s, tokens per pair, provenance,
                           and (MaestroMotif) agreement with the rule oracle on the pairs it does not tie.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -75,7 +74,7 @@ import pandas as pd
 
 from benchmark import provenance
 from benchmark.config import load_params, root, section
-from benchmark.io import atomic_path, read_json, write_json
+from benchmark.io import read_json, write_json
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed
 from maestromotif import chain
@@ -85,9 +84,9 @@ from maestromotif.data.pairs import MOTIF_SET
 from maestromotif.data.pairs import OUT_NAME as PAIRS_DIR_NAME
 from maestromotif.data.pairs import load_pairs
 from maestromotif.data.schema import file_metadata
+from maestromotif.labels import chunk_done, motif_label_dir, read_chunk, write_chunk, write_labels
 
 log = logging.getLogger(__name__)
-OUT_NAME = "labels"
 ANNOTATORS = ("llm", "oracle")
 MODES = ("chain_of_thought", "direct")
 VARIANTS = ("maestromotif", "motif")
@@ -372,47 +371,6 @@ def run_fingerprint(variant: str, key: str, cfg: AnnotateConfig, llm_cfg: Any, p
     return provenance.fingerprint(settings)
 
 
-class LabelFileError(ValueError):
-    """A label file is truncated or corrupt; the message names it and says how to redo it."""
-
-
-RERUN = "`python -m maestromotif.annotate` (it redoes only the missing chunks and keeps the finished ones)"
-
-
-def read_chunk(path: Path) -> list[dict]:
-    """The records of one finished chunk file. Chunks are written whole (atomically), so a torn or unparsable
-    line means the file was damaged afterwards: LabelFileError, never a silently shorter chunk."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    if text and not text.endswith("\n"):
-        raise LabelFileError(f"label chunk {path} is truncated (its last line is incomplete); delete this "
-                             f"file and rerun {RERUN}")
-    records = []
-    for number, line in enumerate(text.splitlines(), 1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise LabelFileError(f"label chunk {path} is corrupt (line {number}: {e.msg}); delete this file "
-                                 f"and rerun {RERUN}") from e
-    return records
-
-
-def chunk_done(path: Path, pair_ids: list[int], fingerprint: str) -> bool:
-    if not path.exists():
-        return False
-    try:
-        records = read_chunk(path)
-    except LabelFileError as e:  # the stage itself repairs it: this chunk is asked again, the others kept
-        log.warning("%s; redoing that chunk", e)
-        return False
-    return [r.get("pair_id") for r in records] == pair_ids and all(r.get("run") == fingerprint
-                                                                     for r in records)
-
-
-def motif_label_dir(data_dir: str | Path, task: str) -> Path:
-    """Motif's labels of `task` (a skill's labels: maestromotif.chain.label_dir)."""
-    return Path(data_dir) / OUT_NAME / MOTIF_SET / task
-
-
 def annotate(params, skill: str | None = None, variant: str = "maestromotif", task: str | None = None,
              pairs_path: str | Path | None = None, out_dir: str | Path | None = None, engine=None,
              method: str = chain.DEFAULT) -> Path:
@@ -505,7 +463,7 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
                 for r in records:
                     r["run"] = fingerprint
                     r["chunk"] = k
-                _write_chunk(paths[k], records)
+                write_chunk(paths[k], records)
                 done_pairs += len(records)
                 bar.update(len(records))
                 bar.set_postfix(pairs_per_s=f"{done_pairs / (time.perf_counter() - t0):.2f}")
@@ -544,7 +502,7 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
         # identical
         # files and DVC does not retrain the reward models that depend on them.
         metrics["this_run"] = read_json(previous).get("this_run", metrics["this_run"])
-    _write_labels(out_dir / "labels.parquet", labels)
+    write_labels(out_dir / "labels.parquet", labels)
     write_json(out_dir / "metrics.json", metrics)
     log.info("annotate[%s/%s]: histogram %s, parse rate %.3f, %d retries, %s pairs/s, %.1f tokens per asked "
              "pair",
@@ -560,30 +518,6 @@ def annotate(params, skill: str | None = None, variant: str = "maestromotif", ta
                  f"; one order alone: {before['accuracy']:.3f}, histogram {metrics['histogram_first_order']}"
                  if before else "")
     return out_dir
-
-
-def _write_chunk(path: Path, records: list[dict]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in records))
-
-
-def _json_default(x):
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    return str(x)
-
-
-def _write_labels(path: Path, labels: pd.DataFrame) -> None:
-    df = labels.copy()
-    for col in ("label_logprobs", "top_logprobs", "label_logprobs_swapped", "top_logprobs_swapped",
-                "none_wins", "floored"):  # nested values: keep them as JSON text in parquet
-        if col in df:
-            df[col] = [None if v is None or (isinstance(v, float) and math.isnan(v)) else json.dumps(v)
-                       for v in df[col]]
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
 
 
 def label_metrics(labels: pd.DataFrame) -> dict:
@@ -619,48 +553,6 @@ def label_metrics(labels: pd.DataFrame) -> dict:
         both = asked[["margin_ab", "margin_ba"]].dropna().to_numpy(dtype=float)
         out["position_bias"] = float(both.mean()) if len(both) else None
     return out
-
-
-def labelled_pairs(labels: str | Path) -> pd.DataFrame:
-    """The reward model's training data from a labels directory (or its labels.parquet / a chunk .jsonl).
-
-    Columns: pair_id, message_1, message_2 (current message of each side), dlvl_change_1, dlvl_change_2
-    (sign of the depth change within the sample, +1 = deeper), label (0 first, 1 second, 2 tie).
-    Unknown labels are dropped.
-    """
-    path = Path(labels)
-    if path.is_dir():
-        if (path / "labels.parquet").exists():
-            df = _read_labels_parquet(path / "labels.parquet")
-        else:
-            chunk_files = sorted((path / "chunks").glob("chunk_*.jsonl"))
-            if not chunk_files:
-                raise FileNotFoundError(f"{path} holds no labels: run `python -m maestromotif.annotate` "
-                                        "first")
-            df = pd.DataFrame([r for p in chunk_files for r in read_chunk(p)])
-    elif path.suffix == ".parquet":
-        df = _read_labels_parquet(path)
-    elif path.suffix == ".jsonl":
-        df = pd.DataFrame(read_chunk(path))
-    else:
-        raise FileNotFoundError(f"{path}: expected a labels directory, labels.parquet or a chunk .jsonl")
-    cols = ["pair_id", "message_1", "message_2", "dlvl_change_1", "dlvl_change_2", "label"]
-    missing = [c for c in cols if c not in df]
-    if missing:
-        raise ValueError(f"{path} lacks columns {missing}: it was not written by maestromotif.annotate")
-    df = df[df["label"] != P.UNKNOWN][cols].drop_duplicates("pair_id").sort_values("pair_id")
-    df = df.astype({"pair_id": "int64", "dlvl_change_1": "int64", "dlvl_change_2": "int64", "label": "int64",
-                    "message_1": str, "message_2": str})
-    return df.reset_index(drop=True)
-
-
-def _read_labels_parquet(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except Exception as e:  # pyarrow raises ArrowInvalid / OSError for a truncated or overwritten file
-        raise LabelFileError(f"{path} is not a readable parquet file ({type(e).__name__}: {e}); delete this "
-                             f"file and rerun {RERUN}: it rebuilds labels.parquet from the finished "
-                             "chunks") from e
 
 
 def _expand_all(names: list[str] | None, everything) -> list[str]:

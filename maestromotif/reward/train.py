@@ -3,7 +3,7 @@
     python -m maestromotif.reward.train --skill descender      # or --skill all
     python -m maestromotif.reward.train --method maestromotif_oracle --skill all   # on the oracle's labels
 
-reads   the skill's labelled pairs (maestromotif.annotate.labelled_pairs; path `reward.labels`)
+reads   the skill's labelled pairs (maestromotif.labels.labelled_pairs; path `reward.labels`)
 writes  <data_dir>/reward/<skill>/model.pt       weights, normalisation mean/var, quantile table, provenance
         <data_dir>/reward/<skill>/metrics.json   per-epoch loss and accuracy (train, held-out), pairs/s
 (--method maestromotif_oracle: labels_oracle/ and reward_oracle/, maestromotif.chain; same seeds, so the two
@@ -47,6 +47,7 @@ from benchmark.provenance import sha256_hex
 from maestromotif.prompts import check_skills
 from benchmark.seeding import derive_seed
 from maestromotif import chain
+from maestromotif.labels import labelled_pairs
 from maestromotif.reward.intrinsic import IntrinsicConfig
 from maestromotif.reward.model import (
     FORMAT_VERSION,
@@ -95,15 +96,10 @@ class LabelsError(ValueError):
 # --- data ------------------------------------------------------------------------------------------
 
 def load_labels(path: str | Path) -> pd.DataFrame:
-    """The labelled pairs of one skill, through the annotation stage's reader."""
+    """The labelled pairs of one skill, through the one reader of label files."""
     path = Path(path)
     if not path.exists():
         raise LabelsError(f"no labelled pairs at {path}: run the annotate stage for this skill first")
-    try:
-        from maestromotif.annotate import labelled_pairs
-    except ImportError as e:
-        raise LabelsError(f"cannot read {path}: maestromotif.annotate.labelled_pairs is unavailable: "
-                          f"{e}") from e
     return labelled_pairs(path)
 
 

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from benchmark.config import REPO_ROOT, section
-from maestromotif.annotate import (AnnotateConfig, annotate, annotate_chunk, labelled_pairs, motif_label_dir,
-                                   pair_captions)
+from maestromotif.annotate import AnnotateConfig, annotate, annotate_chunk, pair_captions
 from maestromotif.chain import label_dir
 from maestromotif.data.pairs import load_pairs, make_pairs
+from maestromotif.labels import labelled_pairs, motif_label_dir
 from maestromotif.data.schema import PAIR_SCHEMA, file_metadata, read_table, write_table
 from maestromotif.prompts import FIRST, SECOND, TIE, UNKNOWN, direct_label, symmetric_label
 from tests.fixtures.data import ci_params

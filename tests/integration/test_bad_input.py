@@ -52,7 +52,8 @@ def test_corrupt_observation_chunk_is_named_and_a_rerun_replays_only_it(tmp_path
 
 # --- 2. a truncated or corrupt label chunk ------------------------------------------------------------
 def test_corrupt_label_chunk_is_named_and_a_rerun_redoes_only_it(tmp_path, ci_data):
-    from maestromotif.annotate import LabelFileError, annotate, labelled_pairs
+    from maestromotif.annotate import annotate
+    from maestromotif.labels import LabelFileError, labelled_pairs
 
     params = compose("ci", [f"data_dir={ci_data.data_dir}", "annotate.annotator=oracle",
                             "annotate.chunk_size=8"])

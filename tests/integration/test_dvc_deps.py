@@ -130,3 +130,21 @@ def test_an_llm_setting_reruns_the_llm_chain_and_leaves_the_oracle_chain_alone(p
     assert not {s for s in stale if "oracle" in s}, stale
     # the rules are read by both: the oracle's labels, and the LLM labels' agreement check
     assert {"annotate", "annotate_oracle"} <= stale_after_edit(project, "maestromotif/oracle.py")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_label_file_reader_retrains_what_reads_labels(project):
+    """maestromotif/labels.py is read by annotate (writing), the reward models and Motif's fit (reading)."""
+    stale = stale_after_edit(project, "maestromotif/labels.py")
+    rewards = {s for s in stale if s.startswith("reward")}
+    assert {"annotate", "annotate_oracle", "fit@motif-0"} <= stale
+    assert rewards and all(s.startswith(("reward@", "reward_oracle@")) for s in rewards), stale
+    assert not any(s.startswith(("train_skills", "collect", "evaluate")) for s in stale), stale
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_game_clock_is_part_of_the_env(project):
+    """benchmark/game_clock.py decides which game a seed plays: everything that plays NetHack reruns."""
+    assert stale_after_edit(project, "benchmark/game_clock.py") == stale_after_edit(project, "benchmark/env.py")

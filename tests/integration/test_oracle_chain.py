@@ -14,7 +14,7 @@ import pytest
 from benchmark.config import REPO_ROOT
 from benchmark.evaluate import method_spec
 from maestromotif import chain
-from maestromotif.annotate import labelled_pairs
+from maestromotif.labels import labelled_pairs
 from maestromotif.reward.model import load_checkpoint
 from maestromotif.reward.train import run_skill
 from tests.fixtures.data import ci_params
