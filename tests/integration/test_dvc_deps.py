@@ -147,4 +147,5 @@ def test_the_label_file_reader_retrains_what_reads_labels(project):
 @pytest.mark.timeout(600)
 def test_the_game_clock_is_part_of_the_env(project):
     """benchmark/game_clock.py decides which game a seed plays: everything that plays NetHack reruns."""
-    assert stale_after_edit(project, "benchmark/game_clock.py") == stale_after_edit(project, "benchmark/env.py")
+    clock = stale_after_edit(project, "benchmark/game_clock.py")
+    assert clock == stale_after_edit(project, "benchmark/env.py")
