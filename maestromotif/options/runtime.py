@@ -13,6 +13,10 @@ The same code runs inside the sandbox worker (untrusted, LLM-written programs) a
 
 This module imports only the standard library (and maestromotif.skills, which does too): the worker
 must start fast and small.
+
+Size (over 600 lines, above the suite's ~400): everything untrusted code can reach is defined here, the
+source checks, the builtins, the module proxies and the Grid class programs receive; a security review
+reads it as one file, so it is not split.
 """
 from __future__ import annotations
 

@@ -15,6 +15,9 @@ Layers of defence, outermost first:
 Calls are one JSON line each way over pipes (never pickle: the parent must not unpickle what an
 untrusted process wrote). `InProcessRunner` offers the same interface without the process, for our
 own trusted programs when speed matters; it still uses the restricted runtime.
+
+Size (over 450 lines): the worker's lock-down, the wire protocol and the parent's watchdog are the two
+ends of one boundary and are reviewed together; the runtime they host is maestromotif.options.runtime.
 """
 from __future__ import annotations
 
