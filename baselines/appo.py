@@ -27,7 +27,7 @@ from abc import abstractmethod
 import functools
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -35,7 +35,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import OmegaConf
 
-from benchmark.config import ConfigError
+from benchmark.config import ConfigError, defaults
 from benchmark.env import EnvConfig, make
 from benchmark.io import write_json
 from benchmark.method import Method, Policy
@@ -51,14 +51,14 @@ REWARDS = ("score", "task", "intrinsic")
 
 @dataclass
 class TrainerConfig:
-    """How a baseline trains (conf/method/<name>.yaml `trainer:`; profile sizes in params
-    `<name>.trainer`)."""
+    """How a baseline trains (values: conf/method/<name>.yaml `trainer:`, each method file gives every key;
+    profile sizes in params `<name>.trainer`)."""
 
-    train_for_env_steps: int = 2_000_000_000  # Motif's budget; profiles shrink it
-    reward_scale: float = 0.1  # score delta x 0.1 (the paper's SF config, --reward_scale 0.1)
-    reward_clip: float = 10.0  # then clipped to +-10 (SF's default reward_clip)
-    rl: dict = field(default_factory=dict)  # any other field of the `rl` section for this baseline
-    deterministic: bool = False  # evaluation: argmax instead of sampling
+    train_for_env_steps: int
+    reward_scale: float  # the score delta is scaled by this ...
+    reward_clip: float  # ... then clipped to +-reward_clip
+    rl: dict  # any other field of the `rl` section for this baseline
+    deterministic: bool  # evaluation: argmax instead of sampling
 
 
 # --- training env -------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def _intrinsic(kind: str, path: str, config_json: str):
     from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
     from maestromotif.reward.model import load_checkpoint
 
-    cfg = IntrinsicConfig(**json.loads(config_json))
+    cfg = defaults("reward.intrinsic", IntrinsicConfig, **json.loads(config_json))  # the rest: conf/reward's
     if kind == "checkpoint":
         return IntrinsicReward([load_checkpoint(path)], cfg)
     if kind == "embedding":
@@ -151,7 +151,7 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
     env_seed = derive_seed(cfg.mm_root_seed, "fit", method, cfg.mm_seed, task or "", "env", worker, vector)
-    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else EnvConfig()
+    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else defaults("env", EnvConfig)
     env = NoSkill(make(task=task if track_task else None, seed=env_seed, cfg=env_cfg))
     if reward == "score":
         env = ScoreReward(env, reward_scale, reward_clip)
@@ -175,6 +175,10 @@ def trainer_config(method: str, settings: Any, params: Any = None) -> TrainerCon
     block = params.get(method) if params is not None else None
     if block is not None and "trainer" in block:
         merged = OmegaConf.merge(merged, block["trainer"])
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ConfigError(f"{method}'s trainer settings have no {missing}: add them to its trainer settings "
+                          f"in conf/method/{method}.yaml")
     try:
         cfg: TrainerConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except Exception as e:

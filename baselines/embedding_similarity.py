@@ -30,7 +30,7 @@ from baselines.embedding_reward import (  # noqa: F401  re-exported: the baselin
     ENCODER_ID, REWARD_FILE, MessageGoalSimilarity, load_encoder, load_reward, normalisation,
     reward_checkpoint)
 from baselines.text_obs import task_goal_text
-from benchmark.config import ConfigError
+from benchmark.config import ConfigError, defaults
 from benchmark.io import write_json
 from benchmark.method import Method, Policy
 
@@ -54,7 +54,8 @@ def intrinsic_reward(artefact: str | Path, threshold_quantile: float, encoder=No
     from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
 
     ckpt = load_reward(artefact, encoder)
-    cfg = IntrinsicConfig(threshold_quantile={ckpt.skill: threshold_quantile}, **intrinsic_overrides)
+    cfg = defaults("reward.intrinsic", IntrinsicConfig, threshold_quantile={ckpt.skill: threshold_quantile},
+                   **intrinsic_overrides)
     return IntrinsicReward([ckpt], cfg)
 
 

@@ -30,7 +30,7 @@ import argparse
 import itertools
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -63,30 +63,29 @@ NORMALISATIONS = ("paper_maestromotif", "reference", "none")
 class ReportConfig:
     """The `report` section (conf/report/default.yaml), read by the aggregate and report stages."""
 
-    bootstrap_reps: int = 50000        # rliable's default; profiles shrink it
-    ci: float = 0.95
-    bootstrap_seed: int = 0            # the bootstrap's own seed, recorded in aggregate.json
+    bootstrap_reps: int  # stratified-bootstrap replications
+    ci: float
+    bootstrap_seed: int  # the bootstrap's own seed, recorded in aggregate.json
     # how task scores share a scale for IQM: paper_maestromotif (the paper's MaestroMotif score on the task),
     # reference (the mean of method `normalise_method` on the task in this run, e.g. the scripted agent on the
     # small variants, which have no paper numbers) or none
-    normalise: str = "paper_maestromotif"
-    normalise_method: str = "scripted"
-    paper_results: str = "benchmark/paper_results.csv"  # relative to the repository root
-    paper_reference_method: str = "MaestroMotif"
+    normalise: str
+    normalise_method: str
+    paper_results: str  # relative to the repository root
+    paper_reference_method: str
     # Our task name -> the paper's task title (the join key with paper_results.csv); default: conf/task title.
-    task_titles: dict[str, str] = field(default_factory=dict)
+    task_titles: dict[str, str]
     # Per-skill reward curves written by the train stage (maestromotif.rl.train: curve.jsonl), per method of
     # `curve_methods` ({method}); the report draws those in `methods`, the metrics stage writes each one's
     # plots files (dvc.yaml names them).
-    curves_glob: str = "{data_dir}/fit/{method}/seed*/curve.jsonl"
-    curve_methods: list[str] = field(default_factory=lambda: ["maestromotif", "maestromotif_oracle"])
-    figure_formats: list[str] = field(default_factory=lambda: ["png", "pdf"])
+    curves_glob: str
+    curve_methods: list[str]
+    figure_formats: list[str]
     # Per-source event counts of the collected observations (stage collect_events): the report includes the
     # markdown table written beside this CSV when it exists.
-    collect_events: str = "{results_dir}/collect_events.csv"
+    collect_events: str
     # Fig. 5: MaestroMotif against score-maximising agents (those of these methods that `methods` lists).
-    score_comparison: list[str] = field(
-        default_factory=lambda: ["maestromotif", "maestromotif_oracle", "motif", "score_ppo"])
+    score_comparison: list[str]
 
 
 def report_config(params: DictConfig) -> ReportConfig:

@@ -24,7 +24,7 @@ import argparse
 import logging
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -51,25 +51,25 @@ log = logging.getLogger(__name__)
 class CalibrateConfig:
     """The `calibrate` section of the params (conf/calibrate/default.yaml)."""
 
-    tasks: list[str] = field(default_factory=lambda: list(VARIANTS))
-    methods: list[str] = field(default_factory=lambda: ["random", "scripted"])
-    episodes: int = 200             # per method x task; the standard error shrinks as 1/sqrt(episodes)
-    num_envs: int = 1               # envs stepped together (one process)
-    max_episode_steps: int = 1000   # the small budget a competent agent must succeed in
-    seed: int = 0                   # which training seed's fit() artefact a trained method loads
+    tasks: list[str]
+    methods: list[str]
+    episodes: int  # per method x task; the standard error shrinks as 1/sqrt(episodes)
+    num_envs: int  # envs stepped together (one process)
+    max_episode_steps: int  # the small budget a competent agent must succeed in
+    seed: int  # which training seed's fit() artefact a trained method loads
     # Methods that learn: each gets its own z against the baseline, and a variant is `trained_useful` when one
     # of them beats it with z >= 3. A per-task one without a fit() artefact for a variant is trained here,
     # under <data_dir>/<fit_dir> (not the pipeline's data/fit), for `train_for_env_steps` env steps.
-    trained: list[str] = field(default_factory=list)
+    trained: list[str]
     # false: a trained method without an artefact for a variant is left out there
-    train_missing: bool = True
-    train_for_env_steps: int = 200_000
-    fit_dir: str = "calibrate/fit"
-    reference: str = "scripted"     # the competent agent of the table's comparison column
-    baseline: str = "random"        # the chance level
-    out_dir: str = "calibrate"      # data/<out_dir>/<method>/<task>/
-    csv: str = "calibration.csv"    # under results_dir
-    markdown: str = "calibration.md"
+    train_missing: bool
+    train_for_env_steps: int
+    fit_dir: str
+    reference: str  # the competent agent of the table's comparison column
+    baseline: str  # the chance level
+    out_dir: str  # data/<out_dir>/<method>/<task>/
+    csv: str  # under results_dir
+    markdown: str
 
 
 # ----- the scripted reference agent ---------------------------------------------------------------------

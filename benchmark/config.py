@@ -1,16 +1,18 @@
 """The pipeline's parameters.
 
 `conf/` is a Hydra config tree; composing it for one profile gives `params.yaml`, the file DVC tracks
-by dotted keys and every stage reads. Each module validates the section it uses against its own
-dataclass (`section(cfg, "reward", RewardConfig)`), so a typo or a wrong type is an error that names
-the key, never a silent default.
+by dotted keys and every stage reads. conf/ holds every value; each module validates the section it uses
+against its own dataclass, a schema without defaults (`section(cfg, "reward", RewardConfig)`), so a typo,
+a wrong type or a missing key is an error that names the key, never a silent default. Code that runs
+without params (tests, workers) gets conf/'s values from `defaults("reward", RewardConfig)`.
 """
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import Any, Sequence, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -90,24 +92,20 @@ def _bad_override_message(overrides: Sequence[str], profile: str) -> str | None:
 
 @dataclass
 class RootConfig:
-    """Keys at the top of params.yaml."""
+    """Keys at the top of params.yaml (values and their meaning: conf/config.yaml)."""
 
     profile: str
     root_seed: int
-    seeds: list[int]                # the baselines' seeds (each method fit once per seed)
+    seeds: list[int]
     skills: list[str]
     tasks: list[str]
     methods: list[str]
-    fit_methods: list[str] = field(default_factory=list)
-    # MaestroMotif's runs: skill_seeds x code_seeds (paper: 3 x 3). code_seeds is codegen.code_seeds.
-    skill_seeds: list[int] = field(default_factory=lambda: [0])
-    code_seeds: list[int] = field(default_factory=lambda: [0])
-    data_dir: str = "data"
-    results_dir: str = "results"
-    # per-task methods: how many tasks `benchmark.fit` trains at once (one process each). Not a DVC param:
-    # it changes wall time, not what a reproducible trainer computes (docs/throughput.md, "Modes and
-    # concurrency")
-    fit_jobs: int = 1
+    fit_methods: list[str]
+    skill_seeds: list[int]
+    code_seeds: list[int]
+    data_dir: str
+    results_dir: str
+    fit_jobs: int
 
 
 def compose(profile: str = "small", overrides: Sequence[str] = ()) -> DictConfig:
@@ -160,24 +158,80 @@ def load_params(path: str | os.PathLike | None = None) -> DictConfig:
     return cfg
 
 
-def section(cfg: DictConfig, key: str, schema: type[T]) -> T:
-    """The `key` subtree of `cfg`, checked against the dataclass `schema` (unknown keys are errors)."""
-    if key not in cfg:
-        raise ConfigError(f"params have no '{key}' section; regenerate params.yaml from conf/")
+def conf_file(key: str) -> Path:
+    """The file that holds the values of section `key` (its first part): conf/<section>/default.yaml, or
+    conf/config.yaml for the top-level keys (key "")."""
+    top = key.split(".")[0]
+    return CONF_DIR / top / "default.yaml" if top else CONF_DIR / "config.yaml"
+
+
+def _missing_message(key: str, missing: Sequence[str]) -> str:
+    keys = ", ".join(f"{key}.{m}" if key else m for m in missing)
+    where = conf_file(key).relative_to(REPO_ROOT)
+    return (f"the params have no value for {keys}: add {'it' if len(missing) == 1 else 'them'} to {where}, "
+            "then regenerate params.yaml (`python -m benchmark.config`)")
+
+
+def _checked(node: Any, key: str, schema: type) -> DictConfig:
+    """`node` merged into the dataclass `schema`: an unknown key, a wrong type or a key without a value
+    (the schemas have no defaults) is a ConfigError naming the key."""
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg[key])
+        merged = OmegaConf.merge(OmegaConf.structured(schema), node)
     except OmegaConfBaseException as e:
-        hint = _unknown_key_message(key, schema, e)
-        raise ConfigError(hint or f"bad '{key}' section in the params: {e}") from e
-    return merged  # type: ignore[return-value]
+        hint = _unknown_key_message(key, schema, e) if key else None
+        where = f"'{key}' section in the" if key else "top-level"
+        raise ConfigError(hint or f"bad {where} params: {e}") from e
+    missing = sorted(OmegaConf.missing_keys(merged))
+    if missing:
+        raise ConfigError(_missing_message(key, missing))
+    return merged
+
+
+def section(cfg: DictConfig, key: str, schema: type[T]) -> T:
+    """The `key` subtree of `cfg`, checked against the dataclass `schema` (unknown and missing keys are
+    errors). `key` may be dotted ("reward.intrinsic")."""
+    node = OmegaConf.select(OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg, key) if key else None
+    if node is None:
+        raise ConfigError(f"params have no '{key}' section; regenerate params.yaml from conf/")
+    return _checked(node, key, schema)  # type: ignore[return-value]
+
+
+def _top(cfg: DictConfig) -> dict:
+    return {k: cfg[k] for k in RootConfig.__dataclass_fields__ if k in cfg}
+
+
+@functools.lru_cache(maxsize=1)
+def _conf_values() -> dict:
+    """conf/config.yaml's own keys with each conf/<section>/default.yaml at its key, resolved: conf/ before
+    any profile, its interpolations (${data_dir}) resolved as when Hydra composes it."""
+    tree = OmegaConf.load(CONF_DIR / "config.yaml")
+    for entry in tree.pop("defaults"):
+        if isinstance(entry, DictConfig):
+            tree.update({name: OmegaConf.load(conf_file(name)) for name, option in entry.items()
+                         if option == "default" and "@" not in name})
+    return OmegaConf.to_container(tree, resolve=True)  # type: ignore[return-value]
+
+
+def defaults(key: str, schema: type[T], **overrides: Any) -> T:
+    """An instance of `schema` with conf/'s values for section `key` (no profile, no params.yaml), fields in
+    `overrides` replaced: for code and tests that run without params. `key` may be dotted
+    ("reward.intrinsic"); "" is the top-level keys (conf/config.yaml)."""
+    node: Any = _conf_values()
+    for part in key.split(".") if key else ():
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is None:
+        raise ConfigError(f"conf/ has no section {key!r}; see {conf_file(key).relative_to(REPO_ROOT)}")
+    merged = _checked(node if key else _top(node), key, schema)
+    try:
+        for name, value in overrides.items():  # assigned, not merged: a dict or list replaces conf/'s
+            merged[name] = value
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"bad override of {key or 'the top level'}: {e}") from e
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]
 
 
 def root(cfg: DictConfig) -> RootConfig:
-    top = {k: cfg[k] for k in RootConfig.__dataclass_fields__ if k in cfg}
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(RootConfig), top)
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"bad top-level params: {e}") from e
+    merged = _checked(_top(cfg), "", RootConfig)
     if merged.profile not in PROFILES:
         raise ConfigError(f"profile {merged.profile!r} is not one of {PROFILES}")
     for key in ("seeds", "skill_seeds", "code_seeds"):

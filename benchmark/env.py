@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,12 @@ import numpy as np
 from nle import nethack
 from nle.env.base import NLE
 from nle.nethack import actions as A
-from omegaconf import OmegaConf
 
 from benchmark import game_clock
+from benchmark.config import conf_file, defaults
 from benchmark.seeding import nethack_seeds
 
 log = logging.getLogger(__name__)
-
-CHARACTER = "mon-hum-neu-mal"
-MAX_EPISODE_STEPS = 10_000
 
 # The paper's 28 actions, in the order of the official code: NLE's 23 task actions, then 5 more.
 ACTIONS: tuple[A.Action, ...] = (
@@ -61,49 +58,26 @@ ACTION_NAMES: tuple[str, ...] = tuple(
 ACTION_INDEX = {name: i for i, name in enumerate(ACTION_NAMES)}
 assert len(ACTIONS) == 28, len(ACTIONS)
 
-# Everything later stages read; screen_descriptions and the map-only arrays cost speed for no user.
-OBSERVATION_KEYS = (
-    "glyphs",
-    "blstats",
-    "message",
-    "tty_chars",
-    "tty_colors",
-    "tty_cursor",
-    "inv_glyphs",
-    "inv_strs",
-    "inv_letters",
-    "inv_oclasses",
-)
-
-ENV_CONF = Path(__file__).resolve().parents[1] / "conf" / "env" / "default.yaml"
-
-
-def _conf_list(key: str) -> tuple[str, ...]:
-    """A list of conf/env/default.yaml, the one place the NetHack options are written."""
-    if not ENV_CONF.exists():
-        raise RuntimeError(f"{ENV_CONF} is missing: benchmark.env reads the NetHack options from it")
-    values = OmegaConf.load(ENV_CONF).get(key)
-    if not values or not all(isinstance(v, str) for v in values):
-        raise RuntimeError(f"{ENV_CONF}: '{key}' must be a non-empty list of strings, got {values!r}")
-    return tuple(values)
-
-
-# The official .nethackrc: its OPTIONS (one per entry) and the lines only a config file can carry
-# (AUTOPICKUP_EXCEPTION, MSGTYPE). Written once, with the reasons, in conf/env/default.yaml.
-PAPER_OPTIONS = _conf_list("options")
-PAPER_CONFIG_LINES = _conf_list("config_lines")
-
 
 @dataclass
 class EnvConfig:
-    """The `env` section of the params (conf/env/default.yaml)."""
+    """The `env` section of the params; its values (the paper's character and NetHack options, with the
+    reasons) are in conf/env/default.yaml."""
 
-    character: str = CHARACTER
-    max_episode_steps: int = MAX_EPISODE_STEPS
-    fix_moon_phase: bool = True
-    options: list[str] = field(default_factory=lambda: list(PAPER_OPTIONS))
-    config_lines: list[str] = field(default_factory=lambda: list(PAPER_CONFIG_LINES))
-    observation_keys: list[str] = field(default_factory=lambda: list(OBSERVATION_KEYS))
+    character: str
+    max_episode_steps: int
+    fix_moon_phase: bool
+    options: list[str]           # the official .nethackrc's OPTIONS, one per entry
+    config_lines: list[str]      # lines only a config file can carry (AUTOPICKUP_EXCEPTION, MSGTYPE)
+    observation_keys: list[str]
+
+
+# conf/env/default.yaml is the one place these are written; make() without params plays the same game.
+ENV_CONF = conf_file("env")
+_PAPER = defaults("env", EnvConfig)
+PAPER_OPTIONS = tuple(_PAPER.options)
+PAPER_CONFIG_LINES = tuple(_PAPER.config_lines)
+OBSERVATION_KEYS = tuple(_PAPER.observation_keys)
 
 
 class EnvError(ValueError):
@@ -444,7 +418,7 @@ def make(task: str | None = None, seed: int | None = None, wizard: bool = False,
     wizard: NetHack's debug mode, for building test scenarios.
     overrides: fields of EnvConfig (e.g. max_episode_steps=100) or extra NLE keyword arguments.
     """
-    base = cfg or EnvConfig()
+    base = cfg or defaults("env", EnvConfig)
     fields = {k: overrides.pop(k) for k in list(overrides) if k in EnvConfig.__dataclass_fields__}
     known_nle = {"save_ttyrec_every", "savedir", "allow_all_yn_questions", "allow_all_modes",
                  "spawn_monsters", "render_mode", "actions"}

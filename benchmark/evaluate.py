@@ -52,19 +52,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class EvaluateConfig:
-    """The `evaluate` section of the params (conf/evaluate/default.yaml holds the paper's values)."""
+    """The `evaluate` section of the params (values: conf/evaluate/default.yaml, the paper's)."""
 
-    episodes: int = 1000            # per method x task x seed; the official code averages the last 1000
-    num_envs: int = 16              # envs stepped together; the policy acts on the whole batch at once
-    max_episode_steps: int = 10000  # the paper's cap; profiles shrink it
-    out_dir: str = "evaluate"       # under data_dir
+    episodes: int  # per method x task x seed
+    num_envs: int  # envs stepped together; the policy acts on the whole batch at once
+    max_episode_steps: int  # episode cap
+    out_dir: str  # under data_dir
     # under data_dir: where methods' fit() artefacts live (see method_artefact)
-    fit_dir: str = "fit"
-    device: str = "auto"            # trained networks: auto (cuda if there is a GPU, else cpu) | cpu | cuda:N
-    # torch threads while playing (0: torch's default, one per core). One: a batch of 8-16 observations is
-    # too small to split, and extra threads that spin while the env, the sandboxed program or another job
-    # holds a core made evaluation up to 20x slower on 2 shared cores (docs/throughput.md, "Evaluation").
-    torch_threads: int = 1
+    fit_dir: str
+    device: str  # trained networks: auto (cuda if there is a GPU, else cpu) | cpu | cuda:N
+    torch_threads: int  # torch threads while playing (0: torch's default)
 
 
 @dataclass

@@ -21,32 +21,30 @@ from benchmark.seeding import derive_seed
 class RegressionConfig:
     """The `regression` section of the params (conf/regression/default.yaml)."""
 
-    reference: str = "results/regression/reference.json"   # relative to the repository root
-    profile: str = "ci"                  # the profile the check composes and the reference was measured on
+    reference: str  # relative to the repository root
+    profile: str  # the profile the check composes and the reference was measured on
     # section name -> its probe: {_target_: module.ProbeClass, **constructor arguments}, in table order.
     # The policy section (below) is the harness's own and is not listed.
-    probes: dict[str, Any] = field(default_factory=dict)
-    methods: list[str] = field(default_factory=lambda: ["random", "scripted"])  # conf/method/<name>.yaml
-    tasks: list[str] = field(default_factory=lambda: [
-        "gnomish_small", "delphi_small", "transactions_small", "price_small", "buc_small",
-        "goldenexit_small", "levelupsell_small"])
-    episodes: int = 16                   # per method x task in one check run (one block)
+    probes: dict[str, Any]
+    methods: list[str]  # conf/method/<name>.yaml
+    tasks: list[str]
+    episodes: int  # per method x task in one check run (one block)
     # Trained rows: methods the check trains itself (per-task methods fit each of trained_tasks).
-    trained_methods: list[str] = field(default_factory=list)
-    trained_tasks: list[str] = field(default_factory=list)
-    train_for_env_steps: int = 200_000   # the trained methods' budget here (overrides <method>.trainer)
-    train_repeats: int = 4               # --update: independent training runs (seeds 1..R): the spread
-    trained_episodes: int = 32           # per trained row and block (a trained score is noisier)
-    trained_max_episode_steps: int = 1000  # episode cap of the trained rows' evaluation
-    trained_num_envs: int = 8            # envs stepped together when playing a trained policy
+    trained_methods: list[str]
+    trained_tasks: list[str]
+    train_for_env_steps: int  # the trained methods' budget here (overrides <method>.trainer)
+    train_repeats: int  # --update: independent training runs (seeds 1..R): the spread
+    trained_episodes: int  # per trained row and block (a trained score is noisier)
+    trained_max_episode_steps: int  # episode cap of the trained rows' evaluation
+    trained_num_envs: int  # envs stepped together when playing a trained policy
     # Train the trained rows reproducibly (rl.reproducible: serial, synchronous, one torch thread): the same
     # machine gives the same weights under any load, so the weights/* rows compare exactly there.
-    trained_reproducible: bool = True
-    max_episode_steps: int = 300         # episode cap of the policy runs and of the tracker replays
-    repeats: int = 40                    # --update: independent blocks that measure the spread
-    false_alarm_rate: float = 0.01       # family-wise, over all stochastic rows
-    rtol: float = 1.0e-4                 # float rows: |now - ref| <= atol + rtol * |ref|
-    atol: float = 1.0e-5
+    trained_reproducible: bool
+    max_episode_steps: int  # episode cap of the policy runs and of the tracker replays
+    repeats: int  # --update: independent blocks that measure the spread
+    false_alarm_rate: float  # family-wise, over all stochastic rows
+    rtol: float  # float rows: |now - ref| <= atol + rtol * |ref|
+    atol: float
 
 
 class RegressionError(RuntimeError):

@@ -99,19 +99,19 @@ TIE_IDENTICAL = ("motif", "all", "never")
 class AnnotateConfig:
     """The `annotate` section of the params (conf/annotate/default.yaml)."""
 
-    annotator: str = "llm"             # llm | oracle
-    mode: str = "chain_of_thought"     # chain_of_thought (paper) | direct (next-token log-probs)
-    max_tokens: int = 4096             # chain of thought: answer budget (paper: 4096)
-    retry_max_tokens: int = 4096       # chain of thought: budget of the retry turn
-    logprobs: int = 20                 # direct: top-N next-token log-probs read per pair
+    annotator: str  # llm | oracle
+    mode: str  # chain_of_thought (paper) | direct (next-token log-probs)
+    max_tokens: int  # chain of thought: answer budget
+    retry_max_tokens: int  # chain of thought: budget of the retry turn
+    logprobs: int  # direct: top-N next-token log-probs read per pair
     # direct: ask (A, B) and (B, A), label by the bias-free margin (CPU profiles)
-    symmetrise: bool = False
+    symmetrise: bool
     # symmetrised: |margin| <= tau is a tie (margin in nats, see module doc)
-    tau: float = 0.01
-    chunk_size: int = 2000             # pairs per chunk (paper: batches of 2000); unit of resumption
+    tau: float
+    chunk_size: int  # pairs per chunk; unit of resumption
     # chain of thought: first (official) | last declaration in the answer counts
-    answer_match: str = "first"
-    tie_identical: str = "motif"       # identical captions -> tie unasked: motif (official) | all | never
+    answer_match: str
+    tie_identical: str  # identical captions -> tie unasked: motif (official) | all | never
 
 
 # ---- one chunk ------------------------------------------------------------------------------------

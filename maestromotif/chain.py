@@ -26,11 +26,6 @@ from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, did_you_mean, root
 
-# the defaults of the templates (RewardConfig and RLConfig take theirs from here)
-LABELS_TEMPLATE = "{data_dir}/labels{suffix}/{skill}"
-REWARD_TEMPLATE = "{data_dir}/reward{suffix}"
-TRAINING_REWARD_TEMPLATE = "data/reward{suffix}"  # conf/rl: ${data_dir}/reward{suffix}
-
 
 @dataclass(frozen=True)
 class Chain:
@@ -58,15 +53,15 @@ def chain(method: str) -> Chain:
 def annotator(params: Any, method: str) -> str:
     """Who labels the method's skill pairs: llm | oracle."""
     fixed = chain(method).annotator
-    return fixed or str(OmegaConf.select(params, "annotate.annotator", default="llm"))
+    return fixed or _value(params, "annotate.annotator")
 
 
 def _fill(template: str, key: str, method: str, **fields: Any) -> Path:
     c = chain(method)
     if c.suffix and "{suffix}" not in template:
         raise ConfigError(f"{key}={template!r} has no {{suffix}}: {method} would share that folder with "
-                          f"{DEFAULT}. Put {{suffix}} where the method's folder name ends (the default is "
-                          f"{_default_of(key)!r})")
+                          f"{DEFAULT}. Put {{suffix}} where the method's folder name ends, as "
+                          f"conf/{key.split('.')[0]}/default.yaml does")
     try:
         return Path(template.format(suffix=c.suffix, **fields))
     except (KeyError, IndexError) as e:
@@ -74,24 +69,24 @@ def _fill(template: str, key: str, method: str, **fields: Any) -> Path:
                           f"{', '.join('{' + f + '}' for f in ('suffix', *fields))}") from e
 
 
-def _default_of(key: str) -> str:
-    return {"reward.labels": LABELS_TEMPLATE, "reward.out_dir": REWARD_TEMPLATE,
-            "rl.reward_dir": "${data_dir}/reward{suffix}"}[key]
-
-
-def _template(params: Any, key: str, default: str) -> str:
-    return str(OmegaConf.select(params, key, default=default))
+def _value(params: Any, key: str) -> str:
+    """The params' `key` (no fallback: conf/ holds every value)."""
+    value = OmegaConf.select(params, key)
+    if value is None:
+        raise ConfigError(f"the params have no {key}: add it to conf/{key.split('.')[0]}/default.yaml, then "
+                          "regenerate params.yaml")
+    return str(value)
 
 
 def label_dir(params: Any, method: str, skill: str) -> Path:
     """Where the annotate stage writes the method's labels of `skill` and the reward stage reads them."""
-    return _fill(_template(params, "reward.labels", LABELS_TEMPLATE), "reward.labels", method,
+    return _fill(_value(params, "reward.labels"), "reward.labels", method,
                  data_dir=root(params).data_dir, skill=skill)
 
 
 def reward_root(params: Any, method: str) -> Path:
     """Where the reward stage writes the method's reward models: <root>/<skill>/model.pt."""
-    return _fill(_template(params, "reward.out_dir", REWARD_TEMPLATE), "reward.out_dir", method,
+    return _fill(_value(params, "reward.out_dir"), "reward.out_dir", method,
                  data_dir=root(params).data_dir)
 
 
@@ -99,7 +94,7 @@ def training_reward_root(params: Any, method: str, template: str | None = None) 
     """The reward models the method's skill network trains on: rl.reward_dir (tests point it elsewhere), or
     `template` (an rl section with overrides)."""
     if template is None:
-        template = _template(params, "rl.reward_dir", TRAINING_REWARD_TEMPLATE)
+        template = _value(params, "rl.reward_dir")
     return _fill(template, "rl.reward_dir", method, data_dir=root(params).data_dir)
 
 

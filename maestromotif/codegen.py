@@ -38,7 +38,7 @@ import re
 import shutil
 import textwrap
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -64,34 +64,32 @@ DEFAULT_UNIT_TEST_MAX_DEPTH = 4
 
 @dataclass
 class CodegenConfig:
-    """The `codegen` section of the params (conf/codegen/default.yaml = the paper's values)."""
+    """The `codegen` section of the params (values: conf/codegen/default.yaml, the paper's)."""
 
-    programs: list[str] = field(default_factory=lambda: list(PROGRAM_NAMES))
-    # paper: 3 code-generation seeds per program; seed k writes data/codegen/<program>/seed<k>/ and samples
+    programs: list[str]
+    # code-generation seeds per program; seed k writes data/codegen/<program>/seed<k>/ and samples
     # with derive_seed(root_seed, "codegen", k), so adding a seed leaves the others' programs as they are
-    code_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    # The released hf_llama.py scripts: every task program and the training policy's steps 2-3 allow 3
-    # refinements (`iterations < 4`) and 10,000 tokens per answer; the training policy's first step
-    # (select_skill) allows 4 (`iterations < 5`) and 5,000 tokens per answer, code and check alike.
-    # (The paper's text says at most 3 refinements and 5,000 tokens.)
-    max_refinements: int = 3
-    max_tokens: int = 10000  # per code answer
-    check_max_tokens: int = 10000  # per code_check answer
-    select_skill_max_refinements: Optional[int] = 4  # None: max_refinements
-    select_skill_max_tokens: Optional[int] = 5000  # its code and check answers; None: the two caps above
-    temperature: float = 0.2
-    top_p: float = 1.0
-    top_k: int = -1  # -1: no top-k cut (the paper's HF Inference API call set only the temperature)
+    code_seeds: list[int]
+    # Caps of every task program and the training policy's steps 2-3; the training policy's first step
+    # (select_skill) has its own (the released hf_llama.py scripts' values: conf/codegen/default.yaml).
+    max_refinements: int
+    max_tokens: int  # per code answer
+    check_max_tokens: int  # per code_check answer
+    select_skill_max_refinements: Optional[int]  # None: max_refinements
+    select_skill_max_tokens: Optional[int]  # its code and check answers; None: the two caps above
+    temperature: float
+    top_p: float
+    top_k: int  # -1: no top-k cut (the paper's HF Inference API call set only the temperature)
     # Cap on the estimated prompt tokens of one engine call (0 = no cap): vLLM's CPU build crashes on
     # seeded requests whose prefill is chunked ("CPU Generator does not use offset"), i.e. when a batch's
     # prompts exceed its max_num_batched_tokens (4096). Estimated as characters / 3.
-    max_batch_prompt_tokens: int = 0
+    max_batch_prompt_tokens: int
     # The coder writes the initiation/termination functions (paper §3.1); false: our reference ones.
-    generate_init_term: bool = True
-    init_term_max_refinements: int = 0  # paper: no unit-test self-refinement for these (A.3)
-    unit_test_timeout_s: float = 10.0
-    sandbox_memory_mb: int = 512
-    out_dir: str = "codegen"  # under data_dir
+    generate_init_term: bool
+    init_term_max_refinements: int  # paper: no unit-test self-refinement for these (A.3)
+    unit_test_timeout_s: float
+    sandbox_memory_mb: int
+    out_dir: str  # under data_dir
 
     def validate(self) -> "CodegenConfig":
         unknown = sorted(set(self.programs) - set(PROGRAM_NAMES))

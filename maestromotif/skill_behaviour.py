@@ -41,7 +41,7 @@ import argparse
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -50,7 +50,7 @@ import pandas as pd
 from nle import nethack
 from omegaconf import OmegaConf
 
-from benchmark.config import ConfigError, load_params, root, section
+from benchmark.config import ConfigError, defaults, load_params, root, section
 from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig
 from benchmark.io import write_text
 from benchmark.logs import setup_logging
@@ -59,7 +59,7 @@ from maestromotif import chain
 from maestromotif.skills import SKILLS
 from maestromotif.rl.obs import PolicyObservation
 from maestromotif.rl.sf_env import HeldSkill
-from maestromotif.skill_starts import MAX_WALK_STEPS, START_OF, STARTS, make_start
+from maestromotif.skill_starts import START_OF, STARTS, make_start
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +79,16 @@ DROP = ACTION_INDEX["DROP"]
 class SkillBehaviourConfig:
     """The `skill_behaviour` section (conf/skill_behaviour/default.yaml)."""
 
-    episodes: int = 32            # per (start, skill) and skill seed
-    max_steps: int = 1000         # skill steps per episode, counted from the start
-    max_start_steps: int = MAX_WALK_STEPS  # scripted steps allowed to reach a start below level 1
-    num_envs: int = 8             # envs stepped together (one network forward per step)
-    cross: bool = True            # every skill from every start (false: each skill from its own start only)
-    skills: list[str] = field(default_factory=list)  # empty: the params' skills
-    methods: list[str] = field(default_factory=list)  # MaestroMotif methods whose networks play; empty: all
-    device: str = "cpu"
-    torch_threads: int = 1        # one thread: 2.4x faster than two on 2 shared cores (batch of 8, measured)
-    csv: str = "{results_dir}/skills.csv"
+    episodes: int  # per (start, skill) and skill seed
+    max_steps: int  # skill steps per episode, counted from the start
+    max_start_steps: int  # scripted steps allowed to reach a start below level 1
+    num_envs: int  # envs stepped together (one network forward per step)
+    cross: bool  # every skill from every start (false: each skill from its own start only)
+    skills: list[str]  # empty: the params' skills
+    methods: list[str]  # MaestroMotif methods whose networks play; empty: all
+    device: str
+    torch_threads: int  # the network's CPU threads (0: torch's default)
+    csv: str
 
 
 class BehaviourTracker(gym.Wrapper):
@@ -264,7 +264,7 @@ def measure(params, cfg: SkillBehaviourConfig,
         raise ConfigError(f"skill_behaviour.episodes, max_steps and num_envs must be positive, got {cfg}")
     runs = runs if runs is not None else default_runs(params, cfg)
     env_cfg = (EnvConfig(**OmegaConf.to_container(params["env"], resolve=True)) if "env" in params
-               else EnvConfig())
+               else defaults("env", EnvConfig))
     models = {(method, seed): load_actor_critic(Path(run), device=cfg.device)[:2]
               for method, by_seed in runs.items() for seed, run in by_seed.items()}
     crop_modes = {c.mm_crop_mode for _, c in models.values()}

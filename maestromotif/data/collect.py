@@ -38,14 +38,14 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.config import ConfigError, load_params, root, section
+from benchmark.config import ConfigError, defaults, load_params, root, section
 from benchmark.io import read_json, write_json
 from benchmark.logs import setup_logging
 from benchmark.method import Policy
@@ -74,7 +74,10 @@ LEVELS = ("full", "variant")     # scripted: the normal dungeon, or the small va
 
 @dataclass
 class SourceConfig:
-    """One entry of `collect.sources` (see the module docstring for what each kind reads)."""
+    """One entry of `collect.sources` (see the module docstring for what each kind reads).
+
+    The one schema with defaults: a list item's keys cannot be given defaults in conf/collect/default.yaml,
+    and each kind sets only the keys it reads (check_sources refuses the others)."""
 
     kind: str = "random"                 # random | scripted | checkpoint | nld
     label: str | None = None             # the records' `source` (default: per kind, module docstring)
@@ -93,21 +96,15 @@ class SourceConfig:
 class CollectConfig:
     """The `collect` section of the params (conf/collect/default.yaml)."""
 
-    sources: list[SourceConfig] = field(default_factory=lambda: [SourceConfig(kind="random", episodes=2000)])
-    episodes_per_chunk: int = 50       # unit of resumption and of work per worker task
-    max_steps_per_episode: int = 0     # 0: the env's own cap (10,000 steps)
-    workers: int = 2                   # worker processes (1: run in this process)
+    sources: list[SourceConfig]
+    episodes_per_chunk: int  # unit of resumption and of work per worker task
+    max_steps_per_episode: int  # 0: the env's own cap
+    workers: int  # worker processes (1: run in this process)
 
 
 def as_config(cfg) -> CollectConfig:
     """`cfg` (the params' collect section, raw or already merged) checked against CollectConfig."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        return OmegaConf.merge(OmegaConf.structured(CollectConfig), cfg)  # type: ignore[return-value]
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"bad 'collect' section in the params: {e}") from e
+    return section({"collect": cfg}, "collect", CollectConfig)
 
 
 def source_label(src: SourceConfig) -> str:
@@ -312,13 +309,13 @@ def _behaviour(src: SourceConfig) -> dict:
 def chunk_plan(cfg, root_seed: int, env: dict | None = None) -> list[dict]:
     """Every played chunk's episodes and settings; a chunk file is reused only if its settings match these.
 
-    env: the params' `env` section as a dict (default: benchmark.env.EnvConfig's defaults). It is part
+    env: the params' `env` section as a dict (default: conf/env/default.yaml's). It is part
     of each chunk's settings, so chunks played with other NetHack options are played again.
     """
     from benchmark.env import EnvConfig
 
     cfg = as_config(cfg)
-    env = dict(env) if env is not None else asdict(EnvConfig())
+    env = dict(env) if env is not None else asdict(defaults("env", EnvConfig))
     plan, first_episode = [], 0
     for src in cfg.sources:
         if src.kind not in PLAYED_KINDS:

@@ -23,7 +23,7 @@ reused when its recorded settings (seed, size, gap, sampling, input fingerprint)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +43,6 @@ log = logging.getLogger(__name__)
 OUT_NAME = "pairs"
 MOTIF_SET = "motif"
 
-PAPER_SIZES = {"discoverer": 180_000, "descender": 80_000, "ascender": 80_000, "merchant": 121_000,
-               "worshipper": 200_000}
 SAMPLINGS = ("uniform", "changed")
 CHANGE_STATS = ("dlvl", "gold", "xp")  # `changed` sampling: a sample changed if one of these did
 
@@ -53,16 +51,16 @@ CHANGE_STATS = ("dlvl", "gold", "xp")  # `changed` sampling: a sample changed if
 class PairsConfig:
     """The `pairs` section of the params (conf/pairs/default.yaml)."""
 
-    gap: int = 100                                  # steps between the two observations of a sample
-    sizes: dict[str, int] = field(default_factory=lambda: dict(PAPER_SIZES))  # pairs per skill
-    motif: int = 100_000                            # pairs for the Motif baseline (0: none)
-    sources: list[str] | None = None                # keep only records with these source labels (None: all)
-    sampling: str = "uniform"                       # uniform | changed (see module docstring)
-    changed_fraction: float = 0.5                   # changed: share of samples with a depth/gold/XP change
+    gap: int  # steps between the two observations of a sample
+    sizes: dict[str, int]  # pairs per skill
+    motif: int  # pairs for the Motif baseline (0: none)
+    sources: list[str] | None  # keep only records with these source labels (None: all)
+    sampling: str  # uniform | changed (see module docstring)
+    changed_fraction: float  # changed: share of samples with a depth/gold/XP change
     # steps t < gap pair with the episode's first observation instead of being left out (see module docstring)
-    clamp_gap: bool = False
+    clamp_gap: bool
     # draw the unchanged samples (or all, under uniform) with weight 1 / (count of their message)
-    rare_messages: bool = False
+    rare_messages: bool
 
 
 def eligible_samples(obs: pd.DataFrame, gap: int, clamp: bool = False) -> pd.DataFrame:

@@ -38,43 +38,36 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from benchmark.config import defaults
 from maestromotif.reward.model import CheckpointError, RewardCheckpoint, load_checkpoint, score
 
 log = logging.getLogger(__name__)
-
-# The official eps_threshold_quantile "[0.95, 0.85, 0.85, 0.85, 0.85]" by skill name.
-DEFAULT_THRESHOLD_QUANTILES = {
-    "discoverer": 0.95,
-    "descender": 0.85,
-    "ascender": 0.85,
-    "worshipper": 0.85,
-    "merchant": 0.85,
-}
 
 SWITCH_REWARD_MODELS = ("next_skill", "acting_skill")
 
 
 @dataclass
 class IntrinsicConfig:
-    """How RL turns reward-model outputs into rewards (defaults = the paper's skill training)."""
+    """How RL turns reward-model outputs into rewards (values: conf/reward/default.yaml `intrinsic`, the
+    paper's skill training)."""
 
-    threshold_quantile: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_THRESHOLD_QUANTILES))
-    default_threshold_quantile: float = 0.85  # for a model whose name is not in the table (baselines)
-    count_exponent: float = 3.0  # beta
-    message_lru_size: int = 20  # msg_max_keys; <= 0 means an unbounded count dict (Motif)
-    llm_coef: float = 0.1
-    extrinsic_coef: float = 0.0
-    reward_scale: float = 0.1  # applies to the env reward only
-    reward_clip: float = 10.0  # applies to the env reward only
-    depth_window: int = 1000  # diff_h
+    threshold_quantile: dict[str, float]
+    default_threshold_quantile: float  # for a model whose name is not in the table (baselines)
+    count_exponent: float  # beta
+    message_lru_size: int  # msg_max_keys; <= 0 means an unbounded count dict (Motif)
+    llm_coef: float
+    extrinsic_coef: float
+    reward_scale: float  # applies to the env reward only
+    reward_clip: float  # applies to the env reward only
+    depth_window: int  # diff_h
     # which model scores the observation that ends a skill: "next_skill" (official) or "acting_skill"
-    switch_reward_model: str = "next_skill"
+    switch_reward_model: str
 
     def __post_init__(self):
         if self.switch_reward_model not in SWITCH_REWARD_MODELS:
@@ -208,7 +201,7 @@ class IntrinsicReward:
     def __init__(self, checkpoints: Sequence[RewardCheckpoint], cfg: IntrinsicConfig | None = None):
         if not checkpoints:
             raise ValueError("IntrinsicReward needs at least one reward model")
-        self.cfg = cfg or IntrinsicConfig()
+        self.cfg = cfg or defaults("reward.intrinsic", IntrinsicConfig)
         self.models = [SkillRewardModel(c, self.cfg.quantile_for(c.skill)) for c in checkpoints]
         self.names = [m.name for m in self.models]
 
@@ -312,7 +305,6 @@ class EpisodeState:
 
 __all__ = [
     "CheckpointError",
-    "DEFAULT_THRESHOLD_QUANTILES",
     "DepthWindow",
     "EpisodeState",
     "IntrinsicConfig",

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.config import ConfigError, defaults
 from benchmark.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -52,15 +53,16 @@ class CheckpointError(ValueError):
 
 @dataclass
 class RewardModelConfig:
-    """Sizes of the reward network (defaults = the official `nle_torchbeast_encoder` settings)."""
+    """Sizes of the reward network (values: conf/reward/default.yaml `model`, the official
+    `nle_torchbeast_encoder` settings)."""
 
-    char_embedding_dim: int = 32
-    conv_channels: int = 64
-    message_dim: int = 128  # Linear(5 * conv_channels -> message_dim)
-    diffstats_dim: int = 128
-    hidden_dim: int = 512  # encoder_hidden_dim: fc = Linear(256 -> hidden/2) ReLU Linear(-> hidden)
-    use_diffstats: bool = True  # MaestroMotif: message + depth-change sign; False: message only (Motif)
-    init_gain: float = 1.0  # SF1 policy_init_gain
+    char_embedding_dim: int
+    conv_channels: int
+    message_dim: int  # Linear(5 * conv_channels -> message_dim)
+    diffstats_dim: int
+    hidden_dim: int  # encoder_hidden_dim: fc = Linear(256 -> hidden/2) ReLU Linear(-> hidden)
+    use_diffstats: bool  # MaestroMotif: message + depth-change sign; False: message only (Motif)
+    init_gain: float  # SF1 policy_init_gain
 
 
 class MessageEncoder(nn.Module):
@@ -94,7 +96,7 @@ class RewardModel(nn.Module):
 
     def __init__(self, cfg: RewardModelConfig | None = None):
         super().__init__()
-        self.cfg = cfg or RewardModelConfig()
+        self.cfg = cfg or defaults("reward.model", RewardModelConfig)
         self.message_encoder = MessageEncoder(self.cfg)
         joint = self.message_encoder.out_dim
         self.diffstats_encoder = None
@@ -259,7 +261,8 @@ def load_checkpoint(path: str | Path, skill: str | None = None) -> RewardCheckpo
             f"{path} is the reward model of skill {payload.get('skill')!r}, not {skill!r}; check the path"
         )
     try:
-        model = RewardModel(RewardModelConfig(**payload["model_config"]))
+        # a checkpoint written before a field existed gets conf/'s value, as the dataclass default gave it
+        model = RewardModel(defaults("reward.model", RewardModelConfig, **payload["model_config"]))
         model.load_state_dict(payload["state_dict"])
         levels, values = payload["quantile_levels"], payload["quantile_values"]
         ckpt = RewardCheckpoint(
@@ -271,7 +274,7 @@ def load_checkpoint(path: str | Path, skill: str | None = None) -> RewardCheckpo
             metadata=dict(payload.get("metadata", {})),
             path=str(path),
         )
-    except (KeyError, TypeError, RuntimeError) as e:
+    except (KeyError, TypeError, RuntimeError, ConfigError) as e:
         raise CheckpointError(
             f"{path} does not match the reward-model format ({type(e).__name__}: {e})"
         ) from e

@@ -29,7 +29,7 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -69,19 +69,19 @@ SOFT_TARGETS = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], dtype=np.float32) 
 
 @dataclass
 class RewardConfig:
-    """The `reward` section of the params (conf/reward/default.yaml; defaults = the paper's values)."""
+    """The `reward` section of the params (values: conf/reward/default.yaml, the paper's)."""
 
-    lr: float = 1e-5
-    batch_size: int = 1000  # pairs
-    epochs: int = 20  # the official Descender checkpoint stopped at 5 (docs/method.md §4.2); 20: the others
-    holdout_fraction: float = 0.1  # not in the paper (it had no validation split)
-    labels: str = chain.LABELS_TEMPLATE  # passed to maestromotif.annotate.labelled_pairs
-    out_dir: str = chain.REWARD_TEMPLATE  # <out_dir>/<skill>/model.pt
-    score_batch_size: int = 1024
-    device: str = "auto"  # "auto": cuda when available, else cpu
-    torch_threads: int = 0  # CPU threads for torch in this stage; 0 keeps torch's default
-    model: RewardModelConfig = field(default_factory=RewardModelConfig)
-    intrinsic: IntrinsicConfig = field(default_factory=IntrinsicConfig)
+    lr: float
+    batch_size: int  # pairs
+    epochs: int
+    holdout_fraction: float  # not in the paper (it had no validation split)
+    labels: str  # passed to maestromotif.labels.labelled_pairs
+    out_dir: str  # <out_dir>/<skill>/model.pt
+    score_batch_size: int
+    device: str  # "auto": cuda when available, else cpu
+    torch_threads: int  # CPU threads for torch in this stage; 0 keeps torch's default
+    model: RewardModelConfig
+    intrinsic: IntrinsicConfig
 
 
 def intrinsic_config(params) -> IntrinsicConfig:

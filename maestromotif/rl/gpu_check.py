@@ -38,12 +38,13 @@ def fresh_reward_models(folder: Path, skills: list[str]) -> None:
     """Untrained paper-size reward models with a normalisation and quantile table from probe messages."""
     import torch
 
+    from benchmark.config import defaults
     from maestromotif.reward.model import (RewardCheckpoint, RewardModel, RewardModelConfig,
                                            reward_statistics, save_checkpoint, score)
 
     torch.manual_seed(0)
     for skill in skills:
-        model = RewardModel(RewardModelConfig())
+        model = RewardModel(defaults("reward.model", RewardModelConfig))
         mean, var, quantiles = reward_statistics(score(model, PROBE_MESSAGES, [0] * len(PROBE_MESSAGES)))
         save_checkpoint(folder / skill / "model.pt", RewardCheckpoint(
             skill=skill, model=model, reward_mean=mean, reward_var=var, quantiles=quantiles,

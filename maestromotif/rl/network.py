@@ -27,6 +27,10 @@ CROP = 12            # characters each side of the crop square
 CELL = 6             # pixels per character in the rendered crop
 STATS_DIM = 35       # 27 blstats + 3 extras + 5 skill one-hot
 CROP_MODES = ("rgb", "embed")
+# The policy's message encoder: its own sizes, not conf/reward's, so a policy checkpoint's shapes never follow
+# an edit of the reward section (the official encoder's sizes, with a 128-d message output).
+MESSAGE_ENCODER = RewardModelConfig(char_embedding_dim=32, conv_channels=64, message_dim=128,
+                                    diffstats_dim=128, hidden_dim=512, use_diffstats=True, init_gain=1.0)
 
 # Hand-chosen scales of the official code (x/79, y/21, HP/10, maxHP/10, energy/10, maxE/10, AC/10, XL/10,
 # time/1000, hunger, dungeon number, condition, the 3 extras and the one-hot ×1, everything else ×0).
@@ -91,7 +95,7 @@ class SkillEncoder(Encoder):
             nn.Linear(STATS_DIM, 128), nn.ELU(),
             nn.Linear(128, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU(), nn.Linear(128, 128), nn.ELU(),
         )
-        self.message = MessageEncoder(RewardModelConfig(message_dim=128))
+        self.message = MessageEncoder(MESSAGE_ENCODER)
         self.out_size = 512 + 128 + STATS_DIM + 128
 
     def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:

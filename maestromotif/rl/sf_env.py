@@ -25,6 +25,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from benchmark.config import defaults
 from benchmark.env import EnvConfig, make
 from benchmark.seeding import derive_seed
 from maestromotif.rl import patches
@@ -143,10 +144,11 @@ class HeldSkill(IsolatedSkill):
 def _intrinsic_reward(reward_dir: str, skills: tuple[str, ...], intrinsic_json: str):
     """One IntrinsicReward (and its score memo) per process, shared by all of the process's envs. The
     settings come in the cfg (`--mm_intrinsic`, the params' reward.intrinsic block as JSON); '' = the
-    paper's defaults."""
+    values of conf/reward/default.yaml."""
     from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
 
-    cfg = IntrinsicConfig(**json.loads(intrinsic_json)) if intrinsic_json else IntrinsicConfig()
+    cfg = (IntrinsicConfig(**json.loads(intrinsic_json)) if intrinsic_json
+           else defaults("reward.intrinsic", IntrinsicConfig))
     return IntrinsicReward.from_dir(reward_dir, list(skills), cfg)
 
 
@@ -230,7 +232,7 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
     env_seed = derive_seed(cfg.mm_root_seed, "train_skills", cfg.mm_seed, "env", worker, vector)
-    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else EnvConfig()
+    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else defaults("env", EnvConfig)
     if cfg.mm_program == SKILL_STARTS:
         env = held_skill_at_start(env_cfg, cfg, worker * cfg.num_envs_per_worker + vector, env_seed)
     else:

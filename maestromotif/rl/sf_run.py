@@ -29,7 +29,7 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
     """Our settings, carried inside sample-factory's cfg to the env factory in every worker."""
     p = parser.add_argument
     p("--mm_intrinsic", default="",
-      help="the params' reward.intrinsic block as JSON ('' = the paper's defaults)")
+      help="the params' reward.intrinsic block as JSON ('' = conf/reward/default.yaml's)")
     p("--mm_error_file", default="", help="worker errors go here (one JSON line each) for the watchdog")
     p("--mm_root_seed", type=int, default=0)
     p("--mm_seed", type=int, default=0, help="skill-training seed (data/fit/maestromotif/seed<k>)")
@@ -41,7 +41,7 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
     p("--mm_reward_dir", default="data/reward", help="<dir>/<skill>/model.pt")
     p("--mm_skills", default="discoverer,descender,ascender,worshipper,merchant")
     p("--mm_crop_mode", default="rgb", choices=["rgb", "embed"])
-    p("--mm_env_config", default="", help="benchmark.env.EnvConfig as JSON ('' = defaults)")
+    p("--mm_env_config", default="", help="benchmark.env.EnvConfig as JSON ('' = conf/env/default.yaml's)")
     p("--mm_run_dir", default="", help="where progress.jsonl and curve.jsonl go")
     p("--mm_report_every_sec", type=float, default=5.0)
     p("--mm_curve_every_sec", type=float, default=30.0)

@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,63 +50,62 @@ CHECKPOINT_RE = re.compile(r"checkpoint_(\d+)_(\d+)\.pth$")
 
 @dataclass
 class RLConfig:
-    """The `rl` section (conf/rl/default.yaml). Defaults are the paper's (docs/method.md §7)."""
+    """The `rl` section (values: conf/rl/default.yaml, the paper's; docs/method.md §7)."""
 
     # sizes (profile-dependent)
-    num_workers: int = 24
-    num_envs_per_worker: int = 20
-    worker_num_splits: int = 2
-    batch_size: int = 4096
-    train_for_env_steps: int = 4_000_000_000
+    num_workers: int
+    num_envs_per_worker: int
+    worker_num_splits: int
+    batch_size: int
+    train_for_env_steps: int
     # APPO
-    rollout: int = 32
-    recurrence: int = 32
-    num_epochs: int = 1
-    num_batches_per_epoch: int = 1
-    with_vtrace: bool = True
-    vtrace_rho: float = 1.0
-    vtrace_c: float = 1.0
-    learning_rate: float = 1e-4
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-6
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    ppo_clip_ratio: float = 0.1
-    ppo_clip_value: float = 1.0
-    value_loss_coeff: float = 0.5
-    exploration_loss_coeff: float = 0.003
-    max_grad_norm: float = 4.0
-    max_policy_lag: int = 10_000
+    rollout: int
+    recurrence: int
+    num_epochs: int
+    num_batches_per_epoch: int
+    with_vtrace: bool
+    vtrace_rho: float
+    vtrace_c: float
+    learning_rate: float
+    adam_beta1: float
+    adam_beta2: float
+    adam_eps: float
+    gamma: float
+    gae_lambda: float
+    ppo_clip_ratio: float
+    ppo_clip_value: float
+    value_loss_coeff: float
+    exploration_loss_coeff: float
+    max_grad_norm: float
+    max_policy_lag: int
     # network
-    rnn_size: int = 512
-    crop_mode: str = "rgb"  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
+    rnn_size: int
+    crop_mode: str  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
     # skills
     # the training policy over skills; "isolated" = the ablation without one; "skill_starts" = each env holds
     # one skill on the start made for it (maestromotif/skill_starts.py; docs/deviations.md, `rl.program`)
-    program: str = "training"
-    held_steps: int = 1000  # skill_starts: steps per episode of a held skill
-    # conf sets ${data_dir}/codegen; <dir>/<program>/seed<code_seed>/program.py
-    codegen_dir: str = "data/codegen"
-    code_seed: int = 0  # which generated training program, for every skill seed (one of codegen.code_seeds)
-    # conf sets ${data_dir}/reward{suffix}; train() fills {suffix} for its method (maestromotif.chain)
-    reward_dir: str = chain.TRAINING_REWARD_TEMPLATE
+    program: str
+    held_steps: int  # skill_starts: steps per episode of a held skill
+    codegen_dir: str  # <dir>/<program>/seed<code_seed>/program.py
+    code_seed: int  # which generated training program, for every skill seed (one of codegen.code_seeds)
+    # train() fills {suffix} for its method (maestromotif.chain)
+    reward_dir: str
     # plumbing
-    device: str = "auto"  # auto: cuda when available, else cpu
-    save_every_sec: int = 120
-    keep_checkpoints: int = 2
-    curve_every_sec: float = 30.0
-    report_every_sec: float = 5.0
-    startup_timeout_s: float = 600.0
-    stall_timeout_s: float = 300.0
+    device: str  # auto: cuda when available, else cpu
+    save_every_sec: int
+    keep_checkpoints: int
+    curve_every_sec: float
+    report_every_sec: float
+    startup_timeout_s: float
+    stall_timeout_s: float
     # any other sample-factory flag, e.g. --serial_mode=True
-    extra_sf_args: list[str] = field(default_factory=list)
+    extra_sf_args: list[str]
     # Reproducible training: sample-factory's serial, synchronous mode with one torch thread and a fixed
     # Python hash seed, so a run is a function of its settings on one kind of machine (same CPU, same torch
     # build), whatever the load.
     # About 0.6x the asynchronous default's frames/s on 2 cores; the regression check's trained rows use it
     # (docs/regression.md). The training math is the same.
-    reproducible: bool = False
+    reproducible: bool
 
 
 def run_dir(params, seed: int, method: str = chain.DEFAULT) -> Path:

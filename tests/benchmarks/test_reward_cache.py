@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.config import defaults
 from benchmark.env import decode_message, make
 from maestromotif.reward.intrinsic import EpisodeState, IntrinsicConfig, IntrinsicReward
 from maestromotif.reward.model import QUANTILE_LEVELS, RewardCheckpoint, RewardModel, score
@@ -45,7 +46,7 @@ def trajectory() -> list[tuple[str, int]]:
 def test_reward_cache_speedup(benchmark, trajectory, one_thread):
     torch.manual_seed(0)
     ckpt = RewardCheckpoint("descender", RewardModel().eval(), 0.0, 1.0, {q: q for q in QUANTILE_LEVELS})
-    reward = IntrinsicReward([ckpt], IntrinsicConfig())
+    reward = IntrinsicReward([ckpt], defaults("reward.intrinsic", IntrinsicConfig))
     state = EpisodeState(reward)
     # a warm memo, as after the first few episodes of a run
     reward.precompute((0, m, c) for m, _ in trajectory for c in (-1, 0, 1))

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.config import REPO_ROOT, section
+from benchmark.config import REPO_ROOT, defaults, section
 from maestromotif.annotate import AnnotateConfig, annotate, annotate_chunk, pair_captions
 from maestromotif.chain import label_dir
 from maestromotif.data.pairs import load_pairs, make_pairs
@@ -331,7 +331,8 @@ def test_chain_of_thought_retry_fits_a_small_window_and_a_too_long_pair_fails_al
     convs = [padded(a, b) for a, b in zip(d1, d2)]
     huge = A.conversation("maestromotif", "ascender", "You see a fountain. " * 600, d2[0])
     assert embedded_engine.count_tokens(huge) > window
-    cfg = AnnotateConfig(mode="chain_of_thought", max_tokens=max_tokens, retry_max_tokens=retry_max_tokens)
+    cfg = defaults("annotate", AnnotateConfig, mode="chain_of_thought", max_tokens=max_tokens,
+                   retry_max_tokens=retry_max_tokens)
     results = A.annotate_chunk_llm(embedded_engine, convs + [huge], cfg, seed=0)
 
     assert results[-1]["label"] == UNKNOWN and results[-1]["unknown_reason"] == A.REQUEST_FAILED

@@ -28,7 +28,7 @@ def params_for(tmp_path, *overrides):
 
 def test_the_paper_default_is_auto():
     assert config.compose("paper", []).evaluate.device == "auto"
-    assert evaluate.EvaluateConfig().device == "auto"
+    assert config.defaults("evaluate", evaluate.EvaluateConfig).device == "auto"
 
 
 @no_gpu

@@ -16,6 +16,7 @@ import pytest
 import torch
 from nle.nethack import actions as A
 
+from benchmark.config import defaults
 from benchmark.env import ACTION_NAMES, ACTIONS, decode_message, make
 from maestromotif.reward.model import load_checkpoint, save_checkpoint, score
 from maestromotif.reward.train import RewardConfig, train_reward_model
@@ -107,7 +108,7 @@ def samples() -> pd.DataFrame:
     return s
 
 
-FAST = RewardConfig(lr=1e-3, batch_size=100, epochs=4, holdout_fraction=0.2)
+FAST = defaults("reward", RewardConfig, lr=1e-3, batch_size=100, epochs=4, holdout_fraction=0.2)
 
 
 # --- tests -----------------------------------------------------------------------------------------
@@ -138,7 +139,7 @@ def test_reward_model_learns_rule_labels_on_real_messages(rule, samples, one_thr
 @pytest.mark.timeout(600)
 def test_interrupted_training_resumes_to_the_same_weights(samples, one_thread, tmp_path):
     pairs = label_pairs(samples, "descender", n_pairs=300, seed=2)
-    cfg = RewardConfig(lr=1e-3, batch_size=50, epochs=3, holdout_fraction=0.2)
+    cfg = defaults("reward", RewardConfig, lr=1e-3, batch_size=50, epochs=3, holdout_fraction=0.2)
     whole, _ = train_reward_model(pairs, "descender", cfg, seed=3)
 
     class Killed(Exception):

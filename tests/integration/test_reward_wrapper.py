@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.config import defaults
 from benchmark.env import decode_message, make
 from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
 from maestromotif.reward.model import RewardCheckpoint, RewardModel
@@ -61,7 +62,7 @@ def reward() -> IntrinsicReward:
         model = RewardModel().eval()
         mean, var, quantiles = normalisation(model, KeyTable.build(pairs), 256)
         ckpts.append(RewardCheckpoint(name, model, mean, var, quantiles))
-    return IntrinsicReward(ckpts, IntrinsicConfig())
+    return IntrinsicReward(ckpts, defaults("reward.intrinsic", IntrinsicConfig))
 
 
 @pytest.mark.timeout(300)
@@ -102,7 +103,8 @@ def test_wrapper_reward_matches_the_formula_on_a_real_episode(reward):
 @pytest.mark.timeout(300)
 def test_wrapper_without_skill_info_uses_model_zero_and_can_add_the_game_score(reward):
     motif = IntrinsicReward([reward.models[0].ckpt],
-                            IntrinsicConfig(extrinsic_coef=0.1, llm_coef=0.1, reward_scale=1.0))
+                            defaults("reward.intrinsic", IntrinsicConfig, extrinsic_coef=0.1, llm_coef=0.1,
+                                     reward_scale=1.0))
     env = IntrinsicRewardWrapper(make(seed=4, max_episode_steps=60), motif)
     env.reset()
     rng = np.random.default_rng(1)

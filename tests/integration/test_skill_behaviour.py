@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from benchmark.calibrate import ScriptedPolicy
+from benchmark.config import defaults
 from benchmark.env import EnvConfig
 from maestromotif.skill_behaviour import METRICS, SkillBehaviourConfig, make_start_env, play_start, run
 from tests.integration.test_train_support import ci_params, untrained_skill_run
@@ -20,8 +21,8 @@ from tests.integration.test_train_support import ci_params, untrained_skill_run
 ])
 def test_metrics_count_what_the_scripted_agent_does(start, variant, expect):
     """The scripted reference walks down / sells / drops on the altar from each start: the tracker sees it."""
-    cfg = SkillBehaviourConfig(episodes=2, max_steps=400, num_envs=2)
-    envs = [make_start_env(start, cfg, EnvConfig(), "embed") for _ in range(2)]
+    cfg = defaults("skill_behaviour", SkillBehaviourConfig, episodes=2, max_steps=400, num_envs=2)
+    envs = [make_start_env(start, cfg, defaults("env", EnvConfig), "embed") for _ in range(2)]
     try:
         done = play_start(envs, [11, 12], 0, ScriptedPolicy(variant))
     finally:
@@ -41,7 +42,7 @@ def test_stage_writes_every_skill_of_both_methods_and_random(tmp_path):
     params, _ = ci_params(tmp_path, "rl.crop_mode=embed", f"results_dir={tmp_path / 'results'}")
     for method in ("maestromotif", "maestromotif_oracle"):  # where the stage finds them (maestromotif.chain)
         untrained_skill_run(params, 0, method)
-    cfg = SkillBehaviourConfig(episodes=2, max_steps=20, num_envs=2, cross=False,
+    cfg = defaults("skill_behaviour", SkillBehaviourConfig, episodes=2, max_steps=20, num_envs=2, cross=False,
                                skills=["descender", "merchant"])
     out = run(params, cfg)
     assert out == tmp_path / "results" / "skills.csv"

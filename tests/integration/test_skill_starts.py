@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from nle import nethack
 
+from benchmark.config import defaults
 from benchmark.env import EnvConfig
 from maestromotif.options.runtime import SKILLS
 from maestromotif.rl.sf_env import held_skill_at_start
@@ -20,7 +21,7 @@ def test_every_env_holds_its_skill_on_that_skills_start():
     rng = np.random.default_rng(0)
     for index in range(len(SKILLS) + 1):  # the sixth env cycles back to the first skill
         skill = SKILLS[index % len(SKILLS)]
-        env = held_skill_at_start(EnvConfig(), cfg, index, env_seed=100 + index)
+        env = held_skill_at_start(defaults("env", EnvConfig), cfg, index, env_seed=100 + index)
         try:
             obs, info = env.reset()
             depth = int(obs["blstats"][nethack.NLE_BL_DEPTH])

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from benchmark.config import REPO_ROOT
+from benchmark.config import REPO_ROOT, defaults
 from maestromotif.rl.sf_env import TEST_CRASH_ENV_NAME
 from maestromotif.rl.train import checkpoint_env_steps, checkpoints, run_dir, train
 from maestromotif.rl.watchdog import TrainingError
@@ -96,7 +96,7 @@ def test_checkpoint_evaluates_zero_shot_on_a_task(resumed_run):
     params, run, _ = resumed_run
     policy = MaestroMotif().policy(run, "gnomish", params)
     records = []
-    steps = play(policy, lambda: make(task="gnomish", cfg=EnvConfig(max_episode_steps=150)),
+    steps = play(policy, lambda: make(task="gnomish", cfg=defaults("env", EnvConfig, max_episode_steps=150)),
                  [(0, 11), (1, 12)], num_envs=2, on_record=records.append, progress=False)
     assert len(records) == 2 and steps > 0
     assert all(r["metric"] is not None for r in records)  # the task tracker scored each episode

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from benchmark.config import compose, write_params
+from benchmark.config import compose, defaults, write_params
 from benchmark.env import decode_message, make
 from maestromotif.reward.model import (QUANTILE_LEVELS, RewardCheckpoint, RewardModel, RewardModelConfig,
                                        diffstats, encode_messages, save_checkpoint, score)
@@ -41,8 +41,8 @@ def train_tiny_reward_models(reward_dir, messages: list[str], epochs: int = 20) 
     x, d = torch.from_numpy(encode_messages(messages)), torch.from_numpy(diffstats(changes))
     for skill in SKILLS:
         target = torch.tensor([float(sum(w in m.lower() for w in LIKES[skill])) for m in messages])
-        model = RewardModel(RewardModelConfig(conv_channels=16, message_dim=32, diffstats_dim=16,
-                                              hidden_dim=32))
+        model = RewardModel(defaults("reward.model", RewardModelConfig, conv_channels=16, message_dim=32,
+                                     diffstats_dim=16, hidden_dim=32))
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         for _ in range(epochs):
             opt.zero_grad()

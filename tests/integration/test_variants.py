@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from benchmark import variants
 from benchmark.calibrate import CalibrateConfig, ScriptedPolicy, calibrate
-from benchmark.config import compose
+from benchmark.config import compose, defaults
 from benchmark.env import ACTION_INDEX, ACTIONS, make
 from benchmark.evaluate import play
 from benchmark.method import Policy
@@ -124,6 +124,12 @@ def test_a_broken_des_file_is_a_clear_error(tmp_path, monkeypatch):
         variants.build_nhdat(broken, tmp_path / "nhdat")
 
 
+def calibrate_config(**overrides) -> CalibrateConfig:
+    """conf/calibrate/default.yaml's settings, with random vs scripted only, one env at a time."""
+    fixed = {"methods": ["random", "scripted"], "trained": [], "num_envs": 1}
+    return defaults("calibrate", CalibrateConfig, **{**fixed, **overrides})
+
+
 def _params(tmp_path):
     cfg = compose("ci", [f"data_dir={tmp_path}/data", f"results_dir={tmp_path}/results"])
     return cfg
@@ -131,7 +137,7 @@ def _params(tmp_path):
 
 def test_calibration_stage_is_repeatable(tmp_path):
     tasks = ["delphi_small", "buc_small"]
-    cfg = CalibrateConfig(tasks=tasks, methods=["random", "scripted"], episodes=3, max_episode_steps=200)
+    cfg = calibrate_config(tasks=tasks, episodes=3, max_episode_steps=200)
     first = calibrate(_params(tmp_path / "a"), cfg, progress=False)
     second = calibrate(_params(tmp_path / "b"), cfg, progress=False)
     columns = ["task", "method", "n", "mean", "se", "mean_steps", "first_episode_seed"]
@@ -155,7 +161,7 @@ def test_calibration_rejects_a_full_task(tmp_path):
     from benchmark.config import ConfigError
 
     with pytest.raises(ConfigError, match="not small variants"):
-        calibrate(_params(tmp_path), CalibrateConfig(tasks=["gnomish"], episodes=1), progress=False)
+        calibrate(_params(tmp_path), calibrate_config(tasks=["gnomish"], episodes=1), progress=False)
     with pytest.raises(ConfigError, match="scripted reference plays only"):
         ScriptedPolicy("gnomish")
 

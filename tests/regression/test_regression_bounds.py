@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from benchmark import regression as R
-from benchmark.config import ConfigError
+from benchmark.config import ConfigError, defaults
 from benchmark.probes import Metric, Probe
+
+
+def regression_config(**overrides) -> R.RegressionConfig:
+    """conf/regression/default.yaml's settings without trained rows (these tests count the rows they give)."""
+    untrained = {"trained_methods": [], "trained_tasks": []}
+    return defaults("regression", R.RegressionConfig, **{**untrained, **overrides})
 
 
 def test_spread_of_identical_blocks_is_floored_by_the_laplace_pseudo_episodes():
@@ -30,12 +36,12 @@ def test_spread_uses_the_measured_block_spread_when_larger():
 
 
 def test_z_is_bonferroni_over_the_stochastic_rows():
-    cfg = R.RegressionConfig(methods=["a", "b"], tasks=["t"] * 5, false_alarm_rate=0.01)
+    cfg = regression_config(methods=["a", "b"], tasks=["t"] * 5, false_alarm_rate=0.01)
     assert R.z_value(cfg) == pytest.approx(3.2905, abs=1e-3)  # Phi^-1(1 - 0.01 / 20)
 
 
 def test_compare_rows():
-    cfg = R.RegressionConfig(methods=["m"], tasks=["t"], rtol=0.0, atol=0.1, false_alarm_rate=0.05)
+    cfg = regression_config(methods=["m"], tasks=["t"], rtol=0.0, atol=0.1, false_alarm_rate=0.05)
     ref = {"metrics": {
         "e": {"kind": "exact", "value": "abc"},
         "f": {"kind": "float", "value": [1.0, 2.0]},
@@ -80,7 +86,7 @@ class ConstantProbe(Probe):
 
 def test_a_probe_named_by_target_runs_without_editing_the_harness():
     target = f"{__name__}.ConstantProbe"
-    cfg = R.RegressionConfig(methods=[], tasks=[], probes={"constant": {"_target_": target, "value": 3}})
+    cfg = regression_config(methods=[], tasks=[], probes={"constant": {"_target_": target, "value": 3}})
     assert R.section_names(cfg) == ["constant", "policy"]
     inp = R.Inputs.__new__(R.Inputs)  # no params needed by this probe
     inp.cfg = cfg
@@ -96,6 +102,6 @@ def test_a_probe_named_by_target_runs_without_editing_the_harness():
     ({"_target_": "collections.OrderedDict"}, "built OrderedDict, not a benchmark.probes.Probe"),
 ])
 def test_a_bad_probe_entry_is_a_clear_error(entry, message):
-    cfg = R.RegressionConfig(probes={"bad": entry})
+    cfg = regression_config(probes={"bad": entry})
     with pytest.raises(ConfigError, match=re.escape(message)):
         R.build_probes(cfg)

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from benchmark import provenance
 from benchmark import regression as R
-from benchmark.config import REPO_ROOT, section
+from benchmark.config import REPO_ROOT, defaults, section
 
 # Every section the committed reference holds (the configured probes' and the harness's policy rows).
 SECTIONS = ("data", "oracle", "reward", "intrinsic", "stats", "tracker", "options")
@@ -26,7 +26,7 @@ SECTIONS = ("data", "oracle", "reward", "intrinsic", "stats", "tracker", "option
 # ----- fixtures ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def reference():
-    cfg = R.RegressionConfig()
+    cfg = defaults("regression", R.RegressionConfig)
     return R.load_reference(R.reference_path(cfg), cfg)
 
 

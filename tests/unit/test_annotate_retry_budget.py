@@ -9,6 +9,7 @@ import math
 import pandas as pd
 import pytest
 
+from benchmark.config import defaults
 from maestromotif import annotate as A
 from maestromotif import prompts as P
 from maestromotif.llm import Completion, Engine, LLMConfig, LLMError, PromptTooLongError
@@ -60,7 +61,8 @@ def conv(description: str = "You see a staircase down.") -> list[dict]:
 
 
 def cfg(**kw) -> A.AnnotateConfig:
-    return A.AnnotateConfig(mode="chain_of_thought", **{"max_tokens": 400, "retry_max_tokens": 400, **kw})
+    return defaults("annotate", A.AnnotateConfig, mode="chain_of_thought",
+                    **{"max_tokens": 400, "retry_max_tokens": 400, **kw})
 
 
 # A rambling, unparsable first answer of 400 tokens with recognisable ends.
@@ -135,7 +137,8 @@ def test_an_engine_that_refuses_every_request_stops_the_stage():
 
 def test_direct_mode_also_isolates_a_refused_pair():
     engine = FakeBudgetEngine(fake_tokens(conv()) + 20, ANSWER)
-    results = A.annotate_chunk_llm(engine, [conv(), conv("long " * 500)], A.AnnotateConfig(mode="direct"), 0)
+    direct = defaults("annotate", A.AnnotateConfig, mode="direct")
+    results = A.annotate_chunk_llm(engine, [conv(), conv("long " * 500)], direct, 0)
     assert results[1]["unknown_reason"] == A.REQUEST_FAILED and results[1]["label"] == P.UNKNOWN
     assert results[0]["unknown_reason"] in (None, A.NOT_IN_TOP_LOGPROBS)
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from benchmark.config import REPO_ROOT, ConfigError, compose
+from benchmark.config import REPO_ROOT, ConfigError, compose, defaults
 from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_spec
 from maestromotif import chain
 
@@ -37,7 +37,7 @@ def test_the_oracle_method_is_always_labelled_by_the_rules(params):
 
 
 def test_the_method_files_name_the_folders_the_stages_write(params):
-    cfg = EvaluateConfig()
+    cfg = defaults("evaluate", EvaluateConfig)
     for method in chain.METHODS:
         spec = method_spec(method)
         built = build_method(method)

@@ -16,14 +16,14 @@ def test_every_profile_composes_and_records_its_name(profile):
 
 
 @pytest.mark.parametrize("profile", config.PROFILES)
-def test_env_section_is_the_dataclass_default(profile):
+def test_env_section_is_what_make_plays_without_params(profile):
     """make() without params (tests, workers) plays the same game as a stage reading params.yaml."""
     from dataclasses import asdict
 
     from omegaconf import OmegaConf
 
     env = OmegaConf.to_container(config.compose(profile).env)
-    assert env == asdict(EnvConfig())
+    assert env == asdict(config.defaults("env", EnvConfig))
     assert "mention_walls" not in env["options"]
 
 

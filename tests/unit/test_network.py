@@ -6,6 +6,7 @@ import pytest
 import torch
 from nle import nethack
 
+from benchmark.config import defaults
 from benchmark.env import make
 from maestromotif.rl import network as N
 from maestromotif.rl.obs import (
@@ -136,7 +137,8 @@ def test_sample_factory_gets_the_paper_hyperparameters():
     from benchmark.config import compose
 
     params = compose("paper")
-    args = dict(a[2:].split("=", 1) for a in sf_argv(RLConfig(), params, 0, __import__("pathlib").Path("/x")))
+    argv = sf_argv(defaults("rl", RLConfig), params, 0, __import__("pathlib").Path("/x"))
+    args = dict(a[2:].split("=", 1) for a in argv)
     assert args["num_workers"] == "24" and args["num_envs_per_worker"] == "20"
     assert args["batch_size"] == "4096"
     assert args["train_for_env_steps"] == "4000000000" and args["with_vtrace"] == "True"

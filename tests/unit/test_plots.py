@@ -6,6 +6,7 @@ import pytest
 
 from benchmark import aggregate, plots
 from benchmark.aggregate import ReportConfig
+from benchmark.config import defaults
 
 SEEDS = [0, 1, 2]
 
@@ -51,7 +52,7 @@ def test_category_bars(tmp_path, captured):
 
 
 def test_task_bars_against_the_paper(tmp_path, captured):
-    paper = aggregate.load_paper_results(ReportConfig().paper_results)
+    paper = aggregate.load_paper_results(defaults("report", ReportConfig).paper_results)
     summary = pd.DataFrame([{"method_label": "Random", "title": t, "category": c, "mean": m, "stderr": 0.01}
                             for t, c, m in (("Gnomish Mines", "navigation", 0.1),
                                             ("BUC Identified", "interaction", 0.2))])
@@ -61,7 +62,7 @@ def test_task_bars_against_the_paper(tmp_path, captured):
 
 def test_score_maximisation_bars_have_no_paper_bars(tmp_path, captured):
     """Fig. 5: the paper gives no per-bar values, so only our methods, and the title says no 'hatched'."""
-    paper = aggregate.load_paper_results(ReportConfig().paper_results)
+    paper = aggregate.load_paper_results(defaults("report", ReportConfig).paper_results)
     summary = pd.DataFrame([{"method_label": m, "title": "Gnomish Mines", "category": "navigation", "mean": v,
                              "stderr": 0.01} for m, v in (("FakeMethod", 0.3), ("Score PPO", 0.1))])
     check(plots.task_bars(summary, paper, tmp_path / "score", "ci", SEEDS, (), title="Versus score (Fig. 5)"),

@@ -6,6 +6,11 @@ import pytest
 
 from benchmark import aggregate, report
 from benchmark.aggregate import ReportConfig
+from benchmark.config import defaults
+
+
+def report_config(**overrides) -> ReportConfig:
+    return defaults("report", ReportConfig, **overrides)
 
 
 def fake_summary(profile="ci"):
@@ -21,7 +26,7 @@ def fake_summary(profile="ci"):
 
 @pytest.fixture(scope="module")
 def paper():
-    return aggregate.load_paper_results(ReportConfig().paper_results)
+    return aggregate.load_paper_results(report_config().paper_results)
 
 
 def test_cells_use_the_papers_style():
@@ -32,7 +37,7 @@ def test_cells_use_the_papers_style():
 
 
 def test_table1_puts_our_numbers_beside_the_papers(paper):
-    long = report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci")
+    long = report.build_table(fake_summary(), paper, 1, ["random"], report_config(), "ci")
     assert list(dict.fromkeys(long["title"])) == ["Gnomish Mines", "Transactions"]
     ours = long[long["source"] == "ours"]
     assert set(ours["column"]) == {"Random (ours, ci)"} and set(ours["profile"]) == {"ci"}
@@ -46,16 +51,16 @@ def test_table1_puts_our_numbers_beside_the_papers(paper):
 
 
 def test_table2_holds_only_composite_tasks(paper):
-    long = report.build_table(fake_summary(), paper, 2, ["random"], ReportConfig(), "ci")
+    long = report.build_table(fake_summary(), paper, 2, ["random"], report_config(), "ci")
     assert set(long["task"]) == {"goldenexit"}
     assert "24.8% ± 1.18%" in set(long["cell"])
 
 
 def test_normalised_scores_divide_by_the_papers_maestromotif(paper):
     scores = pd.DataFrame({"method": ["random"] * 2, "task": ["gnomish", "buc"], "score": [0.23, 0.8]})
-    out = aggregate.normalised(scores, ReportConfig(), paper)
+    out = aggregate.normalised(scores, report_config(), paper)
     assert out["normalised"].tolist() == pytest.approx([0.5, 0.5])
-    raw = aggregate.normalised(scores, ReportConfig(normalise="none"), paper)
+    raw = aggregate.normalised(scores, report_config(normalise="none"), paper)
     assert raw["normalised"].tolist() == [0.23, 0.8]
 
 
@@ -94,14 +99,14 @@ def test_standard_error_treats_each_skill_and_code_seed_pair_as_one_seed():
 def test_cells_whose_runs_ran_a_fallback_program_are_marked(paper):
     ours = aggregate.summarise(fake_maestromotif_scores()).assign(method_label="MaestroMotif")
     summary = pd.concat([ours, fake_summary().assign(n_fallback_runs=0, fallback_parts="")])
-    long = report.build_table(summary, paper, 1, ["maestromotif", "random"], ReportConfig(), "ci")
+    long = report.build_table(summary, paper, 1, ["maestromotif", "random"], report_config(), "ci")
     cell = long[(long["column"] == "MaestroMotif (ours, ci)") & (long["task"] == "gnomish")].iloc[0]
     assert cell["cell"].endswith(" †") and cell["n_fallback_runs"] == 1
     assert not long[long["column"] == "Random (ours, ci)"]["cell"].str.contains("†").any()
     md = report.table_markdown(long, 1, "FAKE note")
     assert "† Ran our reference code in place of LLM-written code" in md
     assert "MaestroMotif (ours, ci), Gnomish Mines: 1 of 9 runs (program)" in md
-    table = report.build_table(fake_summary(), paper, 1, ["random"], ReportConfig(), "ci")
+    table = report.build_table(fake_summary(), paper, 1, ["random"], report_config(), "ci")
     clean = report.table_markdown(table, 1, "FAKE note")
     assert "†" not in clean
 
@@ -112,7 +117,7 @@ def test_progression_table_gives_each_methods_mean_and_standard_error_in_percent
     row = summary.iloc[0]
     assert row["progression_mean"] == pytest.approx((0.0154 + 0.0185) / 3)
     assert row["progression_stderr"] == pytest.approx(scores["progression"].std(ddof=1) / 3)
-    md = report.progression_markdown(summary, ["maestromotif"], ReportConfig())
+    md = report.progression_markdown(summary, ["maestromotif"], report_config())
     assert md.splitlines()[:2] == ["| Task | MaestroMotif |", "|---|---|"]
     cell = report.format_value(row.progression_mean, row.progression_stderr, 'success')
     assert md.splitlines()[2] == f"| Gnomish Mines | {cell} |"
@@ -122,7 +127,8 @@ def test_runs_recorded_before_max_xlvl_give_a_note_not_a_number():
     scores = fake_maestromotif_scores().assign(progression=float("nan"))
     summary = aggregate.summarise(scores)
     assert summary["progression_mean"].isna().all()
-    assert report.progression_markdown(summary, ["maestromotif"], ReportConfig()).startswith("No progression")
+    none = report.progression_markdown(summary, ["maestromotif"], report_config())
+    assert none.startswith("No progression")
 
 
 def test_the_collect_events_table_is_a_section_when_its_file_exists(tmp_path):
@@ -153,7 +159,7 @@ def test_cells_above_random_with_z_at_least_3_are_marked_and_headers_carry_the_b
     z = summary.set_index(["method", "task"])["z_vs_random"]
     assert z["scripted", "gnomish_small"] == pytest.approx(0.6 / 0.0577, rel=1e-2)  # 0.6 / (0.1 / sqrt 3)
     assert z["scripted", "buc_small"] == 0.0 and math.isnan(z["random", "gnomish_small"])
-    long = report.build_table(summary, paper, 1, ["random", "scripted"], ReportConfig(), "small",
+    long = report.build_table(summary, paper, 1, ["random", "scripted"], report_config(), "small",
                               {"random": "no training", "scripted": "300k steps"})
     cells = long.set_index(["task", "column"])["cell"]
     column = "Scripted reference (ours, small; 300k steps)"

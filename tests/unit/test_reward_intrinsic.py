@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from benchmark.config import defaults
 from maestromotif.reward.intrinsic import (
     DepthWindow,
     EpisodeState,
@@ -28,6 +29,11 @@ from maestromotif.reward.model import (
     load_checkpoint,
     save_checkpoint,
 )
+
+
+def intrinsic(**overrides) -> IntrinsicConfig:
+    """conf/reward/default.yaml's intrinsic settings (the paper's), with `overrides`."""
+    return defaults("reward.intrinsic", IntrinsicConfig, **overrides)
 
 
 def constant_checkpoint(skill: str, raw: float, mean: float = 1.0, var: float = 4.0,
@@ -74,7 +80,7 @@ def test_depth_window_measures_since_reset_and_caps_length():
 
 def test_formula_normalisation_threshold_count_and_coefficients():
     # raw 5, mean 1, var 4 -> r_hat = 2; threshold (85th) 0.5 -> kept; beta 3; llm 0.1
-    reward = IntrinsicReward([constant_checkpoint("descender", raw=5.0)], IntrinsicConfig())
+    reward = IntrinsicReward([constant_checkpoint("descender", raw=5.0)], intrinsic())
     state = EpisodeState(reward)
     state.reset("", depth=1)
     first = state.step(0, "You descend.", depth=1, env_reward=0.0, skill_switched=False)
@@ -92,26 +98,26 @@ def test_formula_normalisation_threshold_count_and_coefficients():
 def test_threshold_is_per_skill_and_strict():
     # r_hat = (2 - 1) / 1 = 1.0: above the 85th-quantile threshold 0.5, not above the 95th's 1.0
     ckpts = [constant_checkpoint(name, raw=2.0, var=1.0) for name in ("discoverer", "descender")]
-    reward = IntrinsicReward(ckpts, IntrinsicConfig())
+    reward = IntrinsicReward(ckpts, intrinsic())
     assert reward.model(0).threshold == 1.0 and reward.model(1).threshold == 0.5
     assert reward.intrinsic(0, "x", 0, count=1) == (0.0, pytest.approx(1.0))
     assert reward.intrinsic(1, "x", 0, count=1)[0] == pytest.approx(1.0)
-    below = IntrinsicReward([constant_checkpoint("descender", raw=0.0, var=1.0)], IntrinsicConfig())
+    below = IntrinsicReward([constant_checkpoint("descender", raw=0.0, var=1.0)], intrinsic())
     assert below.intrinsic(0, "x", 0, count=1) == (0.0, pytest.approx(-1.0))
 
 
 def test_extrinsic_term_is_scaled_and_clipped():
-    cfg = IntrinsicConfig(extrinsic_coef=1.0, llm_coef=0.0, reward_scale=0.1, reward_clip=10.0)
+    cfg = intrinsic(extrinsic_coef=1.0, llm_coef=0.0, reward_scale=0.1, reward_clip=10.0)
     reward = IntrinsicReward([constant_checkpoint("motif", raw=0.0)], cfg)
     assert reward.total(50.0, 123.0) == pytest.approx(5.0)
     assert reward.total(1000.0, 0.0) == pytest.approx(10.0)
     assert reward.total(-1000.0, 0.0) == pytest.approx(-10.0)
-    paper = IntrinsicReward([constant_checkpoint("descender", raw=0.0)], IntrinsicConfig())
+    paper = IntrinsicReward([constant_checkpoint("descender", raw=0.0)], intrinsic())
     assert paper.total(1000.0, 2.0) == pytest.approx(0.2)  # skills: no game reward
 
 
 def test_single_model_without_skills_uses_default_quantile():
-    reward = IntrinsicReward([constant_checkpoint("gnomish", raw=5.0)], IntrinsicConfig())
+    reward = IntrinsicReward([constant_checkpoint("gnomish", raw=5.0)], intrinsic())
     assert reward.names == ["gnomish"] and reward.model(0).threshold == 0.5  # default 0.85
     with pytest.raises(IndexError, match="skill index 1"):
         reward.model(1)
@@ -126,7 +132,7 @@ def test_quantile_zero_means_no_threshold_and_unknown_level_is_an_error():
 
 def test_skill_switch_resets_the_depth_window_and_stats_accumulate_per_skill():
     ckpts = [constant_checkpoint(n, raw=5.0) for n in ("discoverer", "descender")]
-    state = EpisodeState(IntrinsicReward(ckpts, IntrinsicConfig(switch_reward_model="acting_skill")))
+    state = EpisodeState(IntrinsicReward(ckpts, intrinsic(switch_reward_model="acting_skill")))
     state.reset("", depth=1)
     assert state.step(1, "a", depth=2, env_reward=0, skill_switched=True, next_skill=0).dlvl_change == 1
     after = state.step(0, "b", depth=2, env_reward=0, skill_switched=False)
@@ -141,7 +147,7 @@ def descent_then_switch(switch_reward_model: str) -> tuple[list, dict]:
     acts. The models are constants: the Discoverer's r_hat is 1.0, the Descender's 2.0."""
     ckpts = [constant_checkpoint("discoverer", raw=3.0, threshold_95=0.5),
              constant_checkpoint("descender", raw=5.0)]
-    cfg = IntrinsicConfig(switch_reward_model=switch_reward_model)
+    cfg = intrinsic(switch_reward_model=switch_reward_model)
     state = EpisodeState(IntrinsicReward(ckpts, cfg))
     state.reset("", depth=1)
     steps = [state.step(1, "a", depth=1, env_reward=0, skill_switched=False, next_skill=1),
@@ -151,7 +157,7 @@ def descent_then_switch(switch_reward_model: str) -> tuple[list, dict]:
 
 
 def test_switching_step_is_scored_by_the_next_skill_model_by_default():
-    assert IntrinsicConfig().switch_reward_model == "next_skill"
+    assert intrinsic().switch_reward_model == "next_skill"
     steps, stats = descent_then_switch("next_skill")
     descent = steps[1]
     assert descent.dlvl_change == 1 and descent.skill == 0  # the descent, seen by the Discoverer's model
@@ -176,8 +182,8 @@ def test_acting_skill_option_scores_the_switching_step_with_the_ending_skill():
 
 def test_switch_reward_model_is_validated_and_next_skill_is_required():
     with pytest.raises(ValueError, match="reward.intrinsic.switch_reward_model"):
-        IntrinsicConfig(switch_reward_model="new")
-    state = EpisodeState(IntrinsicReward([constant_checkpoint("descender", raw=5.0)], IntrinsicConfig()))
+        intrinsic(switch_reward_model="new")
+    state = EpisodeState(IntrinsicReward([constant_checkpoint("descender", raw=5.0)], intrinsic()))
     state.reset("", depth=1)
     with pytest.raises(ValueError, match="next_skill"):
         state.step(0, "a", depth=1, env_reward=0, skill_switched=True)
@@ -187,7 +193,7 @@ def test_memo_scores_each_key_once_and_matches_the_model():
     ckpt = constant_checkpoint("descender", raw=5.0)
     torch.manual_seed(1)
     ckpt.model = RewardModel().eval()  # a non-constant model
-    reward = IntrinsicReward([ckpt], IntrinsicConfig())
+    reward = IntrinsicReward([ckpt], intrinsic())
     keys = [(0, "It's a wall.", 0), (0, "It's a wall.", 1), (0, "", 0)]
     assert reward.precompute(keys + keys) == 3
     assert reward.precompute(keys) == 0

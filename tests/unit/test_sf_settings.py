@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from benchmark.config import compose
+from benchmark.config import compose, defaults
 from maestromotif.rl.train import RLConfig, sf_argv, settings_hash
 
 
 def _argv(tmp_path, *overrides):
     params = compose("ci", [f"data_dir={tmp_path}", *overrides])
-    return sf_argv(RLConfig(), params, 0, tmp_path / "run")
+    return sf_argv(defaults("rl", RLConfig), params, 0, tmp_path / "run")
 
 
 def test_intrinsic_settings_travel_in_the_command_line_and_change_the_settings_hash(tmp_path):
@@ -25,7 +25,7 @@ def test_intrinsic_settings_travel_in_the_command_line_and_change_the_settings_h
 
 def test_the_baselines_env_gets_no_intrinsic_block(tmp_path):
     params = compose("ci", [f"data_dir={tmp_path}"])
-    argv = sf_argv(RLConfig(), params, 0, tmp_path / "run", env_name="mm_factory")
+    argv = sf_argv(defaults("rl", RLConfig), params, 0, tmp_path / "run", env_name="mm_factory")
     assert "--mm_intrinsic=" in argv
 
 
