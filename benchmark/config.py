@@ -101,6 +101,7 @@ class RootConfig:
     tasks: list[str]
     methods: list[str]
     fit_methods: list[str]
+    reference_methods: list[str]
     skill_seeds: list[int]
     code_seeds: list[int]
     data_dir: str
@@ -234,6 +235,10 @@ def root(cfg: DictConfig) -> RootConfig:
     merged = _checked(_top(cfg), "", RootConfig)
     if merged.profile not in PROFILES:
         raise ConfigError(f"profile {merged.profile!r} is not one of {PROFILES}")
+    both = set(merged.fit_methods) & set(merged.reference_methods)
+    if both:
+        raise ConfigError(f"params list {sorted(both)} in both `fit_methods` and `reference_methods`: a "
+                          "reference method has nothing to fit (stage evaluate_reference); list it once")
     for key in ("seeds", "skill_seeds", "code_seeds"):
         values = list(merged[key])
         if not values or len(set(values)) != len(values) or min(values) < 0:

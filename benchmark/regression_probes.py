@@ -58,7 +58,7 @@ def record_scripted_episode(inp: Inputs, task: str) -> dict:
     """Play the scripted reference once on `task` and keep its actions (for --update)."""
     import gymnasium as gym
 
-    from benchmark.calibrate import ScriptedPolicy
+    from benchmark.scripted import ScriptedPolicy
     from benchmark.env import make
     from benchmark.playback import play_and_record
 

@@ -33,12 +33,12 @@ START_OF = {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2", "merchan
 
 
 class ScriptedStart(gym.Wrapper):
-    """After each reset, walks down with the scripted reference agent (benchmark.calibrate) until the hero
+    """After each reset, walks down with the scripted reference agent (benchmark.scripted) until the hero
     is at `depth`; info["start_reached"] says whether it got there within `max_steps`."""
 
     def __init__(self, env: gym.Env, variant: str, depth: int, max_steps: int):
         super().__init__(env)
-        from benchmark.calibrate import ScriptedPolicy
+        from benchmark.scripted import ScriptedPolicy
 
         self.walker = ScriptedPolicy(variant)
         self.depth, self.max_steps = depth, max_steps

@@ -5,7 +5,7 @@
 `collect.sources` is a list; each entry has a `kind` and writes records tagged with its `label` (the
 `source` column; defaults below):
   - random      uniform over the env's actions; `episodes`.                              label "random"
-  - scripted    benchmark.calibrate's scripted reference agent, playing the behaviour of the small
+  - scripted    benchmark.scripted's reference agent, playing the behaviour of the small
                 variant `task` (default gnomish_small: find and take the down stairs), taking a
                 uniform random action instead with probability `epsilon`; `episodes`; `levels`: full
                 (the normal dungeon, default) or variant (the task's own first levels, as
@@ -238,7 +238,7 @@ def make_behaviour(behaviour: dict, num_actions: int, seed: int, params: Any = N
     if kind == "random":
         return RandomPolicy(num_actions, seed)
     if kind == "scripted":
-        from benchmark.calibrate import ScriptedPolicy
+        from benchmark.scripted import ScriptedPolicy
 
         policy: Policy = ScriptedPolicy(behaviour["task"], seed=seed)
     elif kind == "checkpoint":

@@ -149,3 +149,25 @@ def test_the_game_clock_is_part_of_the_env(project):
     """benchmark/game_clock.py decides which game a seed plays: everything that plays NetHack reruns."""
     clock = stale_after_edit(project, "benchmark/game_clock.py")
     assert clock == stale_after_edit(project, "benchmark/env.py")
+
+
+@pytest.mark.parametrize("profile", ["ci", "small", "paper"])
+def test_every_dependency_exists_or_is_made_by_a_stage(tmp_path, profile):
+    """A dep that is neither a file of the repository nor another stage's output fails `dvc repro` of that
+    profile at the stage (the small profile's scripted agent once named a baselines/scripted.py that did not
+    exist)."""
+    from dvc.repo import Repo
+
+    root = copy_project(tmp_path, profile)
+    with Repo(str(root)) as repo:
+        stages = list(repo.index.stages)
+        outs = {Path(o.fs_path) for stage in stages for o in stage.outs}
+        folders_of_outs = {parent for out in outs for parent in out.parents}
+
+        def made(dep: Path) -> bool:  # a stage's output, inside one, or a folder that holds outputs
+            return dep in outs or dep in folders_of_outs or bool(set(dep.parents) & outs)
+
+        missing = [f"{stage.name}: {Path(dep.fs_path).relative_to(root)}"
+                   for stage in stages for dep in stage.deps
+                   if not Path(dep.fs_path).exists() and not made(Path(dep.fs_path))]
+    assert stages and not missing, missing

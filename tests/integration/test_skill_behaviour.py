@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.calibrate import ScriptedPolicy
+from benchmark.scripted import ScriptedPolicy
 from benchmark.config import defaults
 from benchmark.env import EnvConfig
 from maestromotif.skill_behaviour import METRICS, SkillBehaviourConfig, make_start_env, play_start, run

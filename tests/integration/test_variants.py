@@ -10,7 +10,8 @@ from nle import nethack
 from omegaconf import OmegaConf
 
 from benchmark import variants
-from benchmark.calibrate import CalibrateConfig, ScriptedPolicy, calibrate
+from benchmark.calibrate import CalibrateConfig, calibrate
+from benchmark.scripted import ScriptedPolicy
 from benchmark.config import compose, defaults
 from benchmark.env import ACTION_INDEX, ACTIONS, make
 from benchmark.evaluate import play
@@ -79,7 +80,7 @@ def test_scripted_reference_succeeds_and_doing_nothing_does_not(task):
 
 def test_gnomish_small_main_staircase_is_not_the_mines():
     """Taking DL2's far staircase (the main dungeon) must not count: the tracker is the unchanged one."""
-    from benchmark.calibrate import _STEPS, _bfs
+    from benchmark.scripted import _STEPS, _bfs
 
     env = make(task="gnomish_small", seed=3, max_episode_steps=300)
     obs, info = env.reset()

@@ -79,3 +79,8 @@ def test_code_seeds_that_disagree_with_codegen_name_the_one_source():
         config.compose("ci", ["code_seeds=[0,1]"])
     with pytest.raises(config.ConfigError, match="distinct seeds"):
         config.compose("ci", ["skill_seeds=[0,0]"])
+
+
+def test_a_method_both_fitted_and_reference_is_an_error():
+    with pytest.raises(config.ConfigError, match=r"\[.scripted.\] in both `fit_methods` and `reference_methods`"):
+        config.compose("small", ["fit_methods=[random,scripted]"])
