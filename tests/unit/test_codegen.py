@@ -8,7 +8,8 @@ import json
 import pytest
 
 from benchmark.config import compose as compose_params
-from maestromotif.codegen import CodegenConfig, CodegenStage, extract_code, fill_unit_test, parse_verdict
+from maestromotif.codegen import CodegenConfig, CodegenStage
+from maestromotif.coder import extract_code, fill_unit_test, parse_verdict
 from maestromotif.llm import Completion
 from maestromotif.options.program import PROGRAMS_DIR, interface_check, load_program
 from maestromotif.options.sandbox import InProcessRunner

