@@ -26,6 +26,9 @@ thought is written, so it is one cheap forward pass per decision.
 act() sends one conversation per env that needs an LLM decision in ONE engine.generate() call.
 Token accounting per episode (prompt/completion tokens, LLM calls, invalid answers) is in
 `policy.stats[i]`, for the evaluation records.
+
+Size (~410 lines): the baseline's prompt, answer parsing and episode memory; its text observation is
+baselines.text_obs.
 """
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ config file can carry MSGTYPE and AUTOPICKUP_EXCEPTION lines. NLE appends `,name
 string, so we write the config file under exactly the name NetHack will look for
 (`<dir>/nethackrc,name:Agent-...`) and check after construction that NLE produced that string.
 This replaces the paper code's `sed` patch of the installed NLE.
+
+Size (~450 lines): PaperNetHack's macros (eat, wait, drop, cast, #enhance, prompts) act inside one step
+function and stay with the class they extend; the game clock is benchmark/game_clock.py.
 """
 from __future__ import annotations
 

@@ -23,6 +23,9 @@ task, seed, k), whatever the method and code seed, so every method faces the sam
 of one network differ only by their programs). Resumable: records are appended as episodes finish; a rerun
 skips finished episodes, and drops records written under other settings (their `run_key` differs), so a
 changed config or program never pools with old numbers.
+
+Size (~410 lines, above the suite's ~400): the method registry (conf/method lookup, MethodSpec, budgets)
+and the evaluation's run bookkeeping; the play loop itself is benchmark/playback.py.
 """
 from __future__ import annotations
 

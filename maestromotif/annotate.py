@@ -58,6 +58,9 @@ Output, under <data_dir>/labels/<skill>/ (maestromotif_oracle: labels_oracle/<sk
                           `maestromotif.labels.labelled_pairs`), written when all chunks are done;
   metrics.json            label histogram, parse rate, retries, pairs/s, tokens per pair, provenance,
                           and (MaestroMotif) agreement with the rule oracle on the pairs it does not tie.
+
+Size (over 600 lines): the annotators (chain of thought, direct, symmetrised direct, the oracle) share
+one chunked, fingerprinted, resumable loop that is read as a whole; the label files are maestromotif.labels.
 """
 from __future__ import annotations
 

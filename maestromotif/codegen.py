@@ -27,6 +27,9 @@ The training policy is written in three steps like the official one (select_skil
 reach_gnomish_mines and reach_dungeons_of_doom, both shown the select_skill code). Requests of all
 programs of one phase are batched into one engine call per code seed and prompt kind. A finished
 program (summary.json present, same settings) is not redone.
+
+Size (~420 lines): the stage's three phases (init/term functions, training policy, task programs) with
+their files and fallbacks; the conversation loop is maestromotif.coder.
 """
 from __future__ import annotations
 

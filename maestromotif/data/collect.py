@@ -32,6 +32,9 @@ The played sources' episodes are numbered in config order: episode e (the record
 the NetHack game of seed derive_seed(root_seed, "collect", "episode", e), whichever worker runs it, so
 the dataset does not depend on the number of workers. NLD records keep their gameid as episode_id;
 episodes are told apart by (source, episode_id).
+
+Size (~500 lines): one stage's source checks (each a clear error), behaviour policies and resumable
+chunk plan; the record schema is maestromotif.data.schema, the scripted agent benchmark.scripted.
 """
 from __future__ import annotations
 

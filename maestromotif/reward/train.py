@@ -21,6 +21,9 @@ bad annotator (or a model that learns nothing) is visible; and resume after a ki
 Plumbing: every random choice (split, init, shuffling per epoch) derives from root_seed, so a resumed
 run ends with the same weights as an uninterrupted one. Identical keys inside a batch are encoded once
 (NetHack messages repeat a lot); the gradient is the same as encoding every side separately.
+
+Size (~420 lines): the Bradley-Terry fit, its hold-out metrics and the normalisation the intrinsic
+reward reads make up one checkpoint; the network is maestromotif.reward.model.
 """
 from __future__ import annotations
 
