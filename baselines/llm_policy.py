@@ -169,24 +169,23 @@ def parse_action(text: str) -> Optional[int]:
 
 @dataclass
 class LLMPolicyConfig:
-    """Settings of the LLM policy (conf/method/llm_policy.yaml; profile sizes in params `llm_policy`)."""
+    """Settings of the LLM policy: a schema; the values live in conf/method/llm_policy.yaml
+    (`default_config`), profile sizes in params `llm_policy`."""
 
-    llm: str = "annotator_llm"  # params section with the LLM config (conf/llm/*.yaml)
-    # LLM decisions per episode; then the fixed no-op. None: no cap
-    max_steps_per_episode: Optional[int] = None
-    max_tokens: int = 256  # per answer (thought + action)
-    temperature: float = 0.1
-    top_p: float = 0.95
-    top_k: int = 50
-    history_len: int = 8  # previous (message, action) pairs shown in the prompt
-    noop_action: str = "SEARCH"  # played for invalid answers and after the step cap
-    auto_more: bool = True  # answer --More-- with MORE without an LLM call
-    max_things: int = 12  # things in view listed in the observation text
-    include_inventory: bool = True
-    seed: int = 0  # sampling seed (the fit seed overrides it)
-    # "react" (Thought + Action text) | "direct" (next-token log-probs over labels)
-    answer_mode: str = "react"
-    logprobs: int = 20  # direct: top-N next-token log-probs read (vLLM's default cap is 20)
+    llm: str  # params section with the LLM config (conf/llm/*.yaml)
+    max_steps_per_episode: Optional[int]  # LLM decisions per episode; then the fixed no-op. None: no cap
+    max_tokens: int
+    temperature: float
+    top_p: float
+    top_k: int
+    history_len: int
+    noop_action: str
+    auto_more: bool
+    max_things: int
+    include_inventory: bool
+    seed: int  # sampling seed (the fit seed overrides it)
+    answer_mode: str  # "react" (Thought + Action text) | "direct" (next-token log-probs over labels)
+    logprobs: int
 
     def validate(self) -> "LLMPolicyConfig":
         if self.answer_mode not in ANSWER_MODES:
@@ -202,6 +201,21 @@ class LLMPolicyConfig:
         if self.max_tokens < 1 or self.history_len < 0 or self.max_things < 0:
             raise ConfigError("llm_policy.max_tokens must be >= 1, history_len and max_things >= 0")
         return self
+
+
+def default_config(**overrides: Any) -> LLMPolicyConfig:
+    """conf/method/llm_policy.yaml's settings (the one place their values live), `overrides` replacing them:
+    for code and tests that build the policy without the method file going through Hydra."""
+    from benchmark.evaluate import method_config_path
+
+    raw = OmegaConf.load(method_config_path("llm_policy"))
+    values = {k: v for k, v in raw.items() if k not in ("_target_", "benchmark")}
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(LLMPolicyConfig), values, overrides)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except Exception as e:  # omegaconf: missing value, unknown key, wrong type
+        raise ConfigError(f"LLM policy settings (conf/method/llm_policy.yaml, overrides "
+                          f"{sorted(overrides)}): {e}") from e
 
 
 @dataclass
@@ -225,7 +239,7 @@ class LLMAgentPolicy(Policy):
 
     def __init__(self, engine: Any, task: str, cfg: LLMPolicyConfig | None = None):
         self.engine = engine
-        self.cfg = (cfg or LLMPolicyConfig()).validate()
+        self.cfg = (cfg or default_config()).validate()
         self.task = task
         self.text_cfg = TextObsConfig(max_things=self.cfg.max_things,
                                       include_inventory=self.cfg.include_inventory)
@@ -369,7 +383,7 @@ class LLMPolicy(Method):
 
     def config(self, params: Any = None) -> LLMPolicyConfig:
         """Constructor settings, overridden by the params' optional `llm_policy` section (profile sizes)."""
-        merged = OmegaConf.merge(OmegaConf.structured(LLMPolicyConfig), self.settings)
+        merged = OmegaConf.merge(OmegaConf.structured(default_config()), self.settings)
         if params is not None and "llm_policy" in params:
             merged = OmegaConf.merge(merged, params["llm_policy"])
         return OmegaConf.to_object(merged).validate()  # type: ignore[union-attr]
@@ -400,7 +414,7 @@ class LLMPolicy(Method):
     def policy(self, artefact: Path | None, task: str, params: Any) -> LLMAgentPolicy:
         if artefact is not None and (Path(artefact) / ARTEFACT_FILE).exists():
             saved = read_json(Path(artefact) / ARTEFACT_FILE)
-            cfg = LLMPolicyConfig(**saved["config"]).validate()
+            cfg = default_config(**saved["config"]).validate()  # a field added since: conf/'s value
             llm = saved["llm_config"]
         else:
             cfg = self.config(params)

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from baselines.llm_policy import ACTION_MEANINGS, LLMAgentPolicy, LLMPolicy, LLMPolicyConfig, parse_action
+from baselines.llm_policy import ACTION_MEANINGS, LLMAgentPolicy, LLMPolicy, default_config, parse_action
 from benchmark.config import ConfigError, compose
 from benchmark.env import ACTION_INDEX, ACTION_NAMES, make
 from benchmark.io import read_json
@@ -71,7 +71,7 @@ def two_envs():
 
 def test_agent_loop_with_fake_engine(two_envs):
     engine = FakeEngine(["Thought: go.\nAction: E", "nonsense", "Action: W", "Action: S"])
-    cfg = LLMPolicyConfig(max_steps_per_episode=2, max_tokens=16, history_len=2)
+    cfg = default_config(max_steps_per_episode=2, max_tokens=16, history_len=2)
     policy = LLMAgentPolicy(engine, GOAL, cfg)
     state = policy.initial_state(2)
     state = policy.seed_episodes(state, [0, 1], [3, 4])
@@ -115,7 +115,7 @@ def test_agent_loop_with_fake_engine(two_envs):
 
 def test_more_prompt_is_answered_without_the_llm(two_envs):
     engine = FakeEngine([])
-    policy = LLMAgentPolicy(engine, GOAL, LLMPolicyConfig(max_steps_per_episode=5))
+    policy = LLMAgentPolicy(engine, GOAL, default_config(max_steps_per_episode=5))
     state = policy.initial_state(1)
     obs = two_envs[0].reset()[0]
     obs["tty_chars"] = obs["tty_chars"].copy()
@@ -127,9 +127,9 @@ def test_more_prompt_is_answered_without_the_llm(two_envs):
 
 def test_bad_settings_are_errors():
     with pytest.raises(ConfigError, match="noop_action"):
-        LLMPolicyConfig(noop_action="DANCE").validate()
+        default_config(noop_action="DANCE").validate()
     with pytest.raises(ConfigError, match="max_steps_per_episode"):
-        LLMPolicyConfig(max_steps_per_episode=-1).validate()
+        default_config(max_steps_per_episode=-1).validate()
 
 
 def test_fit_writes_the_resolved_settings(tmp_path):
@@ -150,7 +150,7 @@ def test_fit_writes_the_resolved_settings(tmp_path):
 @pytest.mark.timeout(600)
 def test_llm_policy_plays_real_steps(embedded_engine):
     """The embedded LLM acts in a real env for a few steps; whatever it answers, each step is an action."""
-    cfg = LLMPolicyConfig(max_steps_per_episode=2, max_tokens=24, history_len=2)
+    cfg = default_config(max_steps_per_episode=2, max_tokens=24, history_len=2)
     policy = LLMAgentPolicy(embedded_engine, GOAL, cfg)
     envs = [make(seed=3), make(seed=4)]
     try:
@@ -187,7 +187,7 @@ def test_direct_action_takes_the_argmax_label_among_the_top_logprobs():
 def test_direct_mode_plays_varied_actions_with_the_embedded_model(embedded_engine):
     import collections
 
-    cfg = LLMPolicyConfig(answer_mode="direct", history_len=2)
+    cfg = default_config(answer_mode="direct", history_len=2)
     policy = LLMAgentPolicy(embedded_engine, GOAL, cfg)
     envs = [make(task="gnomish", seed=100 + i) for i in range(4)]
     obs = [e.reset(seed=100 + i)[0] for i, e in enumerate(envs)]

@@ -120,3 +120,16 @@ def test_every_method_file_gives_every_trainer_setting(method, path):
     for part in path:
         node = node[part]
     assert sorted(TrainerConfig.__dataclass_fields__) == sorted(k for k in node if k != "_target_")
+
+
+def test_the_llm_policy_settings_live_in_its_method_file():
+    """LLMPolicyConfig is a schema: conf/method/llm_policy.yaml holds every value; default_config reads it."""
+    from baselines.llm_policy import LLMPolicyConfig, default_config
+
+    assert not any(f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+                   for f in dataclasses.fields(LLMPolicyConfig))
+    node = OmegaConf.load(config.CONF_DIR / "method" / "llm_policy.yaml")
+    settings = sorted(k for k in node if k not in ("_target_", "benchmark"))
+    assert sorted(LLMPolicyConfig.__dataclass_fields__) == settings
+    assert default_config(max_tokens=7).max_tokens == 7
+    assert default_config().max_tokens == node.max_tokens
