@@ -4,6 +4,7 @@ from __future__ import annotations
 import _ctypes
 import ctypes
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +31,11 @@ def _core_seed(env) -> int:
     return wrapper.episode_seeds[0]
 
 
+needs_cc = pytest.mark.skipif(not (os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")),
+                              reason="no C compiler: the game clock stays the wall clock (tested below)")
+
+
+@needs_cc
 def test_a_seeded_game_starts_at_the_clock_of_its_seed():
     env = make("transactions_small", seed=3)
     try:
@@ -70,6 +76,7 @@ print(game_clock.status())
 """
 
 
+@needs_cc
 def test_the_same_seed_meets_the_same_shopkeeper_in_another_process():
     """The greeting names the shopkeeper; unpatched, the name changes every 257 s of wall clock."""
     outs = [subprocess.run([sys.executable, "-c", GREETINGS], capture_output=True, text=True, timeout=300,
