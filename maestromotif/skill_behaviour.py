@@ -23,7 +23,9 @@ descents_per_1k / ascents_per_1k (depth increases / decreases per 1,000 steps), 
 squares ever displayed, over all levels), squares_visited, steps_near_shopkeeper and steps_near_altar
 (the hero within one square of a shopkeeper / of an altar seen on the level), items_sold (steps whose
 message says "sold", the Transactions count), altar_drops (DROP actions whose message mentions the altar),
-death (the episode ended by death), steps, start_reached.
+the same four per 1,000 steps played (near_shopkeeper_per_1k, near_altar_per_1k, sales_per_1k,
+altar_drops_per_1k: a skill that dies early has fewer steps to count them in), death (the episode ended by
+death), steps, start_reached.
 
 The networks of every MaestroMotif method play (maestromotif.chain; `skill_behaviour.methods`, or
 `--method`): maestromotif's, trained on annotate.annotator's labels, and maestromotif_oracle's, trained on the
@@ -64,8 +66,12 @@ from maestromotif.skill_starts import START_OF, STARTS, make_start
 log = logging.getLogger(__name__)
 
 RANDOM = "random"
+# Per-episode counts of shop and altar events grow with how long a skill stays alive; the *_per_1k rates
+# (per 1,000 steps played) compare skills that live for different lengths.
+RATES = {"near_shopkeeper_per_1k": "steps_near_shopkeeper", "near_altar_per_1k": "steps_near_altar",
+         "sales_per_1k": "items_sold", "altar_drops_per_1k": "altar_drops"}
 METRICS = ("depth_change", "descents_per_1k", "ascents_per_1k", "squares_seen", "squares_visited",
-           "steps_near_shopkeeper", "steps_near_altar", "items_sold", "altar_drops", "death", "steps",
+           "steps_near_shopkeeper", "steps_near_altar", "items_sold", "altar_drops", *RATES, "death", "steps",
            "start_reached")
 
 STONE = nethack.GLYPH_CMAP_OFF  # S_stone: a square never displayed (or solid rock)
@@ -152,6 +158,8 @@ class BehaviourTracker(gym.Wrapper):
         steps = max(self.m["steps"], 1)
         out["descents_per_1k"] = 1000.0 * self.m["descents_per_1k"] / steps
         out["ascents_per_1k"] = 1000.0 * self.m["ascents_per_1k"] / steps
+        for rate, count in RATES.items():
+            out[rate] = 1000.0 * self.m[count] / steps
         out["depth_change"] = float(self.depth - self.start_depth)
         out["squares_seen"] = float(sum(int(s.sum()) for s in self.seen.values()))
         out["squares_visited"] = float(len(self.visited))
@@ -228,7 +236,8 @@ def summarise(records: pd.DataFrame) -> pd.DataFrame:
 def markdown(table: pd.DataFrame, title: str) -> str:
     """One table per start: skills as rows, the main metrics as columns, mean ± SE."""
     shown = ["depth_change", "descents_per_1k", "ascents_per_1k", "squares_seen", "steps_near_shopkeeper",
-             "steps_near_altar", "items_sold", "altar_drops", "death", "steps"]
+             "steps_near_altar", "items_sold", "altar_drops", "near_shopkeeper_per_1k", "near_altar_per_1k",
+             "death", "steps"]
     lines = [f"# {title}", ""]
     for start, group in table.groupby("start", sort=False):
         lines += [f"## start `{start}`", "", "| skill | method | annotator | n | " + " | ".join(shown) + " |",

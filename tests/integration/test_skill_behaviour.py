@@ -33,6 +33,10 @@ def test_metrics_count_what_the_scripted_agent_does(start, variant, expect):
         assert 0 < record["steps"] <= 400 and record["squares_seen"] > 0
     for metric, least in expect.items():
         assert max(r[metric] for r in done) >= least, (metric, done)
+    for record in done:  # the rates are the counts per 1,000 steps played
+        per_1k = 1000 / record["steps"]
+        assert record["near_altar_per_1k"] == pytest.approx(record["steps_near_altar"] * per_1k)
+        assert record["sales_per_1k"] == pytest.approx(record["items_sold"] * per_1k)
     if start == "dl2":  # counted from the start on level 2: the walk down from level 1 is not a descent
         assert min(r["depth_change"] for r in done) <= 1.0
 
