@@ -36,7 +36,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, defaults
-from benchmark.env import EnvConfig, make
+from benchmark.env import env_config_from_json, make
 from benchmark.io import write_json
 from benchmark.method import Method, Policy
 from benchmark.seeding import derive_seed
@@ -151,7 +151,7 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
     env_seed = derive_seed(cfg.mm_root_seed, "fit", method, cfg.mm_seed, task or "", "env", worker, vector)
-    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else defaults("env", EnvConfig)
+    env_cfg = env_config_from_json(cfg.mm_env_config)
     env = NoSkill(make(task=task if track_task else None, seed=env_seed, cfg=env_cfg))
     if reward == "score":
         env = ScoreReward(env, reward_scale, reward_clip)

@@ -15,6 +15,7 @@ function and stay with the class they extend; the game clock is benchmark/game_c
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -73,6 +74,12 @@ class EnvConfig:
     options: list[str]           # the official .nethackrc's OPTIONS, one per entry
     config_lines: list[str]      # lines only a config file can carry (AUTOPICKUP_EXCEPTION, MSGTYPE)
     observation_keys: list[str]
+
+
+def env_config_from_json(text: str) -> EnvConfig:
+    """The EnvConfig a training run carries as JSON (sample-factory's `--mm_env_config`); '' stands for
+    conf/env/default.yaml's."""
+    return EnvConfig(**json.loads(text)) if text else defaults("env", EnvConfig)
 
 
 # conf/env/default.yaml is the one place these are written; make() without params plays the same game.

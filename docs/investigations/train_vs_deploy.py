@@ -22,8 +22,7 @@ import torch
 from sample_factory.algo.utils.rl_utils import prepare_and_normalize_obs
 from sample_factory.utils.attr_dict import AttrDict
 
-from benchmark.config import defaults
-from benchmark.env import ACTION_NAMES, EnvConfig, make
+from benchmark.env import ACTION_NAMES, env_config_from_json, make
 from maestromotif.options.runtime import SKILLS
 from maestromotif.rl.policy import SkillPolicy, load_actor_critic
 from maestromotif.rl.sf_env import make_skill_env
@@ -43,8 +42,7 @@ def main() -> None:
     sf_cfg.mm_program = args.program  # the same program in both envs, whatever the run trained with
     train_env = make_skill_env("mm_skills", sf_cfg, AttrDict(worker_index=0, vector_index=0))
     policy = SkillPolicy(model, cfg, args.program)
-    env_cfg = (EnvConfig(**json.loads(sf_cfg.mm_env_config)) if sf_cfg.mm_env_config
-               else defaults("env", EnvConfig))
+    env_cfg = env_config_from_json(sf_cfg.mm_env_config)
     deploy_env = policy.wrap_env(make(cfg=env_cfg))
     keys = policy.keys
 

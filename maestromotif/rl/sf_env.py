@@ -26,7 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from benchmark.config import defaults
-from benchmark.env import EnvConfig, make
+from benchmark.env import EnvConfig, env_config_from_json, make
 from benchmark.seeding import derive_seed
 from maestromotif.rl import patches
 from maestromotif.rl.network import make_skill_encoder
@@ -232,7 +232,7 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
     env_seed = derive_seed(cfg.mm_root_seed, "train_skills", cfg.mm_seed, "env", worker, vector)
-    env_cfg = EnvConfig(**json.loads(cfg.mm_env_config)) if cfg.mm_env_config else defaults("env", EnvConfig)
+    env_cfg = env_config_from_json(cfg.mm_env_config)
     if cfg.mm_program == SKILL_STARTS:
         env = held_skill_at_start(env_cfg, cfg, worker * cfg.num_envs_per_worker + vector, env_seed)
     else:
