@@ -166,7 +166,8 @@ def conf_file(key: str) -> Path:
     return CONF_DIR / top / "default.yaml" if top else CONF_DIR / "config.yaml"
 
 
-def _missing_message(key: str, missing: Sequence[str]) -> str:
+def missing_message(key: str, missing: Sequence[str]) -> str:
+    """What to do about keys of section `key` that have no value in the params: the file to add them to."""
     keys = ", ".join(f"{key}.{m}" if key else m for m in missing)
     where = conf_file(key).relative_to(REPO_ROOT)
     return (f"the params have no value for {keys}: add {'it' if len(missing) == 1 else 'them'} to {where}, "
@@ -184,7 +185,7 @@ def _checked(node: Any, key: str, schema: type) -> DictConfig:
         raise ConfigError(hint or f"bad {where} params: {e}") from e
     missing = sorted(OmegaConf.missing_keys(merged))
     if missing:
-        raise ConfigError(_missing_message(key, missing))
+        raise ConfigError(missing_message(key, missing))
     return merged
 
 

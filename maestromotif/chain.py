@@ -24,7 +24,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from benchmark.config import ConfigError, did_you_mean, root
+from benchmark.config import ConfigError, did_you_mean, missing_message, root
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ def _value(params: Any, key: str) -> str:
     """The params' `key` (no fallback: conf/ holds every value)."""
     value = OmegaConf.select(params, key)
     if value is None:
-        raise ConfigError(f"the params have no {key}: add it to conf/{key.split('.')[0]}/default.yaml, then "
-                          "regenerate params.yaml")
+        section, _, leaf = key.rpartition(".")
+        raise ConfigError(missing_message(section, [leaf]))
     return str(value)
 
 
