@@ -172,7 +172,8 @@ def skill_index_order(skills) -> tuple[str, ...]:
 # rl.program values that are not a policy over skills
 ISOLATED = "isolated"  # the paper's ablation: one skill per episode, cycling, on the full game
 SKILL_STARTS = "skill_starts"  # each env holds one skill on that skill's start (held_skill_at_start)
-NO_PROGRAM = (ISOLATED, SKILL_STARTS)
+SKILLS_CROSSED = "skills_crossed"  # every skill on every start, drawn apart (skills_crossed_with_starts)
+NO_PROGRAM = (ISOLATED, SKILL_STARTS, SKILLS_CROSSED)
 
 
 def resolve_program(name: str, codegen_dir: str | Path | None, code_seed: int) -> str:
@@ -208,6 +209,22 @@ def held_skill_at_start(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) 
     return HeldSkill(HeldSteps(env, cfg.mm_held_steps), skill)
 
 
+def skills_crossed_with_starts(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) -> gym.Env:
+    """The `skills_crossed` training program: env `env_index` plays start STARTS[env_index % 4] (the four
+    of maestromotif.skill_starts) and holds one skill per episode, cycling through all five episode by
+    episode (offset by env_index // 4, so the envs of one start hold different skills at once). Skill and
+    level are independent, so only the one-hot tells the skills apart; under `skill_starts` the level alone
+    did (docs/investigations/skills.md, sections 8-9)."""
+    from maestromotif.skill_starts import MAX_WALK_STEPS, STARTS, make_start
+
+    starts = list(STARTS)
+    steps = min(env_cfg.max_episode_steps, cfg.mm_held_steps) + MAX_WALK_STEPS
+    env = make_start(starts[env_index % len(starts)],
+                     EnvConfig(**{**env_cfg.__dict__, "max_episode_steps": steps}), MAX_WALK_STEPS,
+                     seed=env_seed)
+    return IsolatedSkill(HeldSteps(env, cfg.mm_held_steps), first=(env_index // len(starts)) % NUM_SKILLS)
+
+
 class HeldSteps(gym.Wrapper):
     """Truncates an episode after `steps` steps of the skill (the walk to the start not counted)."""
 
@@ -233,8 +250,9 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
     env_seed = derive_seed(cfg.mm_root_seed, "train_skills", cfg.mm_seed, "env", worker, vector)
     env_cfg = env_config_from_json(cfg.mm_env_config)
-    if cfg.mm_program == SKILL_STARTS:
-        env = held_skill_at_start(env_cfg, cfg, worker * cfg.num_envs_per_worker + vector, env_seed)
+    if cfg.mm_program in (SKILL_STARTS, SKILLS_CROSSED):
+        held = held_skill_at_start if cfg.mm_program == SKILL_STARTS else skills_crossed_with_starts
+        env = held(env_cfg, cfg, worker * cfg.num_envs_per_worker + vector, env_seed)
     else:
         env = make(seed=env_seed, cfg=env_cfg)
         if full_env_name == TEST_CRASH_ENV_NAME:

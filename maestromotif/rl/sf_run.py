@@ -34,7 +34,8 @@ def add_mm_args(parser: argparse.ArgumentParser) -> None:
     p("--mm_root_seed", type=int, default=0)
     p("--mm_seed", type=int, default=0, help="skill-training seed (data/fit/maestromotif/seed<k>)")
     p("--mm_program", default="training",
-      help="policy over skills, or 'isolated' (ablation), or 'skill_starts' (each env holds one skill)")
+      help="policy over skills, or 'isolated' (ablation), or 'skill_starts' (each env holds one skill), "
+      "or 'skills_crossed' (every skill on every start)")
     p("--mm_held_steps", type=int, default=1000, help="skill_starts: steps per episode of a held skill")
     p("--mm_codegen_dir", default="", help="codegen outputs: <dir>/<program>/seed<k>/program.py")
     p("--mm_code_seed", type=int, default=0, help="which codegen seed of the training program")

@@ -83,7 +83,8 @@ class RLConfig:
     crop_mode: str  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
     # skills
     # the training policy over skills; "isolated" = the ablation without one; "skill_starts" = each env holds
-    # one skill on the start made for it (maestromotif/skill_starts.py; docs/deviations.md, `rl.program`)
+    # one skill on the start made for it (maestromotif/skill_starts.py; docs/deviations.md, `rl.program`);
+    # "skills_crossed" = every skill on every start (maestromotif.rl.sf_env.skills_crossed_with_starts)
     program: str
     held_steps: int  # skill_starts: steps per episode of a held skill
     codegen_dir: str  # <dir>/<program>/seed<code_seed>/program.py

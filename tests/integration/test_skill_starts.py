@@ -11,8 +11,9 @@ from nle import nethack
 from benchmark.config import defaults
 from benchmark.env import EnvConfig
 from maestromotif.options.runtime import SKILLS
-from maestromotif.rl.sf_env import held_skill_at_start
+from maestromotif.rl.sf_env import held_skill_at_start, skills_crossed_with_starts
 from maestromotif.skill_behaviour import ALTAR, SHOPKEEPERS
+from maestromotif.skill_starts import STARTS
 
 
 @pytest.mark.timeout(300)
@@ -38,5 +39,31 @@ def test_every_env_holds_its_skill_on_that_skills_start():
                 if terminated or truncated:
                     break
             assert terminated or step == cfg.mm_held_steps  # truncated after the held steps, not later
+        finally:
+            env.close()
+
+
+@pytest.mark.timeout(300)
+def test_skills_crossed_plays_every_skill_on_each_envs_start():
+    """`skills_crossed`: an env keeps its start (env_index % 4) and cycles the held skill episode by episode,
+    so the skill one-hot is independent of the level."""
+    cfg = types.SimpleNamespace(mm_held_steps=5, num_envs_per_worker=8)
+    starts = list(STARTS)
+    for index in (1, 6):  # start dl2 for both, first skills 0 and 1
+        env = skills_crossed_with_starts(defaults("env", EnvConfig), cfg, index, env_seed=200 + index)
+        try:
+            held = []
+            for _ in range(len(SKILLS) + 1):
+                obs, info = env.reset()
+                assert int(obs["blstats"][nethack.NLE_BL_DEPTH]) == STARTS[starts[index % 4]][1]
+                held.append(info["skill"])
+                for step in range(1, 20):
+                    obs, _, terminated, truncated, info = env.step(0 if step % 2 else 1)  # wait or move
+                    assert obs["skill_onehot"].argmax() == held[-1] and info["skill"] == held[-1]
+                    if terminated or truncated:
+                        break
+                assert terminated or step == cfg.mm_held_steps
+            first = index // 4
+            assert held == [(first + k) % len(SKILLS) for k in range(len(SKILLS) + 1)]
         finally:
             env.close()
