@@ -1,8 +1,10 @@
-"""The trained baselines' shared part: MaestroMotif's APPO trainer and network, minus the skills.
+"""The trained baselines' shared part: the shared APPO trainer (benchmark.appo) with MaestroMotif's
+network, minus the skills.
 
-Every trained baseline (score_ppo, task_ppo, motif, embedding_similarity) runs
-`maestromotif.rl.train.train` on sample-factory's env "mm_factory", whose env comes from
-`make_baseline_env` below, configured by JSON keyword arguments:
+Every trained baseline (score_ppo, task_ppo, motif, embedding_similarity) trains with
+`benchmark.appo.trainer.train` on sample-factory's env ENV_NAME, registered by this module (its env module
+for benchmark.appo.runner), whose env comes from `make_baseline_env` below, configured by the JSON keyword
+arguments of `--baseline_env`:
 
     env = benchmark.env.make(seed)            the paper's Monk (+ the task tracker for task_ppo)
         + NoSkill                             skill 0, skill_onehot = zeros(5)
@@ -35,7 +37,8 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import OmegaConf
 
-from benchmark.config import ConfigError, defaults
+from benchmark.appo.wrappers import CrashReport, OwnSeeds
+from benchmark.config import ConfigError, defaults, root, section
 from benchmark.env import env_config_from_json, make
 from benchmark.io import write_json
 from benchmark.method import Method, Policy
@@ -43,7 +46,8 @@ from benchmark.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
-FACTORY = "baselines.appo:make_baseline_env"
+ENV_MODULE = "baselines.appo"  # this module: register() and add_args() for benchmark.appo.runner
+ENV_NAME = "baseline"
 RUN_DIR = "policy"  # the APPO run inside a baseline's artefact folder
 NUM_SKILLS = 5  # width of the (constant zero) one-hot the shared network expects
 REWARDS = ("score", "task", "intrinsic")
@@ -142,16 +146,16 @@ def _intrinsic(kind: str, path: str, config_json: str):
 def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[str] = None,
                       track_task: bool = False, task_coef: float = 0.0, reward_scale: float = 0.1,
                       reward_clip: float = 10.0, intrinsic: Optional[dict] = None) -> gym.Env:
-    """sample-factory env factory (via maestromotif.rl.sf_env.make_factory_env) for the baselines."""
+    """The baselines' training env, for `env_factory`."""
     from maestromotif.rl.obs import PolicyObservation
-    from maestromotif.rl.sf_env import CrashReport, OwnSeeds
 
     if reward not in REWARDS:
         raise ValueError(f"reward={reward!r}: choose one of {REWARDS}")
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
-    env_seed = derive_seed(cfg.mm_root_seed, "fit", method, cfg.mm_seed, task or "", "env", worker, vector)
-    env_cfg = env_config_from_json(cfg.mm_env_config)
+    env_seed = derive_seed(cfg.appo_root_seed, "fit", method, cfg.appo_seed, task or "", "env", worker,
+                           vector)
+    env_cfg = env_config_from_json(cfg.appo_env_config)
     env = NoSkill(make(task=task if track_task else None, seed=env_seed, cfg=env_cfg))
     if reward == "score":
         env = ScoreReward(env, reward_scale, reward_clip)
@@ -163,8 +167,36 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[
         spec = intrinsic or {}
         env = IntrinsicRewardWrapper(env, _intrinsic(spec["kind"], spec["path"],
                                                      json.dumps(spec.get("config", {}), sort_keys=True)))
-    env = CrashReport(env, getattr(cfg, "mm_error_file", ""))  # the run's error file, as for the skills env
+    env = CrashReport(env, getattr(cfg, "appo_error_file", ""))  # the run's error file, for the watchdog
     return OwnSeeds(PolicyObservation(env, cfg.mm_crop_mode), env_seed)
+
+
+def env_factory(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:
+    """sample-factory's env factory for ENV_NAME: make_baseline_env with the JSON of `--baseline_env`."""
+    from benchmark.appo import patches
+
+    patches.apply(getattr(cfg, "appo_error_file", ""))
+    return make_baseline_env(cfg, env_config, **json.loads(cfg.baseline_env or "{}"))
+
+
+def register() -> None:
+    """Register ENV_NAME and MaestroMotif's encoder with sample-factory (idempotent)."""
+    from sample_factory.algo.utils.context import global_env_registry, global_model_factory
+    from sample_factory.envs.env_utils import register_env
+
+    from maestromotif.rl.network import encoder_factory
+
+    if ENV_NAME not in global_env_registry():
+        register_env(ENV_NAME, env_factory)
+    global_model_factory().register_encoder_factory(encoder_factory)
+
+
+def add_args(parser) -> None:
+    """The baseline env's settings (and the network's flag), carried in sample-factory's cfg."""
+    from maestromotif.rl.network import add_network_args
+
+    parser.add_argument("--baseline_env", default="{}", help="JSON keyword arguments of make_baseline_env")
+    add_network_args(parser)
 
 
 # --- training -------------------------------------------------------------------------------------------
@@ -189,22 +221,50 @@ def trainer_config(method: str, settings: Any, params: Any = None) -> TrainerCon
     return cfg
 
 
+def appo_settings(params: Any, method: str, trainer: TrainerConfig):
+    """The params' `rl` section (the paper's APPO settings) with the trainer's `rl` overrides and budget."""
+    from maestromotif.rl.train import RLConfig
+
+    overrides = {**trainer.rl, "train_for_env_steps": int(trainer.train_for_env_steps)}
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(section(params, "rl", RLConfig), overrides))
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"{method}.trainer.rl {trainer.rl}: not fields of the `rl` section ({e}); fix "
+                          f"conf/method/{method}.yaml or params `{method}.trainer`") from e
+
+
+def baseline_argv(params: Any, rl, run: Path, seed: int, method: str, env_kwargs: dict) -> list[str]:
+    """The shared trainer's command line for a baseline: its env (`--baseline_env`), no skill settings."""
+    from benchmark.appo.trainer import appo_argv
+    from maestromotif.rl.train import env_config
+
+    return appo_argv(rl, run=run, seed=seed, root_seed=root(params).root_seed, env_module=ENV_MODULE,
+                     env_name=ENV_NAME, env_config=env_config(params), curve_names=[method],
+                     env_args={"baseline_env": json.dumps(env_kwargs, sort_keys=True),
+                               "mm_crop_mode": rl.crop_mode})
+
+
 def train_appo(params: Any, out_dir: Path, seed: int, method: str, trainer: TrainerConfig,
                env_kwargs: dict, task: Optional[str] = None) -> Path:
     """Train the shared APPO network on the baseline env; the run goes to <out_dir>/policy/."""
-    from maestromotif.rl.sf_env import FACTORY_ENV_NAME
-    from maestromotif.rl.train import train
+    from benchmark.appo.trainer import train
+    from benchmark.provenance import record
 
     kwargs = {"method": method, "task": task, "reward_scale": trainer.reward_scale,
               "reward_clip": trainer.reward_clip, **env_kwargs}
     run = Path(out_dir) / RUN_DIR
-    overrides = {**trainer.rl, "train_for_env_steps": int(trainer.train_for_env_steps)}
-    extra = [f"--mm_env_factory={FACTORY}", f"--mm_factory_kwargs={json.dumps(kwargs, sort_keys=True)}",
-             f"--mm_skills={method}"]
+    rl = appo_settings(params, method, trainer)
+    top = root(params)
     log.info("%s: APPO for %d env steps%s -> %s", method, trainer.train_for_env_steps,
              f" on task {task}" if task else "", run)
-    train(params, seed, env_name=FACTORY_ENV_NAME, run=run, rl_overrides=overrides, extra_args=extra,
-          method=method)
+    summary = {"root_seed": top.root_seed, "profile": top.profile, "method": method, "task": task,
+               "crop_mode": rl.crop_mode, "rl": asdict(rl)}
+    train(run, rl, baseline_argv(params, rl, run, seed, method, kwargs), seed=seed,
+          label=method if task is None else f"{method} {task}", summary=summary,
+          provenance=lambda steps: record(stage="fit", profile=top.profile, root_seed=top.root_seed,
+                                          seed=seed, method=method, env_steps=steps))
     write_json(Path(out_dir) / "trainer.json", {"method": method, "task": task, "seed": seed,
                                                 "trainer": asdict(trainer), "env": kwargs})
     return run

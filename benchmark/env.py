@@ -77,7 +77,7 @@ class EnvConfig:
 
 
 def env_config_from_json(text: str) -> EnvConfig:
-    """The EnvConfig a training run carries as JSON (sample-factory's `--mm_env_config`); '' stands for
+    """The EnvConfig a training run carries as JSON (sample-factory's `--appo_env_config`); '' stands for
     conf/env/default.yaml's."""
     return EnvConfig(**json.loads(text)) if text else defaults("env", EnvConfig)
 

@@ -42,7 +42,7 @@ def main() -> None:
     sf_cfg.mm_program = args.program  # the same program in both envs, whatever the run trained with
     train_env = make_skill_env("mm_skills", sf_cfg, AttrDict(worker_index=0, vector_index=0))
     policy = SkillPolicy(model, cfg, args.program)
-    env_cfg = env_config_from_json(sf_cfg.mm_env_config)
+    env_cfg = env_config_from_json(sf_cfg.appo_env_config)
     deploy_env = policy.wrap_env(make(cfg=env_cfg))
     keys = policy.keys
 

@@ -80,8 +80,9 @@ def measure(minutes: float, device: str, workers: int, envs_per_worker: int | No
     from benchmark.config import compose, root, section
     from benchmark.io import read_jsonl
     from benchmark.provenance import machine
-    from maestromotif.rl.train import EXPERIMENT, RLConfig, sf_argv
-    from maestromotif.rl.watchdog import kill_group
+    from benchmark.appo.trainer import EXPERIMENT, RUNNER
+    from benchmark.appo.watchdog import kill_group
+    from maestromotif.rl.train import RLConfig, sf_argv
 
     overrides = [f"data_dir={workdir / 'data'}", f"rl.reward_dir={workdir / 'reward'}", f"rl.device={device}",
                  f"rl.num_workers={workers}", "rl.train_for_env_steps=100000000000",
@@ -92,7 +93,7 @@ def measure(minutes: float, device: str, workers: int, envs_per_worker: int | No
     fresh_reward_models(workdir / "reward", list(root(params).skills))
     rl = section(params, "rl", RLConfig)
     run = workdir / "run"
-    cmd = [sys.executable, "-m", "maestromotif.rl.sf_run", *sf_argv(rl, params, 0, run)]
+    cmd = [sys.executable, "-m", RUNNER, *sf_argv(rl, params, 0, run)]
     run.mkdir(parents=True, exist_ok=True)
     log.info("training for %.1f min: %d workers x %d envs, batch %d, device %s", minutes, rl.num_workers,
              rl.num_envs_per_worker, rl.batch_size, device)

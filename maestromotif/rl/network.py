@@ -120,3 +120,16 @@ class SkillEncoder(Encoder):
 def make_skill_encoder(cfg, obs_space) -> SkillEncoder:
     """Module-level factory: sample-factory pickles it into its learner process."""
     return SkillEncoder(cfg, obs_space)
+
+
+def add_network_args(parser) -> None:
+    """The network's own flag, for every env module whose runs use this network."""
+    parser.add_argument("--mm_crop_mode", default="rgb", choices=list(CROP_MODES))
+
+
+def encoder_factory(cfg, obs_space):
+    """The encoder factory sample-factory calls in the learner and the inference worker: patches first."""
+    from benchmark.appo import patches
+
+    patches.apply(getattr(cfg, "appo_error_file", ""))
+    return make_skill_encoder(cfg, obs_space)

@@ -23,10 +23,10 @@ import torch
 from benchmark.env import ACTIONS
 from benchmark.method import Policy
 from benchmark.seeding import derive_seed
+from benchmark.appo.patches import allow_checkpoint_globals
+from benchmark.appo.trainer import EXPERIMENT, checkpoints
 from maestromotif.rl.obs import PolicyObservation, observation_space
-from maestromotif.rl.patches import allow_checkpoint_globals
 from maestromotif.rl.sf_env import register, wrap_skills
-from maestromotif.rl.train import EXPERIMENT, checkpoints
 
 log = logging.getLogger(__name__)
 

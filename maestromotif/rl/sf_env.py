@@ -6,14 +6,15 @@
         + reward      IntrinsicRewardWrapper           0.1 * thresholded, count-normalised r_phi of the
                                                        active skill; the game reward is multiplied by 0
         + CrashReport                                  an exception in the env is written to the run's
-                                                       error file before it propagates (watchdog.py)
+                                                       error file before it propagates (benchmark.appo)
         + PolicyObservation(crop_mode)                 network inputs (maestromotif.rl.obs)
 
-The reward is computed inside the env, so sample-factory runs unmodified with reward_scale=1 and a
-large reward_clip. Factories are module-level functions: sample-factory pickles them into its spawned
-worker and learner processes. Every setting reaches them in sample-factory's cfg (the --mm_* arguments of
-maestromotif.rl.sf_run), and each factory applies this project's library patches (maestromotif.rl.patches)
-before it builds anything.
+This is MaestroMotif's env module for the shared trainer (benchmark.appo.runner calls `register()` and
+`add_args()`). The reward is computed inside the env, so sample-factory runs unmodified with
+reward_scale=1 and a large reward_clip. Factories are module-level functions: sample-factory pickles them
+into its spawned worker and learner processes. Every setting reaches them in sample-factory's cfg (the
+trainer's --appo_* arguments and this module's --mm_* ones), and each factory applies the library patches
+(benchmark.appo.patches) before it builds anything.
 """
 from __future__ import annotations
 
@@ -25,11 +26,12 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from benchmark.appo import patches
+from benchmark.appo.wrappers import CrashReport, OwnSeeds
 from benchmark.config import defaults
 from benchmark.env import EnvConfig, env_config_from_json, make
 from benchmark.seeding import derive_seed
-from maestromotif.rl import patches
-from maestromotif.rl.network import make_skill_encoder
+from maestromotif.rl.network import encoder_factory
 from maestromotif.rl.obs import NUM_SKILLS, PolicyObservation
 
 log = logging.getLogger(__name__)
@@ -37,48 +39,6 @@ log = logging.getLogger(__name__)
 ENV_NAME = "mm_skills"
 # test-only: the same env, raising after cfg.mm_crash_after steps
 TEST_CRASH_ENV_NAME = "mm_skills_test_crash"
-FACTORY_ENV_NAME = "mm_factory"  # any other training env (the baselines): built by cfg.mm_env_factory
-
-
-class CrashReport(gym.Wrapper):
-    """Writes an env exception to the run's error file, then re-raises it (SF would only log it and stall)."""
-
-    def __init__(self, env: gym.Env, error_file: str):
-        super().__init__(env)
-        self.error_file = error_file
-
-    def _guard(self, fn, *args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except Exception as e:
-            if self.error_file:
-                patches.write_error(self.error_file, "env", f"{type(e).__name__}: {e}")
-            raise
-
-    def reset(self, **kwargs):
-        return self._guard(self.env.reset, **kwargs)
-
-    def step(self, action):
-        return self._guard(self.env.step, action)
-
-
-class OwnSeeds(gym.Wrapper):
-    """Keeps the game seeds that the env factory derived, and makes sample-factory's random actions seeded.
-
-    sample-factory 2.1.1 resets every env with `seed=<its global env index>` (0, 1, 2, ...), which our
-    SeededReset would take as the game seed: every run, whatever its training seed or method, would play
-    games 0, 1, 2, ... and env i would replay env i+1's games one episode later. It also plays
-    `rollout * env_index` decorrelation steps with `action_space.sample()` from an unseeded RNG, so no two
-    runs saw the same data. This wrapper (the outermost one) drops that seed and seeds the action space from
-    the factory's own seed, so training is a function of its settings (docs/deviations.md, "Seeding").
-    """
-
-    def __init__(self, env: gym.Env, seed: int):
-        super().__init__(env)
-        self.action_space.seed(seed)
-
-    def reset(self, *, seed=None, options=None):
-        return self.env.reset(options=options)
 
 
 class CrashAfter(gym.Wrapper):
@@ -244,12 +204,12 @@ class HeldSteps(gym.Wrapper):
 
 def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:
     """sample-factory's env factory: (name, cfg, env_config) -> gymnasium env. Settings come from the
-    cfg's mm_* arguments (maestromotif.rl.sf_run)."""
-    patches.apply(cfg.mm_error_file)
+    cfg's appo_* (benchmark.appo.runner) and mm_* (add_args) arguments."""
+    patches.apply(cfg.appo_error_file)
     worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
     vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
-    env_seed = derive_seed(cfg.mm_root_seed, "train_skills", cfg.mm_seed, "env", worker, vector)
-    env_cfg = env_config_from_json(cfg.mm_env_config)
+    env_seed = derive_seed(cfg.appo_root_seed, "train_skills", cfg.appo_seed, "env", worker, vector)
+    env_cfg = env_config_from_json(cfg.appo_env_config)
     if cfg.mm_program in (SKILL_STARTS, SKILLS_CROSSED):
         held = held_skill_at_start if cfg.mm_program == SKILL_STARTS else skills_crossed_with_starts
         env = held(env_cfg, cfg, worker * cfg.num_envs_per_worker + vector, env_seed)
@@ -264,23 +224,8 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     reward = _intrinsic_reward(cfg.mm_reward_dir, skill_index_order(cfg.mm_skills.split(",")),
                                cfg.mm_intrinsic)
     env = IntrinsicRewardWrapper(env, reward)
-    env = CrashReport(env, cfg.mm_error_file)
+    env = CrashReport(env, cfg.appo_error_file)
     return OwnSeeds(PolicyObservation(env, cfg.mm_crop_mode), env_seed)
-
-
-def make_factory_env(full_env_name: str, cfg=None, env_config=None, render_mode=None) -> gym.Env:
-    """sample-factory's env factory for FACTORY_ENV_NAME: imports cfg.mm_env_factory ("module:function") and
-    calls it with (cfg, env_config, **json(cfg.mm_factory_kwargs)). Lets other methods (the baselines) train
-    with this same trainer and network on their own env and reward."""
-    import importlib
-
-    patches.apply(cfg.mm_error_file)
-    module, _, name = str(cfg.mm_env_factory).partition(":")
-    if not module or not name:
-        raise ValueError(f"--mm_env_factory={cfg.mm_env_factory!r}: expected 'module:function' for env "
-                         f"{FACTORY_ENV_NAME}")
-    factory = getattr(importlib.import_module(module), name)
-    return factory(cfg, env_config, **json.loads(cfg.mm_factory_kwargs or "{}"))
 
 
 def register() -> None:
@@ -292,12 +237,24 @@ def register() -> None:
     for name in (ENV_NAME, TEST_CRASH_ENV_NAME):
         if name not in registry:
             register_env(name, make_skill_env)
-    if FACTORY_ENV_NAME not in registry:
-        register_env(FACTORY_ENV_NAME, make_factory_env)
-    global_model_factory().register_encoder_factory(skill_encoder)
+    global_model_factory().register_encoder_factory(encoder_factory)
 
 
-def skill_encoder(cfg, obs_space):
-    """The encoder factory sample-factory calls in the learner and the inference worker: patches first."""
-    patches.apply(getattr(cfg, "mm_error_file", ""))
-    return make_skill_encoder(cfg, obs_space)
+def add_args(parser) -> None:
+    """The skill env's settings, carried inside sample-factory's cfg to the env factory in every worker."""
+    from maestromotif.rl.network import add_network_args
+
+    p = parser.add_argument
+    p("--mm_intrinsic", default="",
+      help="the params' reward.intrinsic block as JSON ('' = conf/reward/default.yaml's)")
+    p("--mm_program", default="training",
+      help="policy over skills, or 'isolated' (ablation), or 'skill_starts' (each env holds one skill), "
+      "or 'skills_crossed' (every skill on every start)")
+    p("--mm_held_steps", type=int, default=1000,
+      help="skill_starts / skills_crossed: steps per episode of a held skill")
+    p("--mm_codegen_dir", default="", help="codegen outputs: <dir>/<program>/seed<k>/program.py")
+    p("--mm_code_seed", type=int, default=0, help="which codegen seed of the training program")
+    p("--mm_reward_dir", default="data/reward", help="<dir>/<skill>/model.pt")
+    p("--mm_skills", default="discoverer,descender,ascender,worshipper,merchant")
+    p("--mm_crash_after", type=int, default=10**9, help="test-only env: raise after this many steps")
+    add_network_args(parser)

@@ -23,7 +23,7 @@ def run(tmp_path_factory):
         fit("random", seed, params)
     evaluate.evaluate_method("random", params, progress=False)  # both tasks x both seeds in one call
     aggregate.aggregate(params)
-    # a MaestroMotif training run's logs (maestromotif.rl.sf_run's progress.jsonl and curve.jsonl), two seeds
+    # a MaestroMotif training run's logs (benchmark.appo.runner's progress.jsonl and curve.jsonl), two seeds
     # logged at different env steps, and one skill reward model's metrics.json (maestromotif.reward.train)
     for seed, steps in ((0, [100, 300]), (1, [200, 400])):
         run_dir = tmp / "data" / "fit" / "maestromotif" / f"seed{seed}"

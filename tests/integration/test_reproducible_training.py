@@ -16,7 +16,7 @@ from benchmark.regression import weights_fingerprint
 
 
 def _env(vector: int):
-    cfg = SimpleNamespace(mm_root_seed=0, mm_seed=0, mm_env_config="", mm_crop_mode="embed")
+    cfg = SimpleNamespace(appo_root_seed=0, appo_seed=0, appo_env_config="", mm_crop_mode="embed")
     return make_baseline_env(cfg, SimpleNamespace(worker_index=0, vector_index=vector), "score_ppo", "score")
 
 

@@ -17,7 +17,7 @@ PAPER_ORDER = "[discoverer,descender,ascender,merchant,worshipper]"  # the paper
 @pytest.mark.timeout(300)
 def test_each_skill_is_scored_by_its_own_reward_model_in_paper_order(tmp_path):
     from maestromotif.rl.sf_env import make_skill_env
-    from maestromotif.rl.sf_run import parse_cfg
+    from benchmark.appo.runner import parse_cfg
     from maestromotif.rl.train import RLConfig, sf_argv
 
     params, _ = ci_params(tmp_path, f"skills={PAPER_ORDER}", "rl.program=isolated", "rl.crop_mode=embed")

@@ -16,7 +16,7 @@ import pytest
 from benchmark.config import REPO_ROOT, defaults
 from maestromotif.rl.sf_env import TEST_CRASH_ENV_NAME
 from maestromotif.rl.train import checkpoint_env_steps, checkpoints, run_dir, train
-from maestromotif.rl.watchdog import TrainingError
+from benchmark.appo.watchdog import TrainingError
 from tests.integration.test_train_support import ci_params, real_messages, train_tiny_reward_models
 
 pytestmark = [pytest.mark.slow]
@@ -113,7 +113,7 @@ def test_worker_crash_ends_the_run_with_an_error(tmp_path, reward_dir):
     finally:
         os.environ.pop("MM_PARAMS", None)
     time.sleep(2)
-    leftovers = subprocess.run(["pgrep", "-f", f"mm_run_dir={run_dir(params, 1)}"], capture_output=True,
+    leftovers = subprocess.run(["pgrep", "-f", f"appo_run_dir={run_dir(params, 1)}"], capture_output=True,
                                text=True)
     assert leftovers.stdout.strip() == "", "the crashed run's processes must all be gone"
 

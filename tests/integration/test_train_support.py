@@ -79,7 +79,7 @@ def untrained_skill_run(params, seed: int = 0, method: str = "maestromotif"):
     from benchmark.config import section
     from benchmark.env import ACTIONS
     from maestromotif.rl.obs import observation_space
-    from maestromotif.rl.sf_run import parse_cfg
+    from benchmark.appo.runner import parse_cfg
     from maestromotif.rl.train import EXPERIMENT, RLConfig, run_dir, sf_argv
 
     run = run_dir(params, seed, method)

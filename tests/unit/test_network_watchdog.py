@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from maestromotif.rl.watchdog import Limits, TrainingError, supervise
+from benchmark.appo.watchdog import Limits, TrainingError, supervise
 
 FAST = Limits(startup_timeout=3, stall_timeout=2, poll=0.1, kill_grace=1)
 

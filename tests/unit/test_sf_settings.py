@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 from benchmark.config import compose, defaults
-from maestromotif.rl.train import RLConfig, sf_argv, settings_hash
+from benchmark.appo.trainer import settings_hash
+from maestromotif.rl.train import RLConfig, sf_argv
 
 
 def _argv(tmp_path, *overrides):
@@ -23,10 +24,36 @@ def test_intrinsic_settings_travel_in_the_command_line_and_change_the_settings_h
     assert settings_hash(base) != settings_hash(changed)  # a finished run with other settings is redone
 
 
-def test_the_baselines_env_gets_no_intrinsic_block(tmp_path):
+def test_the_baselines_train_with_the_shared_trainer_and_no_skill_settings(tmp_path):
+    from baselines.appo import appo_settings, baseline_argv, trainer_config
+
     params = compose("ci", [f"data_dir={tmp_path}"])
-    argv = sf_argv(defaults("rl", RLConfig), params, 0, tmp_path / "run", env_name="mm_factory")
-    assert "--mm_intrinsic=" in argv
+    trainer = trainer_config("score_ppo", {"train_for_env_steps": 777, "reward_scale": 0.1,
+                                           "reward_clip": 10.0, "rl": {"learning_rate": 0.5},
+                                           "deterministic": False}, params)
+    rl = appo_settings(params, "score_ppo", trainer)
+    flags = dict(a[2:].split("=", 1) for a in baseline_argv(params, rl, tmp_path / "run", 0, "score_ppo",
+                                                            {"reward": "score"}))
+    assert flags["appo_env_module"] == "baselines.appo" and flags["env"] == "baseline"
+    assert trainer.train_for_env_steps != params.rl.train_for_env_steps  # ci: the baselines' own budget
+    assert flags["train_for_env_steps"] == str(trainer.train_for_env_steps)
+    assert flags["learning_rate"] == "0.5"  # the trainer's rl override
+    assert flags["baseline_env"] == '{"reward": "score"}'
+    assert not [k for k in flags if k.startswith("mm_") and k != "mm_crop_mode"]  # no skill env settings
+
+
+def test_the_shared_trainer_names_no_method():
+    """benchmark/appo is the trainer every method uses: no method's name appears in it, code or text."""
+    from pathlib import Path
+
+    import benchmark.appo
+
+    folder = Path(benchmark.appo.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        text = path.read_text().lower()
+        for name in ("maestromotif", "baselines", "motif", "score_ppo", "task_ppo", "llm_policy",
+                     "embedding"):
+            assert name not in text, f"{path.name} names {name!r}"
 
 
 def test_each_maestromotif_method_trains_on_its_own_reward_models(tmp_path):
@@ -44,11 +71,11 @@ def test_each_maestromotif_method_trains_on_its_own_reward_models(tmp_path):
     assert settings_hash(argv["maestromotif"]) != settings_hash(argv["maestromotif_oracle"])
 
 
-def test_importing_the_env_module_patches_nothing():
-    code = ("import maestromotif.rl.sf_env\n"
+def test_importing_the_env_modules_patches_nothing():
+    code = ("import maestromotif.rl.sf_env, baselines.appo, benchmark.appo.runner\n"
             "from sample_factory.algo.learning.learner import Learner\n"
             "assert not getattr(Learner._record_summaries, '_mm_fixed', False), 'patched at import'\n"
-            "from maestromotif.rl import patches\n"
+            "from benchmark.appo import patches\n"
             "patches.apply()\n"
             "assert Learner._record_summaries._mm_fixed\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -5,7 +5,7 @@ exception and waits; docs/method.md §14.1). The supervisor therefore watches th
 child's whole process group (it runs in its own session) as soon as one goes wrong:
   - the child's exit code (non-zero: error);
   - an error file that every sample-factory process appends to when it logs an exception
-    (maestromotif.rl.sf_env installs the reporter; the env wrapper CrashReport writes env exceptions);
+    (benchmark.appo.patches installs the reporter; the env wrapper CrashReport writes env exceptions);
   - a progress file the child appends to after training iterations: no first record within
     `startup_timeout` seconds, or no new record within `stall_timeout` seconds, is an error.
 """

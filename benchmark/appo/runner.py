@@ -1,16 +1,20 @@
-"""One sample-factory APPO run, as a child process of the train_skills stage (maestromotif.rl.train).
+"""One sample-factory APPO run, as a child process of `benchmark.appo.trainer.train`.
 
-It adds to sample-factory, through its observer and message-handler hooks only:
+    python -m benchmark.appo.runner --appo_env_module=<module> <sample-factory args> --appo_* ... <env args>
+
+`--appo_env_module` names the method's env module (docs/design.md §4.6): its `register()` registers the
+training env names and the encoder with sample-factory, and its `add_args(parser)` adds the flags its env
+factory reads. The runner adds, through sample-factory's observer and message-handler hooks only:
   progress.jsonl   every few seconds: env steps, training iterations, frames/s (the watchdog's heartbeat)
-  curve.jsonl      per skill, over env steps: mean normalised reward r_hat per step and the fraction of
-                   env steps the skill was active (the paper's Fig. 8b/c), from the episode_extra_stats
-                   that IntrinsicRewardWrapper writes at each episode end.
-
-Usage (the train stage builds this command): python -m maestromotif.rl.sf_run <sample-factory args> --mm_* ...
+  curve.jsonl      per name of `--appo_curve_names`: mean normalised reward r_hat per step and the fraction
+                   of env steps spent under that name (the paper's Fig. 8b/c), from the
+                   `skill_reward/<name>` and `skill_steps/<name>` episode_extra_stats that an intrinsic
+                   reward wrapper writes at each episode end.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import signal
@@ -24,59 +28,56 @@ from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
+ENV_MODULE_FLAG = "--appo_env_module="
 
-def add_mm_args(parser: argparse.ArgumentParser) -> None:
-    """Our settings, carried inside sample-factory's cfg to the env factory in every worker."""
+
+def add_trainer_args(parser: argparse.ArgumentParser) -> None:
+    """The shared trainer's settings, carried inside sample-factory's cfg to every process."""
     p = parser.add_argument
-    p("--mm_intrinsic", default="",
-      help="the params' reward.intrinsic block as JSON ('' = conf/reward/default.yaml's)")
-    p("--mm_error_file", default="", help="worker errors go here (one JSON line each) for the watchdog")
-    p("--mm_root_seed", type=int, default=0)
-    p("--mm_seed", type=int, default=0, help="skill-training seed (data/fit/maestromotif/seed<k>)")
-    p("--mm_program", default="training",
-      help="policy over skills, or 'isolated' (ablation), or 'skill_starts' (each env holds one skill), "
-      "or 'skills_crossed' (every skill on every start)")
-    p("--mm_held_steps", type=int, default=1000, help="skill_starts: steps per episode of a held skill")
-    p("--mm_codegen_dir", default="", help="codegen outputs: <dir>/<program>/seed<k>/program.py")
-    p("--mm_code_seed", type=int, default=0, help="which codegen seed of the training program")
-    p("--mm_reward_dir", default="data/reward", help="<dir>/<skill>/model.pt")
-    p("--mm_skills", default="discoverer,descender,ascender,worshipper,merchant")
-    p("--mm_crop_mode", default="rgb", choices=["rgb", "embed"])
-    p("--mm_env_config", default="", help="benchmark.env.EnvConfig as JSON ('' = conf/env/default.yaml's)")
-    p("--mm_run_dir", default="", help="where progress.jsonl and curve.jsonl go")
-    p("--mm_report_every_sec", type=float, default=5.0)
-    p("--mm_curve_every_sec", type=float, default=30.0)
-    p("--mm_reproducible", type=lambda v: str(v).lower() in ("1", "true", "yes"), default=False,
+    p("--appo_env_module", default="", help="the method's env module (register(), add_args(parser))")
+    p("--appo_error_file", default="", help="worker errors go here (one JSON line each) for the watchdog")
+    p("--appo_root_seed", type=int, default=0, help="params root_seed, for the env factories' seeds")
+    p("--appo_seed", type=int, default=0, help="the run's training seed, for the env factories' seeds")
+    p("--appo_env_config", default="", help="benchmark.env.EnvConfig as JSON ('' = conf/env/default.yaml's)")
+    p("--appo_run_dir", default="", help="where progress.jsonl and curve.jsonl go")
+    p("--appo_report_every_sec", type=float, default=5.0)
+    p("--appo_curve_names", default="", help="comma-separated names of the reward curves ('' = none)")
+    p("--appo_curve_every_sec", type=float, default=30.0)
+    p("--appo_reproducible", type=lambda v: str(v).lower() in ("1", "true", "yes"), default=False,
       help="one torch thread (with --serial_mode=True --async_rl=False: a reproducible run)")
-    p("--mm_crash_after", type=int, default=10**9, help="test-only env: raise after this many steps")
-    # env name "mm_factory" (baselines): the training env comes from this importable function instead
-    p("--mm_env_factory", default="",
-      help="'module:function(cfg, env_config, **kwargs) -> env' for mm_factory")
-    p("--mm_factory_kwargs", default="{}", help="JSON keyword arguments of --mm_env_factory")
+
+
+def env_module(argv: list[str]):
+    """The env module that `--appo_env_module=` names, imported."""
+    names = [a[len(ENV_MODULE_FLAG):] for a in argv if a.startswith(ENV_MODULE_FLAG)]
+    if not names or not names[-1]:
+        raise SystemExit(f"benchmark.appo.runner needs {ENV_MODULE_FLAG}<module> (the method's env module)")
+    return importlib.import_module(names[-1])
 
 
 def parse_cfg(argv: list[str]):
+    """sample-factory's cfg for `argv`, with the trainer's and the env module's flags."""
     from sample_factory.cfg.arguments import parse_full_cfg, parse_sf_args
 
-    from maestromotif.rl.sf_env import register
-
-    register()
+    module = env_module(argv)
+    module.register()
     parser, _ = parse_sf_args(argv)
-    add_mm_args(parser)
+    add_trainer_args(parser)
+    module.add_args(parser)
     return parse_full_cfg(parser, argv)
 
 
-class SkillCurves:
-    """Accumulates per-skill sums from episode ends; writes one row per skill every `every` seconds."""
+class RewardCurves:
+    """Accumulates per-name sums from episode ends; writes one row per name every `every` seconds."""
 
-    def __init__(self, path: Path, skills: list[str], every: float):
-        self.path, self.skills, self.every = path, skills, every
+    def __init__(self, path: Path, names: list[str], every: float):
+        self.path, self.names, self.every = path, names, every
         self.last = time.time()
         self._reset()
 
     def _reset(self):
-        self.reward = {s: 0.0 for s in self.skills}
-        self.steps = {s: 0 for s in self.skills}
+        self.reward = {s: 0.0 for s in self.names}
+        self.steps = {s: 0 for s in self.names}
         self.episodes = 0
 
     def on_episode(self, runner, msg, policy_id) -> None:
@@ -84,7 +85,7 @@ class SkillCurves:
         if not any(k.startswith("skill_steps/") for k in extra):
             return
         self.episodes += 1
-        for s in self.skills:
+        for s in self.names:
             self.reward[s] += float(extra.get(f"skill_reward/{s}", 0.0))
             self.steps[s] += int(extra.get(f"skill_steps/{s}", 0))
 
@@ -104,13 +105,13 @@ class SkillCurves:
                 "skill_steps": self.steps[s],
                 "episodes": self.episodes,
             }
-            for s in self.skills
+            for s in self.names
         ]
         append_jsonl(self.path, rows)
         self._reset()
 
 
-def make_observer(cfg, curves: SkillCurves, progress_path: Path):
+def make_observer(cfg, curves: RewardCurves, progress_path: Path):
     from sample_factory.algo.runners.runner import AlgoObserver
 
     class Progress(AlgoObserver):
@@ -128,7 +129,7 @@ def make_observer(cfg, curves: SkillCurves, progress_path: Path):
             if self.start_time is None:  # frames/s counts from the first iteration: start-up excluded
                 self.start_time, self.start_steps = now, steps
             curves.maybe_write(steps)
-            if now - self.last < cfg.mm_report_every_sec:
+            if now - self.last < cfg.appo_report_every_sec:
                 return
             self.last = now
             elapsed = now - self.start_time
@@ -162,22 +163,24 @@ def run(argv: list[str]) -> int:
     from sample_factory.algo.utils.misc import ExperimentStatus
     from sample_factory.train import make_runner
 
-    from maestromotif.rl import patches
+    from benchmark.appo import patches
 
     exit_with_parent()
     cfg = parse_cfg(argv)
-    patches.apply(cfg.mm_error_file)
-    if cfg.mm_reproducible:
+    patches.apply(cfg.appo_error_file)
+    if cfg.appo_reproducible:
         import torch
 
         # Multi-threaded CPU kernels reduce in a load-dependent order: two threads gave different weights
         # after one update from the same batch and parameters; one thread gave identical runs under load.
         torch.set_num_threads(1)
-    run_dir = Path(cfg.mm_run_dir or ".")
-    curves = SkillCurves(run_dir / "curve.jsonl", cfg.mm_skills.split(","), cfg.mm_curve_every_sec)
+    run_dir = Path(cfg.appo_run_dir or ".")
+    names = [n for n in cfg.appo_curve_names.split(",") if n]
+    curves = RewardCurves(run_dir / "curve.jsonl", names, cfg.appo_curve_every_sec)
     cfg, runner = make_runner(cfg)
     runner.register_observer(make_observer(cfg, curves, run_dir / "progress.jsonl"))
-    runner.register_episodic_stats_handler(curves.on_episode)
+    if names:
+        runner.register_episodic_stats_handler(curves.on_episode)
     status = runner.init()
     if status == ExperimentStatus.SUCCESS:
         status = runner.run()

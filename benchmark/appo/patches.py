@@ -1,9 +1,9 @@
 """Every change this project makes to a third-party library, in one place, applied by `apply()`.
 
 Nothing here runs at import. `apply()` is called where training starts in each process that needs it:
-the sample-factory entry point (maestromotif.rl.sf_run), the env factories (rollout workers) and the
-encoder factory (learner and inference worker), all in maestromotif.rl.sf_env, and the deployment loader
-(maestromotif.rl.policy). It is idempotent, so calling it once per process or once per env costs nothing.
+the sample-factory entry point (benchmark.appo.runner), every method's training env factory (rollout
+workers), its encoder factory (learner and inference worker) and its deployment loader. It is idempotent,
+so calling it once per process or once per env costs nothing. Targets: sample-factory 2.1.1, torch >= 2.6.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def fix_vtrace_summaries() -> None:
 
 class ErrorFileHandler(logging.Handler):
     """sample-factory 2.1.1 / signal-slot only log an exception in a worker and then stall; this handler
-    also appends it to the run's error file (one JSON line), which the watchdog (maestromotif.rl.watchdog)
+    also appends it to the run's error file (one JSON line), which the watchdog (benchmark.appo.watchdog)
     reads to end the run with that error."""
 
     def __init__(self, path: str):
