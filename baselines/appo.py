@@ -95,7 +95,7 @@ def scaled_score(reward: float, scale: float, clip: float) -> float:
 class ScoreReward(gym.RewardWrapper):
     """CDGPT5-style: the score delta x reward_scale, clipped (what SF does with --reward_scale 0.1)."""
 
-    def __init__(self, env: gym.Env, scale: float = 0.1, clip: float = 10.0):
+    def __init__(self, env: gym.Env, scale: float, clip: float):
         super().__init__(env)
         self.scale, self.clip = scale, clip
 
@@ -109,7 +109,7 @@ class TaskScoreReward(gym.Wrapper):
     The task value is the tracker's (benchmark.tasks): 0/1 for success tasks, a count for count tasks, so
     each success or counted event pays task_coef once."""
 
-    def __init__(self, env: gym.Env, task_coef: float, scale: float = 0.1, clip: float = 10.0):
+    def __init__(self, env: gym.Env, task_coef: float, scale: float, clip: float):
         super().__init__(env)
         self.task_coef, self.scale, self.clip = task_coef, scale, clip
         self.value = 0.0
@@ -143,9 +143,9 @@ def _intrinsic(kind: str, path: str, config_json: str):
     raise ValueError(f"unknown intrinsic reward kind {kind!r} (checkpoint | embedding)")
 
 
-def make_baseline_env(cfg, env_config, method: str, reward: str, task: Optional[str] = None,
-                      track_task: bool = False, task_coef: float = 0.0, reward_scale: float = 0.1,
-                      reward_clip: float = 10.0, intrinsic: Optional[dict] = None) -> gym.Env:
+def make_baseline_env(cfg, env_config, method: str, reward: str, *, reward_scale: float, reward_clip: float,
+                      task: Optional[str] = None, track_task: bool = False, task_coef: float = 0.0,
+                      intrinsic: Optional[dict] = None) -> gym.Env:
     """The baselines' training env, for `env_factory`."""
     from maestromotif.rl.obs import PolicyObservation
 
@@ -299,8 +299,8 @@ class TrainedBaseline(Method):
     name = "baseline"
     per_task = True
 
-    def __init__(self, trainer: Optional[dict] = None):
-        self.trainer_settings = trainer or {}
+    def __init__(self, *, trainer: dict):  # conf/method/<name>.yaml `trainer:` (every key of TrainerConfig)
+        self.trainer_settings = trainer
 
     def trainer(self, params: Any) -> TrainerConfig:
         return trainer_config(self.name, self.trainer_settings, params)

@@ -65,9 +65,11 @@ class EmbeddingSimilarity(Method):
     name = "embedding_similarity"
     per_task = True
 
-    def __init__(self, threshold_quantile: float = 0.85, trainer: Optional[Callable[..., Path]] = None,
-                 policy_loader: Optional[Callable[..., Policy]] = None,
-                 observations_dir: Optional[str] = None, encoder=None):
+    # values: conf/method/embedding_similarity.yaml; trainer / policy_loader None: not trained / deployed
+    # (tests of the reward alone); observations_dir None: <data_dir>/observations; encoder: the tests' own
+    def __init__(self, *, threshold_quantile: float, trainer: Optional[Callable[..., Path]],
+                 policy_loader: Optional[Callable[..., Policy]], observations_dir: Optional[str],
+                 encoder=None):
         from maestromotif.reward.model import QUANTILE_LEVELS
 
         if not any(abs(threshold_quantile - q) < 1e-9 for q in QUANTILE_LEVELS) and threshold_quantile != 0.0:
@@ -143,9 +145,9 @@ class EmbeddingSimilarity(Method):
 
 
 # --- the shared APPO trainer (conf/method/embedding_similarity.yaml: trainer / policy_loader) -------------
-def appo_trainer(params: Any, out_dir: Path, seed: int, task: str, reward, settings: Optional[dict] = None,
-                 llm_coef: float = 0.1, extrinsic_coef: float = 0.1, count_exponent: float = 3.0,
-                 message_lru_size: int = 0) -> Path:
+def appo_trainer(params: Any, out_dir: Path, seed: int, task: str, reward, *, settings: dict,
+                 llm_coef: float, extrinsic_coef: float, count_exponent: float,
+                 message_lru_size: int) -> Path:
     """Train APPO on the similarity reward fitted in out_dir.parent (reward.json); the run is out_dir.
 
     `reward` (the IntrinsicReward fit() built) gives the threshold quantile; every worker rebuilds the same

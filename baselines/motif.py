@@ -40,10 +40,10 @@ class Motif(TrainedBaseline):
     name = "motif"
     per_task = True
 
-    def __init__(self, threshold_quantile: float = 0.5, llm_coef: float = 0.1, extrinsic_coef: float = 0.1,
-                 count_exponent: float = 3.0, message_lru_size: int = 0, annotate_missing: bool = True,
-                 trainer: Optional[dict] = None):
-        super().__init__(trainer)
+    # values: conf/method/motif.yaml (the one place for them; benchmark.evaluate.build_method passes them)
+    def __init__(self, *, threshold_quantile: float, llm_coef: float, extrinsic_coef: float,
+                 count_exponent: float, message_lru_size: int, annotate_missing: bool, trainer: dict):
+        super().__init__(trainer=trainer)
         self.intrinsic = {"threshold_quantile": {}, "default_threshold_quantile": float(threshold_quantile),
                           "llm_coef": float(llm_coef), "extrinsic_coef": float(extrinsic_coef),
                           "count_exponent": float(count_exponent), "message_lru_size": int(message_lru_size)}

@@ -57,7 +57,7 @@ class RandomMethod(Method):
     name = "random"
     per_task = False
 
-    def __init__(self, num_actions: int = len(ACTIONS)):
+    def __init__(self, *, num_actions: int):  # conf/method/random.yaml
         self.num_actions = int(num_actions)
 
     def fit(self, params: Any, out_dir: Path, seed: int, task: str | None = None) -> Path:

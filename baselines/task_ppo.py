@@ -23,8 +23,9 @@ class TaskPPO(TrainedBaseline):
     name = "task_ppo"
     per_task = True
 
-    def __init__(self, task_coef: float = 10.0, trainer: Optional[dict] = None):
-        super().__init__(trainer)
+    # values: conf/method/task_ppo.yaml (benchmark.evaluate.build_method passes them)
+    def __init__(self, *, task_coef: float, trainer: dict):
+        super().__init__(trainer=trainer)
         if task_coef <= 0:
             raise ConfigError(f"task_ppo.task_coef must be > 0 (the task reward's weight), got {task_coef}")
         self.task_coef = float(task_coef)

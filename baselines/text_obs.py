@@ -77,9 +77,10 @@ COMPASS = (
 
 @dataclass(frozen=True)
 class TextObsConfig:
-    max_things: int = 12  # nearest things listed, to bound the prompt length
-    include_inventory: bool = True
-    include_neighbours: bool = True
+    """What the text lists (values: conf/method/llm_policy.yaml, through baselines.llm_policy)."""
+
+    max_things: int  # nearest things listed, to bound the prompt length
+    include_inventory: bool
 
 
 def glyph_name(glyph: int) -> str:
@@ -197,7 +198,7 @@ def inventory_lines(obs: dict[str, np.ndarray]) -> list[str]:
     return lines
 
 
-def render(obs: dict[str, np.ndarray], cfg: TextObsConfig = TextObsConfig()) -> str:
+def render(obs: dict[str, np.ndarray], cfg: TextObsConfig) -> str:
     """The text an LLM agent reads for one (unbatched) observation."""
     blstats = np.asarray(obs["blstats"])
     x, y = int(blstats[nethack.NLE_BL_X]), int(blstats[nethack.NLE_BL_Y])
@@ -207,8 +208,7 @@ def render(obs: dict[str, np.ndarray], cfg: TextObsConfig = TextObsConfig()) -> 
     if "tty_chars" in obs and at_more_prompt(obs["tty_chars"]):
         lines.append("The game shows --More--: answer MORE to continue.")
     lines.append(f"Status: {status_text(blstats)}")
-    if cfg.include_neighbours:
-        lines.append(f"Next to you: {neighbours_text(glyphs, x, y)}")
+    lines.append(f"Next to you: {neighbours_text(glyphs, x, y)}")
     things = nearby_things(glyphs, x, y, cfg.max_things)
     lines.append("In view:" + ("" if things else " nothing notable"))
     lines.extend(f"- {t}" for t in things)

@@ -25,8 +25,8 @@ class MaestroMotif(Method):
     name = "maestromotif"
     per_task = False  # one skill network for all tasks
 
-    def __init__(self, code_seed: int = 0, deterministic: bool = False, codegen_dir: str | None = None,
-                 method: str = "maestromotif"):
+    # values: conf/method/<method>.yaml; code_seed: the evaluate stage's, per deployment (0 = the first)
+    def __init__(self, *, method: str, deterministic: bool, codegen_dir: str | None, code_seed: int = 0):
         from maestromotif.chain import chain
 
         self.code_seed = int(code_seed)

@@ -49,7 +49,7 @@ class _ValueEnv(gym.Env):
 
 
 def test_task_reward_pays_the_value_increment_plus_the_score_term():
-    env = TaskScoreReward(_ValueEnv(), task_coef=10.0)
+    env = TaskScoreReward(_ValueEnv(), task_coef=10.0, scale=0.1, clip=10.0)
     env.reset()
     assert env.step(0)[1] == pytest.approx(2.0 + 10.0)
     assert env.step(0)[1] == pytest.approx(2.0 + 10.0)

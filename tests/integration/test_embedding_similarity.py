@@ -12,6 +12,8 @@ from benchmark.env import decode_message, make
 from benchmark.io import read_json
 from maestromotif.reward.model import QUANTILE_LEVELS, score
 
+UNTRAINED = {"trainer": None, "policy_loader": None, "observations_dir": None}  # the reward alone
+
 NAVIGATION = "Find the staircase down and descend to the next dungeon level."
 
 
@@ -60,7 +62,7 @@ def test_fit_on_the_collected_dataset_and_intrinsic_api(encoder, ci_data, tmp_pa
     """fit() reads the collect stage's records (session fixture ci_data), as the pipeline does."""
     from maestromotif.data.collect import load_observations
 
-    method = EmbeddingSimilarity(threshold_quantile=0.85, encoder=encoder)
+    method = EmbeddingSimilarity(threshold_quantile=0.85, encoder=encoder, **UNTRAINED)
     out = method.fit(ci_data.params, tmp_path / "gnomish", seed=0, task="gnomish")  # no trainer: reward only
     saved = read_json(out / "reward.json")
     assert saved["goal"] == "You are now faced with the task of finding the Gnomish Mines."
@@ -99,7 +101,8 @@ def test_fit_calls_the_injected_trainer(encoder, ci_data, real_messages, tmp_pat
         (kwargs["out_dir"]).mkdir(parents=True)
         return kwargs["out_dir"]
 
-    method = EmbeddingSimilarity(encoder=encoder, trainer=fake_trainer)
+    method = EmbeddingSimilarity(threshold_quantile=0.85, encoder=encoder, trainer=fake_trainer,
+                                 policy_loader=None, observations_dir=None)
     assert method.fit(params, tmp_path, seed=3, task="delphi") == tmp_path
     (call,) = calls
     assert call["task"] == "delphi" and call["seed"] == 3 and call["out_dir"] == tmp_path / "policy"
@@ -110,8 +113,9 @@ def test_fit_calls_the_injected_trainer(encoder, ci_data, real_messages, tmp_pat
     assert read_json(tmp_path / "sample" / "reward.json")["unique_messages"] == len(set(real_messages))
 
     with pytest.raises(ConfigError, match="no trained policy"):
-        EmbeddingSimilarity(encoder=encoder).policy(tmp_path / "sample", "delphi", params)
+        method = EmbeddingSimilarity(threshold_quantile=0.85, encoder=encoder, **UNTRAINED)
+        method.policy(tmp_path / "sample", "delphi", params)
     with pytest.raises(ConfigError, match="per task"):
         method.fit(params, tmp_path, seed=0, task=None)
     with pytest.raises(ConfigError, match="threshold_quantile"):
-        EmbeddingSimilarity(threshold_quantile=0.97)
+        EmbeddingSimilarity(threshold_quantile=0.97, **UNTRAINED)

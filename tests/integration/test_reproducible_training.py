@@ -17,7 +17,8 @@ from benchmark.regression import weights_fingerprint
 
 def _env(vector: int):
     cfg = SimpleNamespace(appo_root_seed=0, appo_seed=0, appo_env_config="", mm_crop_mode="embed")
-    return make_baseline_env(cfg, SimpleNamespace(worker_index=0, vector_index=vector), "score_ppo", "score")
+    return make_baseline_env(cfg, SimpleNamespace(worker_index=0, vector_index=vector), "score_ppo", "score",
+                             reward_scale=0.1, reward_clip=10.0)
 
 
 def _first_messages(env, seed_from_sample_factory: int, episodes: int = 2) -> list[bytes]:

@@ -91,10 +91,10 @@ def test_curve_has_every_skill_over_env_steps(resumed_run):
 def test_checkpoint_evaluates_zero_shot_on_a_task(resumed_run):
     from benchmark.env import EnvConfig, make
     from benchmark.evaluate import play
-    from maestromotif.method import MaestroMotif
+    from benchmark.evaluate import build_method
 
     params, run, _ = resumed_run
-    policy = MaestroMotif().policy(run, "gnomish", params)
+    policy = build_method("maestromotif").policy(run, "gnomish", params)
     records = []
     steps = play(policy, lambda: make(task="gnomish", cfg=defaults("env", EnvConfig, max_episode_steps=150)),
                  [(0, 11), (1, 12)], num_envs=2, on_record=records.append, progress=False)

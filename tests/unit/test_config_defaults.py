@@ -133,3 +133,25 @@ def test_the_llm_policy_settings_live_in_its_method_file():
     assert sorted(LLMPolicyConfig.__dataclass_fields__) == settings
     assert default_config(max_tokens=7).max_tokens == 7
     assert default_config().max_tokens == node.max_tokens
+
+
+@pytest.mark.parametrize("path", sorted((config.CONF_DIR / "method").glob("*.yaml")), ids=lambda p: p.stem)
+def test_no_constructor_default_repeats_a_method_file_value(path):
+    """A value in conf/method/<name>.yaml is the only one: the `_target_` it is passed to (the method class,
+    or a `_partial_` trainer inside it) gives that argument no default of its own."""
+    import importlib
+    import inspect
+
+    def check(node, where: str) -> None:
+        target = node.get("_target_") if isinstance(node, dict) else None
+        if target:
+            module, _, name = target.rpartition(".")
+            params = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+            repeated = [k for k in node if k in params and params[k].default is not inspect.Parameter.empty]
+            assert not repeated, f"{path.name}{where}: {target} repeats a default for {repeated}"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key != "benchmark":
+                    check(value, f"{where}.{key}")
+
+    check(OmegaConf.to_container(OmegaConf.load(path)), "")

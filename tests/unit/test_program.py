@@ -173,9 +173,9 @@ def test_fork_depth_is_set_when_a_descender_lands_in_the_mines(runner):
 
 
 def test_a_small_variant_runs_its_paper_tasks_program_unless_it_has_its_own(tmp_path):
-    from maestromotif.method import MaestroMotif
+    from benchmark.evaluate import build_method
 
-    mm = MaestroMotif(code_seed=0)
+    mm = build_method("maestromotif", code_seed=0)
     assert mm.program_task("gnomish_small", str(tmp_path)) == "gnomish"  # no program of its own
     assert mm.program_task("buc_small", str(tmp_path)) == "buc"
     assert mm.program_task("gnomish", str(tmp_path)) == "gnomish"

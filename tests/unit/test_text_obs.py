@@ -4,9 +4,12 @@ import pytest
 from nle import nethack
 
 from baselines.text_obs import (
-    at_more_prompt, direction, glyph_name, nearby_things, render, status_text, steps, task_goal_text,
+    TextObsConfig, at_more_prompt, direction, glyph_name, nearby_things, render, status_text, steps,
+    task_goal_text,
 )
 from benchmark.env import ACTION_INDEX, make
+
+TEXT = TextObsConfig(max_things=12, include_inventory=True)  # conf/method/llm_policy.yaml's values
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ def test_glyph_names_do_not_leak_identities():
 
 
 def test_render_of_a_real_start(start_obs):
-    text = render(start_obs)
+    text = render(start_obs, TEXT)
     lines = text.splitlines()
     assert lines[0] == "Message: Hello Agent, welcome to NetHack!  You are a neutral male human Monk."
     assert lines[1] == ("Status: the Dungeons of Doom, depth 1, HP 14/14, Pw 4/4, AC 4, XP level 1 (0 "
@@ -79,7 +82,8 @@ def test_status_after_walking(start_obs):
     env.close()
     assert int(obs["blstats"][nethack.NLE_BL_X]) == 42  # two squares east of the start (x=40)
     assert status_text(obs["blstats"]).startswith("the Dungeons of Doom, depth 1, HP 14/14")
-    assert "- fountain, 1 step east" in render(obs).splitlines()
+    text = render(obs, TEXT)
+    assert "- fountain, 1 step east" in text.splitlines()
 
 
 def test_more_prompt_detection(start_obs):
@@ -87,7 +91,7 @@ def test_more_prompt_detection(start_obs):
     tty = start_obs["tty_chars"].copy()
     tty[0, 10:18] = np.frombuffer(b"--More--", dtype=np.uint8)
     assert at_more_prompt(tty)
-    assert "answer MORE" in render({**start_obs, "tty_chars": tty})
+    assert "answer MORE" in render({**start_obs, "tty_chars": tty}, TEXT)
 
 
 def test_task_goal_text_drops_coder_sentences():
