@@ -180,6 +180,8 @@ def test_reward_stage_writes_checkpoint_and_metrics(samples, one_thread, tmp_pat
 
 @pytest.mark.timeout(600)
 def test_motif_baseline_reward_model_sees_the_message_only(samples, one_thread, tmp_path):
+    from omegaconf import OmegaConf
+
     from baselines.motif import Motif
     from benchmark.config import compose
 
@@ -190,7 +192,9 @@ def test_motif_baseline_reward_model_sees_the_message_only(samples, one_thread, 
             return pairs, tmp_path
 
     params = compose("ci", [f"data_dir={tmp_path / 'data'}"])
-    path = GivenLabels().fit_reward(params, tmp_path / "fit", task="delphi")
+    conf = {k: v for k, v in OmegaConf.to_container(OmegaConf.load("conf/method/motif.yaml")).items()
+            if k not in ("_target_", "benchmark")}
+    path = GivenLabels(**conf).fit_reward(params, tmp_path / "fit", task="delphi")
     ckpt = load_checkpoint(path)
     assert ckpt.model.diffstats_encoder is None and not ckpt.model.cfg.use_diffstats
     assert ckpt.model.fc[0].in_features == ckpt.model.cfg.message_dim  # Linear(128 -> 256): message only
