@@ -39,7 +39,7 @@ from omegaconf import OmegaConf
 
 from benchmark.appo.wrappers import CrashReport, OwnSeeds
 from benchmark.config import ConfigError, defaults, root, section
-from benchmark.env import env_config_from_json, make
+from benchmark.env import env_config_from_json, env_settings, make
 from benchmark.io import write_json
 from benchmark.method import Method, Policy
 from benchmark.seeding import derive_seed
@@ -226,10 +226,9 @@ def appo_settings(params: Any, method: str, trainer: TrainerConfig):
     from maestromotif.rl.train import RLConfig
 
     overrides = {**trainer.rl, "train_for_env_steps": int(trainer.train_for_env_steps)}
+    rl = section(params, "rl", RLConfig)
     try:
-        return OmegaConf.to_object(OmegaConf.merge(section(params, "rl", RLConfig), overrides))
-    except ConfigError:
-        raise
+        return OmegaConf.to_object(OmegaConf.merge(rl, overrides))
     except Exception as e:
         raise ConfigError(f"{method}.trainer.rl {trainer.rl}: not fields of the `rl` section ({e}); fix "
                           f"conf/method/{method}.yaml or params `{method}.trainer`") from e
@@ -238,10 +237,9 @@ def appo_settings(params: Any, method: str, trainer: TrainerConfig):
 def baseline_argv(params: Any, rl, run: Path, seed: int, method: str, env_kwargs: dict) -> list[str]:
     """The shared trainer's command line for a baseline: its env (`--baseline_env`), no skill settings."""
     from benchmark.appo.trainer import appo_argv
-    from maestromotif.rl.train import env_config
 
     return appo_argv(rl, run=run, seed=seed, root_seed=root(params).root_seed, env_module=ENV_MODULE,
-                     env_name=ENV_NAME, env_config=env_config(params), curve_names=[method],
+                     env_name=ENV_NAME, env_config=env_settings(params), curve_names=[method],
                      env_args={"baseline_env": json.dumps(env_kwargs, sort_keys=True),
                                "mm_crop_mode": rl.crop_mode})
 

@@ -82,6 +82,14 @@ def env_config_from_json(text: str) -> EnvConfig:
     return EnvConfig(**json.loads(text)) if text else defaults("env", EnvConfig)
 
 
+def env_settings(params) -> dict:
+    """The params' `env` section as the plain dict a training run carries (env_config_from_json reads it
+    back); {} when the params have none (conf/env/default.yaml's)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(params["env"], resolve=True) if "env" in params else {}
+
+
 # conf/env/default.yaml is the one place these are written; make() without params plays the same game.
 ENV_CONF = conf_file("env")
 _PAPER = defaults("env", EnvConfig)

@@ -20,11 +20,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from benchmark.appo.patches import allow_checkpoint_globals
+from benchmark.appo.trainer import EXPERIMENT, checkpoints
 from benchmark.env import ACTIONS
 from benchmark.method import Policy
 from benchmark.seeding import derive_seed
-from benchmark.appo.patches import allow_checkpoint_globals
-from benchmark.appo.trainer import EXPERIMENT, checkpoints
 from maestromotif.rl.obs import PolicyObservation, observation_space
 from maestromotif.rl.sf_env import register, wrap_skills
 

@@ -34,8 +34,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from benchmark.appo import trainer
-from benchmark.appo.trainer import EXPERIMENT, APPOConfig, checkpoint_env_steps, checkpoints  # noqa: F401
+from benchmark.appo.trainer import APPOConfig
 from benchmark.config import ConfigError, load_params, root, section
+from benchmark.env import env_settings
 from benchmark.logs import setup_logging
 from maestromotif import chain
 
@@ -66,11 +67,6 @@ def run_dir(params, seed: int, method: str = chain.DEFAULT) -> Path:
     return chain.run_dir(params, method, seed)
 
 
-def env_config(params) -> dict:
-    """The params' `env` section as the dict the env factories rebuild EnvConfig from ({}: conf/'s)."""
-    return OmegaConf.to_container(params["env"], resolve=True) if "env" in params else {}
-
-
 def sf_argv(rl: RLConfig, params, seed: int, run: Path, method: str = chain.DEFAULT,
             env_name: str | None = None) -> list[str]:
     """The runner command line for this run of MaestroMotif method `method` (whose reward models:
@@ -85,7 +81,7 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, method: str = chain.DEFA
         "mm_skills": ",".join(top.skills), "mm_crop_mode": rl.crop_mode,
     }
     return trainer.appo_argv(rl, run=run, seed=seed, root_seed=top.root_seed, env_module=ENV_MODULE,
-                             env_name=env_name or ENV_NAME, env_config=env_config(params),
+                             env_name=env_name or ENV_NAME, env_config=env_settings(params),
                              env_args=env_args, curve_names=list(top.skills))
 
 

@@ -109,7 +109,7 @@ def test_corrupt_reward_model_is_named_where_rl_loads_it(tmp_path):
 def test_corrupt_policy_checkpoint_is_named_where_evaluation_loads_it(tmp_path):
     from baselines.appo import RUN_DIR, load_policy
     from maestromotif.rl.policy import PolicyLoadError, SkillPolicy
-    from maestromotif.rl.train import checkpoints
+    from benchmark.appo.trainer import checkpoints
     from tests.integration.test_train_support import untrained_skill_run
 
     run = untrained_skill_run(compose("ci", [f"data_dir={tmp_path}"]))  # the real network, not trained

@@ -83,7 +83,8 @@ def test_its_network_trains_into_the_artefact_path_and_evaluates(oracle_chain):
 
     from benchmark.config import write_params
     from benchmark.evaluate import evaluate, finished_records
-    from maestromotif.rl.train import checkpoints, train
+    from benchmark.appo.trainer import checkpoints
+    from maestromotif.rl.train import train
 
     params, data, _ = oracle_chain
     params = OmegaConf.merge(params, {"rl": {"train_for_env_steps": 1024},

@@ -13,9 +13,10 @@ import time
 import numpy as np
 import pytest
 
+from benchmark.appo.trainer import checkpoint_env_steps, checkpoints
 from benchmark.config import REPO_ROOT, defaults
 from maestromotif.rl.sf_env import TEST_CRASH_ENV_NAME
-from maestromotif.rl.train import checkpoint_env_steps, checkpoints, run_dir, train
+from maestromotif.rl.train import run_dir, train
 from benchmark.appo.watchdog import TrainingError
 from tests.integration.test_train_support import ci_params, real_messages, train_tiny_reward_models
 

@@ -80,7 +80,8 @@ def untrained_skill_run(params, seed: int = 0, method: str = "maestromotif"):
     from benchmark.env import ACTIONS
     from maestromotif.rl.obs import observation_space
     from benchmark.appo.runner import parse_cfg
-    from maestromotif.rl.train import EXPERIMENT, RLConfig, run_dir, sf_argv
+    from benchmark.appo.trainer import EXPERIMENT
+    from maestromotif.rl.train import RLConfig, run_dir, sf_argv
 
     run = run_dir(params, seed, method)
     cfg = parse_cfg(sf_argv(section(params, "rl", RLConfig), params, seed, run, method=method))
