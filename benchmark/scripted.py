@@ -52,7 +52,7 @@ def _glyph_tables() -> dict[str, np.ndarray]:
 
 
 _T = _glyph_tables()
-S_DOWNSTAIR, S_UPSTAIR, S_DOWNLADDER, S_ALTAR = 24, 23, 26, 27
+S_DOWNSTAIR, S_UPSTAIR, S_UPLADDER, S_DOWNLADDER, S_ALTAR = 24, 23, 25, 26, 27
 _DOORS_NO_DIAGONAL = (13, 14, 15, 16)  # doors (open, closed); doorless doorways (12) allow diagonal moves
 _COLLECT = (nethack.SCROLL_CLASS, nethack.POTION_CLASS)  # what the levels offer (autopicked up)
 _STEPS = {(0, -1): "N", (1, 0): "E", (0, 1): "S", (-1, 0): "W",
@@ -104,6 +104,7 @@ class _Episode:
         self.start: tuple[int, int] | None = None
         self.start_letters: frozenset[int] | None = None
         self.stairs: dict[tuple[int, int], set[tuple[int, int]]] = {}  # level -> down stairs seen
+        self.upstairs: dict[tuple[int, int], set[tuple[int, int]]] = {}  # level -> up stairs seen
         self.altars: dict[tuple[int, int], set[tuple[int, int]]] = {}
         self.doors: dict[tuple[int, int], set[tuple[int, int]]] = {}  # doors that forbid diagonal moves
         self.level: tuple[int, int] = (0, 1)
@@ -112,12 +113,21 @@ class _Episode:
         self.last_pos: tuple[int, int] | None = None
         self.last_action = ""
         self.stuck = 0
+        self.steps = 0  # navigation steps taken
+        self.climb_at: int | None = None  # `climb`: the step from which it heads back up to level 1
+        self.climbing = False
 
 
 class ScriptedPolicy(Policy):
     """A map-reading reference agent for the small variants (one behaviour per task family)."""
 
-    def __init__(self, task: str, seed: int = 0):
+    def __init__(self, task: str, seed: int = 0, climb: float = 0.0):
+        """`climb` (navigation only): on arriving at a level below level 1 for the first time, the chance that
+        the agent explores it for 30-120 steps and then climbs back up to level 1 by the up stairs, before it
+        heads down again. Ascents are all but absent otherwise (the Ascender's data, collect's `climb`)."""
+        if not 0.0 <= climb <= 1.0:
+            raise ConfigError(f"scripted climb must be within [0, 1], got {climb}")
+        self.climb = climb
         if task not in VARIANTS:
             raise ConfigError(f"the scripted reference plays only the small variants {list(VARIANTS)}, "
                               f"not {task!r}")
@@ -168,7 +178,12 @@ class ScriptedPolicy(Policy):
         if adjacent:  # fight whatever hostile stands next to the hero
             return _STEPS[(adjacent[0][0] - pos[0], adjacent[0][1] - pos[1])]
         cmap = _T["cmap"][glyphs]
+        if level not in m.stairs and level[1] > m.level[1]:  # arrived from above: on the up stairs
+            m.upstairs.setdefault(level, set()).add(pos)
+            if level[1] >= 2 and self.climb > 0 and not m.climbing and m.rng.random() < self.climb:
+                m.climb_at = m.steps + int(m.rng.integers(30, 121))
         m.stairs.setdefault(level, set()).update(_where((cmap == S_DOWNSTAIR) | (cmap == S_DOWNLADDER)))
+        m.upstairs.setdefault(level, set()).update(_where((cmap == S_UPSTAIR) | (cmap == S_UPLADDER)))
         m.altars.setdefault(level, set()).update(_where(cmap == S_ALTAR))
         m.doors.setdefault(level, set()).update(_where(np.isin(cmap, _DOORS_NO_DIAGONAL)))
         m.level = level
@@ -191,6 +206,18 @@ class ScriptedPolicy(Policy):
         return self._step_to(glyphs, pos, _where(walkable & near_unknown), m) or "SEARCH"
 
     def _navigate(self, o, m: _Episode, pos, level) -> str:
+        m.steps += 1
+        if m.climb_at is not None and m.steps >= m.climb_at:
+            m.climb_at, m.climbing = None, True
+        if m.climbing and level[1] <= 1:
+            m.climbing = False  # back on level 1 (never up from there: that leaves the dungeon)
+        if m.climbing:
+            up = m.upstairs.get(level, set())
+            if pos in up:
+                return "UP"
+            return self._step_to(o["glyphs"], pos, up, m) or self._explore(o["glyphs"], pos, m)
+        if m.climb_at is not None:  # explore the new level before turning back
+            return self._explore(o["glyphs"], pos, m)
         stairs = m.stairs[level]
         if pos in stairs:
             return "DOWN"

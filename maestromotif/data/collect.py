@@ -10,7 +10,9 @@
                 uniform random action instead with probability `epsilon`; `episodes`; `levels`: full
                 (the normal dungeon, default) or variant (the task's own first levels, as
                 benchmark.variants installs them, deeper levels the real game; no tracker, so an
-                episode goes on after the task's success).                     "scripted_eps<epsilon>"
+                episode goes on after the task's success); `climb`: the navigation behaviour's chance, on
+                each new level below level 1, to explore it a while and then climb back to level 1 by the
+                up stairs (ascents, which the other sources all but lack).     "scripted_eps<epsilon>"
   - checkpoint  a trained policy: conf/method/<method>.yaml's policy() loads the artefact directory
                 `path` (e.g. a score_ppo fit, data/fit/score_ppo/seed0, or a MaestroMotif skills run
                 with its program for `task`); plays the plain env, or `task`'s env when set;
@@ -67,7 +69,7 @@ KINDS = (*PLAYED_KINDS, "nld")
 # The keys each kind reads (besides kind and label); any other key set on a source is an error.
 KIND_KEYS = {
     "random": ("episodes",),
-    "scripted": ("episodes", "epsilon", "task", "levels"),
+    "scripted": ("episodes", "epsilon", "task", "levels", "climb"),
     "checkpoint": ("episodes", "epsilon", "task", "method", "path"),
     "nld": ("path", "dataset", "max_games", "subselect_sql"),
 }
@@ -88,6 +90,7 @@ class SourceConfig:
     epsilon: float = 0.0                 # scripted, checkpoint: chance of a uniform random action instead
     task: str | None = None              # scripted: small variant whose behaviour runs; checkpoint: task env
     levels: str = "full"                 # scripted: full (normal dungeon) | variant (`task`'s small levels)
+    climb: float = 0.0                   # scripted navigation: chance per new level >= 2 to climb back to 1
     method: str = "score_ppo"            # checkpoint: conf/method/<method>.yaml, whose policy() loads `path`
     path: str | None = None              # checkpoint: fit() artefact directory; nld: nle.dataset sqlite file
     dataset: str | None = None           # nld: dataset name inside that db (e.g. nld-nao)
@@ -144,6 +147,9 @@ def check_sources(cfg: CollectConfig, profile: str = "small") -> None:
             raise ConfigError(f"{key}.epsilon must be within [0, 1], got {src.epsilon}")
         if src.kind == "scripted":
             from benchmark.variants import VARIANTS
+
+            if not 0.0 <= src.climb <= 1.0:
+                raise ConfigError(f"{key}.climb must be within [0, 1], got {src.climb}")
 
             if (src.task or SCRIPTED_TASK) not in VARIANTS:
                 raise ConfigError(f"{key}.task={src.task!r}: the scripted agent plays the behaviour of a "
@@ -243,7 +249,7 @@ def make_behaviour(behaviour: dict, num_actions: int, seed: int, params: Any = N
     if kind == "scripted":
         from benchmark.scripted import ScriptedPolicy
 
-        policy: Policy = ScriptedPolicy(behaviour["task"], seed=seed)
+        policy: Policy = ScriptedPolicy(behaviour["task"], seed=seed, climb=behaviour.get("climb", 0.0))
     elif kind == "checkpoint":
         from benchmark.evaluate import build_method
         from benchmark.seeding import seed_everything
@@ -300,6 +306,8 @@ def _behaviour(src: SourceConfig) -> dict:
         out["task"] = src.task or (SCRIPTED_TASK if src.kind == "scripted" else None)
     if src.kind == "scripted":
         out["levels"] = src.levels
+        if src.climb:  # absent when 0: the chunks of earlier runs stay valid
+            out["climb"] = float(src.climb)
         if src.levels == "variant":  # edited .des files redo the chunks
             from benchmark.variants import VARIANTS, _fingerprint
 

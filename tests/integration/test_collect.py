@@ -150,6 +150,10 @@ def test_a_source_with_keys_of_another_kind_or_a_duplicate_label_is_an_error(tmp
                        "collect.sources=[{kind: random, episodes: 2}, {kind: random, episodes: 3}]")
     with pytest.raises(ConfigError, match=r"both label their records 'random'"):
         collect(params)
+    params = ci_params(tmp_path / "data", tmp_path / "params.yaml",
+                       "collect.sources=[{kind: scripted, episodes: 2, climb: 2}]")
+    with pytest.raises(ConfigError, match=r"collect\.sources\[0\]\.climb must be within \[0, 1\], got 2"):
+        collect(params)
 
 
 def test_too_few_samples_for_the_requested_pairs_is_an_error(ci_data, tmp_path):

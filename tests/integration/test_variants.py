@@ -189,3 +189,42 @@ def test_comparison_table_marks_a_variant_where_a_trained_method_beats_the_basel
     assert table.loc["buc_small", "useful"]
     assert table.loc["buc_small", "z"] == round(3.36 / math.hypot(0.06, 0.028), 1)
     assert "z task_ppo" not in comparison_table(rows, "scripted", "random").columns
+
+
+def test_a_climbing_scripted_agent_goes_back_up_but_never_leaves_the_dungeon():
+    """`climb` (collect's ascents): with climb=1 the navigation agent explores each new level below level 1 a
+    while, takes its up stairs back to level 1, and goes down again; it never goes up from level 1."""
+    seen = {}
+    for climb in (0.0, 1.0):
+        policy = ScriptedPolicy("delphi_small", climb=climb)
+        env = make(task="delphi_small", seed=11, max_episode_steps=800, track=False)
+        obs, _ = env.reset()
+        state, start = policy.initial_state(1), np.ones(1, dtype=bool)
+        depths, steps_below = [1], 0
+        for _ in range(800):
+            actions, state = policy.act({k: v[None] for k, v in obs.items()}, state, start)
+            start[:] = False
+            on_level_1 = int(obs["blstats"][nethack.NLE_BL_DEPTH]) == 1
+            assert not (on_level_1 and actions[0] == ACTION_INDEX["UP"]), "UP on level 1 leaves the dungeon"
+            obs, _, terminated, truncated, _ = env.step(int(actions[0]))
+            if not obs["blstats"].any():  # NLE's blank observation after a death
+                break
+            depth = int(obs["blstats"][nethack.NLE_BL_DEPTH])
+            if depth != depths[-1]:
+                depths.append(depth)
+            if terminated or truncated:
+                break
+        env.close()
+        ups = [a for a, b in zip(depths[1:], depths) if a < b]
+        seen[climb] = (depths, len(ups))
+    assert seen[0.0][1] == 0, seen  # the reference agent only descends
+    depths, ups = seen[1.0]
+    assert ups >= 2 and depths[:3] == [1, 2, 1], seen  # back to level 1 from level 2, then down again
+    assert max(depths) >= 3, seen
+
+
+def test_climb_outside_zero_one_is_refused():
+    from benchmark.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"climb must be within \[0, 1\], got 1.5"):
+        ScriptedPolicy("delphi_small", climb=1.5)
