@@ -200,7 +200,7 @@ def test_a_climbing_scripted_agent_goes_back_up_but_never_leaves_the_dungeon():
         env = make(task="delphi_small", seed=11, max_episode_steps=800, track=False)
         obs, _ = env.reset()
         state, start = policy.initial_state(1), np.ones(1, dtype=bool)
-        depths, steps_below = [1], 0
+        depths = [1]
         for _ in range(800):
             actions, state = policy.act({k: v[None] for k, v in obs.items()}, state, start)
             start[:] = False
