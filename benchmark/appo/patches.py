@@ -86,6 +86,36 @@ def install_error_reporter(path: str) -> None:
             logger.addHandler(ErrorFileHandler(path))
 
 
+def env_info_in_process() -> None:
+    """sample-factory 2.1.1 spawns a fresh interpreter only to build one env and read its spaces
+    (`obtain_env_info_in_a_separate_process`): ~2.5 s of imports per run, a quarter of a per-task
+    baseline's start-up (docs/throughput.md, "Start-up"). A serial run builds its envs in this process
+    anyway, so build that one here too. The global RNG states are put back afterwards, so the run's
+    weights and actions are those of the spawned way. Only for serial runs: the runner calls it then."""
+    import random
+
+    from sample_factory.algo.runners import runner as sf_runner
+
+    if getattr(sf_runner.obtain_env_info_in_a_separate_process, "_mm_in_process", False):
+        return
+    from sample_factory.algo.utils.env_info import extract_env_info
+    from sample_factory.algo.utils.make_env import make_env_func_batched
+
+    def obtain_env_info(cfg):
+        states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+        env = make_env_func_batched(cfg, env_config=None)
+        try:
+            return extract_env_info(env, cfg)
+        finally:
+            env.close()
+            random.setstate(states[0])
+            np.random.set_state(states[1])
+            torch.set_rng_state(states[2])
+
+    obtain_env_info._mm_in_process = True
+    sf_runner.obtain_env_info_in_a_separate_process = obtain_env_info
+
+
 def apply(error_file: str = "") -> None:
     """Apply every patch (idempotent); with `error_file`, also report worker errors there."""
     allow_checkpoint_globals()

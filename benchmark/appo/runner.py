@@ -168,6 +168,8 @@ def run(argv: list[str]) -> int:
     exit_with_parent()
     cfg = parse_cfg(argv)
     patches.apply(cfg.appo_error_file)
+    if cfg.serial_mode:
+        patches.env_info_in_process()
     if cfg.appo_reproducible:
         import torch
 
