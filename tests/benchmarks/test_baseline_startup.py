@@ -49,7 +49,8 @@ def test_per_task_baseline_startup(benchmark, tmp_path, bench_summary):
     assert set(startup) == set(TASKS) and all(s > 0 for s in startup.values())
     later = [startup[t] for t in TASKS[1:]]  # the first task also pays this process's own imports
     figures = {
-        "tasks": TASKS, "train_for_env_steps": 1024, "reproducible": bool(params.task_ppo.trainer.rl.reproducible),
+        "tasks": TASKS, "train_for_env_steps": 1024,
+        "reproducible": bool(params.task_ppo.trainer.rl.reproducible),
         "startup_s_per_task": {t: round(s, 2) for t, s in startup.items()},
         "fit_s_per_task": {t: round(s, 2) for t, s in total.items()},
         "startup_s_mean_after_first": round(sum(later) / len(later), 2),

@@ -21,10 +21,12 @@ def test_env_info_read_in_process_equals_the_spawned_helpers_and_leaves_the_rngs
     from sample_factory.algo.utils.env_info import obtain_env_info_in_a_separate_process as spawned
 
     params = compose("ci", [f"data_dir={tmp_path}"])
-    trainer = trainer_config("score_ppo", {"train_for_env_steps": 100, "reward_scale": 0.1, "reward_clip": 10.0,
-                                           "rl": {"reproducible": True}, "deterministic": False}, params)
-    argv = baseline_argv(params, appo_settings(params, "score_ppo", trainer), tmp_path / "run", 0, "score_ppo",
-                         {"method": "score_ppo", "reward": "score", "reward_scale": 0.1, "reward_clip": 10.0})
+    trainer = trainer_config("score_ppo", {"train_for_env_steps": 100, "reward_scale": 0.1,
+                                           "reward_clip": 10.0, "rl": {"reproducible": True},
+                                           "deterministic": False}, params)
+    env_kwargs = {"method": "score_ppo", "reward": "score", "reward_scale": 0.1, "reward_clip": 10.0}
+    argv = baseline_argv(params, appo_settings(params, "score_ppo", trainer), tmp_path / "run", 0,
+                         "score_ppo", env_kwargs)
     cfg = parse_cfg(argv + ["--use_env_info_cache=False"])
     assert cfg.serial_mode
     reference = spawned(cfg)
