@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmark.appo import patches
 from benchmark.appo.wrappers import CrashReport, OwnSeeds
-from benchmark.config import defaults
+from benchmark.config import ConfigError, defaults
 from benchmark.env import EnvConfig, env_config_from_json, make
 from benchmark.seeding import derive_seed
 from maestromotif.rl.network import encoder_factory
@@ -156,17 +156,35 @@ def wrap_skills(env: gym.Env, program, seed: int) -> gym.Env:
 
 
 def held_skill_at_start(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) -> gym.Env:
-    """The `skill_starts` training program: env `env_index` holds skill SKILLS[env_index % 5] for whole
-    episodes of at most cfg.mm_held_steps steps, on that skill's start (maestromotif.skill_starts), so every
-    skill trains where it can act (docs/deviations.md, `rl.program`)."""
+    """The `skill_starts` training program: env `env_index` holds skill k = SKILLS[env_index % 5] for whole
+    episodes of at most cfg.mm_held_steps steps, on start number (env_index // 5) of k's list in
+    `rl.skill_starts` (by default the one start made for k), so every skill trains where it can act
+    (docs/deviations.md, `rl.program`)."""
     from maestromotif.options.runtime import SKILLS
-    from maestromotif.skill_starts import MAX_WALK_STEPS, START_OF, make_start
+    from maestromotif.skill_starts import MAX_WALK_STEPS, make_start
 
     skill = env_index % len(SKILLS)
+    starts = training_starts(cfg.mm_skill_starts)[SKILLS[skill]]
     steps = min(env_cfg.max_episode_steps, cfg.mm_held_steps) + MAX_WALK_STEPS
-    env = make_start(START_OF[SKILLS[skill]], EnvConfig(**{**env_cfg.__dict__, "max_episode_steps": steps}),
-                     MAX_WALK_STEPS, seed=env_seed)
+    env = make_start(starts[(env_index // len(SKILLS)) % len(starts)],
+                     EnvConfig(**{**env_cfg.__dict__, "max_episode_steps": steps}), MAX_WALK_STEPS,
+                     seed=env_seed)
     return HeldSkill(HeldSteps(env, cfg.mm_held_steps), skill)
+
+
+def training_starts(skill_starts_json: str) -> dict[str, list[str]]:
+    """`rl.skill_starts` (as the JSON of --mm_skill_starts) checked: every skill, each with known starts."""
+    from maestromotif.options.runtime import SKILLS
+    from maestromotif.skill_starts import STARTS
+
+    table = json.loads(skill_starts_json or "{}")
+    missing = [k for k in SKILLS if not table.get(k)]
+    unknown = sorted({s for v in table.values() for s in v} - set(STARTS)) + sorted(set(table) - set(SKILLS))
+    if missing or unknown:
+        raise ConfigError(f"rl.skill_starts: give every skill of {list(SKILLS)} a non-empty list of starts "
+                          f"from {list(STARTS)} (maestromotif/skill_starts.py); missing {missing}, unknown "
+                          f"{unknown}")
+    return {k: list(table[k]) for k in SKILLS}
 
 
 def skills_crossed_with_starts(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) -> gym.Env:
@@ -250,6 +268,8 @@ def add_args(parser) -> None:
     p("--mm_program", default="training",
       help="policy over skills, or 'isolated' (ablation), or 'skill_starts' (each env holds one skill), "
       "or 'skills_crossed' (every skill on every start)")
+    p("--mm_skill_starts", default="",
+      help="skill_starts: JSON {skill: [start, ...]}, the starts each skill trains on ('' = its own start)")
     p("--mm_held_steps", type=int, default=1000,
       help="skill_starts / skills_crossed: steps per episode of a held skill")
     p("--mm_codegen_dir", default="", help="codegen outputs: <dir>/<program>/seed<k>/program.py")

@@ -56,6 +56,7 @@ class RLConfig(APPOConfig):
     # "skills_crossed" = every skill on every start (maestromotif.rl.sf_env.skills_crossed_with_starts)
     program: str
     held_steps: int  # skill_starts / skills_crossed: steps per episode of a held skill
+    skill_starts: dict  # skill_starts: {skill: [start, ...]}, the starts each skill trains on
     codegen_dir: str  # <dir>/<program>/seed<code_seed>/program.py
     code_seed: int  # which generated training program, for every skill seed (one of codegen.code_seeds)
     # train() fills {suffix} for its method (maestromotif.chain)
@@ -76,6 +77,7 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, method: str = chain.DEFA
     top = root(params)
     env_args = {
         "mm_intrinsic": intrinsic_json(params), "mm_program": rl.program, "mm_held_steps": rl.held_steps,
+        "mm_skill_starts": skill_starts_json(rl),
         "mm_codegen_dir": rl.codegen_dir, "mm_code_seed": rl.code_seed,
         "mm_reward_dir": str(chain.training_reward_root(params, method, rl.reward_dir)),
         "mm_skills": ",".join(top.skills), "mm_crop_mode": rl.crop_mode,
@@ -83,6 +85,12 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, method: str = chain.DEFA
     return trainer.appo_argv(rl, run=run, seed=seed, root_seed=top.root_seed, env_module=ENV_MODULE,
                              env_name=env_name or ENV_NAME, env_config=env_settings(params),
                              env_args=env_args, curve_names=list(top.skills))
+
+
+def skill_starts_json(rl: RLConfig) -> str:
+    import json
+
+    return json.dumps({k: list(v) for k, v in dict(rl.skill_starts).items()}, sort_keys=True)
 
 
 def intrinsic_json(params) -> str:
@@ -120,7 +128,7 @@ def train(params, seed: int, method: str = chain.DEFAULT, run: Path | None = Non
 
 def _check_inputs(rl: RLConfig, top) -> None:
     from maestromotif.prompts import check_skills
-    from maestromotif.rl.sf_env import NO_PROGRAM, skill_index_order
+    from maestromotif.rl.sf_env import NO_PROGRAM, SKILL_STARTS, skill_index_order, training_starts
 
     check_skills(top.skills)
     try:
@@ -130,6 +138,8 @@ def _check_inputs(rl: RLConfig, top) -> None:
     if rl.program in NO_PROGRAM and rl.num_workers * rl.num_envs_per_worker < len(top.skills):
         raise ValueError(f"rl.program={rl.program}: rl.num_workers x rl.num_envs_per_worker must be at least "
                          f"{len(top.skills)}, one env per skill")
+    if rl.program == SKILL_STARTS:
+        training_starts(skill_starts_json(rl))  # a bad table fails here, not in every rollout worker
     if rl.program not in NO_PROGRAM and rl.code_seed not in top.code_seeds:
         raise ValueError(f"rl.code_seed={rl.code_seed} (the training program's code seed) is not one of the "
                          f"params code_seeds {list(top.code_seeds)}: codegen writes no program for it; set "

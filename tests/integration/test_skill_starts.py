@@ -2,23 +2,26 @@
 for it, on the real game."""
 from __future__ import annotations
 
+import json
 import types
 
 import numpy as np
 import pytest
 from nle import nethack
 
-from benchmark.config import defaults
+from benchmark.config import ConfigError, defaults
 from benchmark.env import EnvConfig
 from maestromotif.options.runtime import SKILLS
-from maestromotif.rl.sf_env import held_skill_at_start, skills_crossed_with_starts
+from maestromotif.rl.sf_env import held_skill_at_start, skills_crossed_with_starts, training_starts
+from maestromotif.rl.train import RLConfig, skill_starts_json
 from maestromotif.skill_behaviour import ALTAR, SHOPKEEPERS
 from maestromotif.skill_starts import STARTS
 
 
 @pytest.mark.timeout(300)
 def test_every_env_holds_its_skill_on_that_skills_start():
-    cfg = types.SimpleNamespace(mm_held_steps=30, num_envs_per_worker=8)
+    cfg = types.SimpleNamespace(mm_held_steps=30, num_envs_per_worker=8,
+                                mm_skill_starts=skill_starts_json(defaults("rl", RLConfig)))
     rng = np.random.default_rng(0)
     for index in range(len(SKILLS) + 1):  # the sixth env cycles back to the first skill
         skill = SKILLS[index % len(SKILLS)]
@@ -41,6 +44,33 @@ def test_every_env_holds_its_skill_on_that_skills_start():
             assert terminated or step == cfg.mm_held_steps  # truncated after the held steps, not later
         finally:
             env.close()
+
+
+@pytest.mark.timeout(300)
+def test_a_skill_with_several_starts_spreads_them_over_its_envs():
+    table = {**{k: [v] for k, v in {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2",
+                                    "worshipper": "altar", "merchant": "shop"}.items()},
+             "discoverer": ["dl1", "dl2"]}
+    cfg = types.SimpleNamespace(mm_held_steps=5, mm_skill_starts=json.dumps(table))
+    depths = {}
+    for index in (0, 5, 10):  # the Discoverer's first, second and third env
+        env = held_skill_at_start(defaults("env", EnvConfig), cfg, index, env_seed=7)
+        try:
+            obs, info = env.reset()
+            assert info["skill"] == SKILLS.index("discoverer")
+            depths[index] = int(obs["blstats"][nethack.NLE_BL_DEPTH])
+        finally:
+            env.close()
+    assert depths == {0: 1, 5: 2, 10: 1}
+
+
+def test_a_skill_starts_table_without_a_skill_or_with_an_unknown_start_is_refused():
+    good = {k: ["dl1"] for k in SKILLS}
+    assert training_starts(json.dumps(good)) == good
+    with pytest.raises(ConfigError, match=r"rl\.skill_starts: .*missing \['merchant'\], unknown \[\]"):
+        training_starts(json.dumps({k: v for k, v in good.items() if k != "merchant"}))
+    with pytest.raises(ConfigError, match=r"rl\.skill_starts: .*unknown \['dl9'\]"):
+        training_starts(json.dumps({**good, "descender": ["dl9"]}))
 
 
 @pytest.mark.timeout(300)
