@@ -4,7 +4,8 @@ For an observation scored by skill o's model, with current message m and depth c
 
     r_hat   = (r_phi_o(m, d) - mean_o) / sqrt(var_o)            normalised by the dataset statistics
     r_thr   = r_hat if r_hat > eps_o else 0                      eps_o = quantile of the normalised rewards
-                                                                 (95th Discoverer, 85th the others)
+                                                                 (95th Discoverer, 85th the others), raised
+                                                                 to min_threshold when that is set
     r_int   = r_thr / N(m) ** beta                               N = episodic count of m, beta = 3,
                                                                  counts kept in a 20-message LRU
     r_total = extrinsic_coef * clip(reward_scale * r_env, +-reward_clip) + llm_coef * r_int
@@ -31,6 +32,12 @@ the next skill in its one-hot, and the official learner picks the model by that 
   "acting_skill" (ours): the model of the skill whose action produced it, i.e. the Descender's.
 Every other step is scored by the acting skill either way (the one-hot does not change).
 
+A threshold below zero (`min_threshold`; docs/deviations.md). On data where most samples look alike, the
+quantile can fall on the score of the common case (no message of interest, depth unchanged), which the
+normalisation puts below zero: the oracle Descender's eps was -0.14 with "" at depth change 0 scoring -0.14
+and some messages -0.13, so ordinary steps were paid a small negative reward and ending the episode early
+paid (docs/investigations/skills.md §10). `min_threshold: 0.0` pays only positive r_hat; null is the paper's.
+
 Speed. r_phi depends only on (skill, message, depth-change sign), so scores are memoised per key, and
 `precompute` scores a batch of new keys in one forward pass; a step then costs a dict lookup.
 """
@@ -40,7 +47,7 @@ import logging
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -68,6 +75,8 @@ class IntrinsicConfig:
     depth_window: int  # diff_h
     # which model scores the observation that ends a skill: "next_skill" (official) or "acting_skill"
     switch_reward_model: str
+    # the threshold is at least this (0.0: no negative r_hat is ever paid); None: the quantile alone (paper)
+    min_threshold: Optional[float]
 
     def __post_init__(self):
         if self.switch_reward_model not in SWITCH_REWARD_MODELS:
@@ -129,13 +138,15 @@ class NonFiniteReward(FloatingPointError):
 class SkillRewardModel:
     """One frozen reward model with its normalisation, threshold and a memo of normalised scores."""
 
-    def __init__(self, ckpt: RewardCheckpoint, threshold_quantile: float):
+    def __init__(self, ckpt: RewardCheckpoint, threshold_quantile: float, min_threshold: float | None = None):
         self.name = ckpt.skill
         self.ckpt = ckpt
         self.mean = ckpt.reward_mean
         self.std = ckpt.reward_std
         self.threshold_quantile = threshold_quantile
-        self.threshold = ckpt.threshold(threshold_quantile)
+        self.quantile_threshold = ckpt.threshold(threshold_quantile)
+        self.threshold = (self.quantile_threshold if min_threshold is None
+                          else max(self.quantile_threshold, float(min_threshold)))
         # a message-only model (Motif's, the embedding similarity) ignores the depth change: one key per
         # message
         self.uses_depth = getattr(ckpt.model, "uses_depth", True)
@@ -202,7 +213,8 @@ class IntrinsicReward:
         if not checkpoints:
             raise ValueError("IntrinsicReward needs at least one reward model")
         self.cfg = cfg or defaults("reward.intrinsic", IntrinsicConfig)
-        self.models = [SkillRewardModel(c, self.cfg.quantile_for(c.skill)) for c in checkpoints]
+        self.models = [SkillRewardModel(c, self.cfg.quantile_for(c.skill), self.cfg.min_threshold)
+                       for c in checkpoints]
         self.names = [m.name for m in self.models]
 
     @classmethod

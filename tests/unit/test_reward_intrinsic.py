@@ -250,3 +250,20 @@ def test_other_format_version_is_refused(tmp_path):
     torch.save({"state_dict": {}}, path)
     with pytest.raises(CheckpointError, match="no format_version"):
         load_checkpoint(path)
+
+
+def test_min_threshold_stops_paying_a_negative_score_above_a_negative_quantile():
+    """A quantile below zero pays ordinary steps a negative reward (ending the episode early then pays);
+    reward.intrinsic.min_threshold: 0.0 raises eps to 0, null keeps the paper's quantile."""
+    ckpt = constant_checkpoint("descender", raw=0.6, threshold_85=-0.5)  # r_hat = (0.6 - 1) / 2 = -0.2
+    paper = IntrinsicReward([ckpt], intrinsic())
+    assert paper.model(0).threshold == pytest.approx(-0.5)
+    r_int, r_hat = paper.intrinsic(0, "", 0, count=1)
+    assert r_hat == pytest.approx(-0.2) and r_int == pytest.approx(-0.2)  # paid, and negative
+    floored = IntrinsicReward([ckpt], intrinsic(min_threshold=0.0))
+    assert floored.model(0).threshold == 0.0 and floored.model(0).quantile_threshold == pytest.approx(-0.5)
+    assert floored.intrinsic(0, "", 0, count=1) == (0.0, pytest.approx(-0.2))
+    high = IntrinsicReward([constant_checkpoint("descender", raw=3.0, threshold_85=0.5)],
+                           intrinsic(min_threshold=0.0))
+    assert high.model(0).threshold == 0.5  # a positive quantile is left alone
+    assert high.intrinsic(0, "", 0, count=2)[0] == pytest.approx(1.0 / 8)
