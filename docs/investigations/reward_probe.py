@@ -1,6 +1,6 @@
 """Probe the five skill reward models: threshold, and what they pay for typical messages.
 
-    MM_PARAMS=<params.yaml> python docs/investigations/reward_probe.py [--observations DIR]
+    MM_PARAMS=<params.yaml> python docs/investigations/reward_probe.py [--observations DIR] [--method M]
 
 For every skill: the threshold (normalised reward at the skill's quantile), the share of the dataset's
 unique (message, depth-change sign) keys above it, and the normalised score of a list of probe messages
@@ -47,11 +47,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--observations", default=None, help="collect output folder (default: <data_dir>/observations)")
     parser.add_argument("--top", type=int, default=8)
+    parser.add_argument("--method", default=DEFAULT, help="maestromotif (LLM labels) or maestromotif_oracle")
     args = parser.parse_args()
     params = load_params()
     top = root(params)
     cfg = intrinsic_config(params)
-    reward = IntrinsicReward.from_dir(training_reward_root(params, DEFAULT), list(top.skills), cfg)
+    reward = IntrinsicReward.from_dir(training_reward_root(params, args.method), list(top.skills), cfg)
     counts: Counter = Counter()
     obs_dir = Path(args.observations or Path(params.data_dir) / "observations")
     if obs_dir.exists():
