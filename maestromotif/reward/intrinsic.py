@@ -38,6 +38,10 @@ normalisation puts below zero: the oracle Descender's eps was -0.14 with "" at d
 and some messages -0.13, so ordinary steps were paid a small negative reward and ending the episode early
 paid (docs/investigations/skills.md §10). `min_threshold: 0.0` pays only positive r_hat; null is the paper's.
 
+Counts across a death (`count_scope`). Officially N(m) restarts with every episode, so a fresh episode pays
+its common messages in full again, and dying early can pay more than living; "env" keeps each env's counts
+(still in the 20-message LRU) across its episodes.
+
 Speed. r_phi depends only on (skill, message, depth-change sign), so scores are memoised per key, and
 `precompute` scores a batch of new keys in one forward pass; a step then costs a dict lookup.
 """
@@ -57,6 +61,7 @@ from maestromotif.reward.model import CheckpointError, RewardCheckpoint, load_ch
 log = logging.getLogger(__name__)
 
 SWITCH_REWARD_MODELS = ("next_skill", "acting_skill")
+COUNT_SCOPES = ("episode", "env")
 
 
 @dataclass
@@ -77,6 +82,8 @@ class IntrinsicConfig:
     switch_reward_model: str
     # the threshold is at least this (0.0: no negative r_hat is ever paid); None: the quantile alone (paper)
     min_threshold: Optional[float]
+    # N(m) restarts with each episode ("episode", official) or runs on across the env's episodes ("env")
+    count_scope: str
 
     def __post_init__(self):
         if self.switch_reward_model not in SWITCH_REWARD_MODELS:
@@ -84,6 +91,9 @@ class IntrinsicConfig:
                 f"reward.intrinsic.switch_reward_model is {self.switch_reward_model!r}; set it to one of "
                 f"{list(SWITCH_REWARD_MODELS)} (conf/reward/default.yaml)"
             )
+        if self.count_scope not in COUNT_SCOPES:
+            raise ValueError(f"reward.intrinsic.count_scope is {self.count_scope!r}; set it to one of "
+                             f"{list(COUNT_SCOPES)} (conf/reward/default.yaml)")
 
     def quantile_for(self, name: str) -> float:
         return float(self.threshold_quantile.get(name, self.default_threshold_quantile))
@@ -275,7 +285,8 @@ class EpisodeState:
 
     def reset(self, message: str, depth: int) -> None:
         """Start an episode from its first observation (its message counts once, as officially)."""
-        self.counter.reset()
+        if self.reward.cfg.count_scope == "episode":
+            self.counter.reset()
         self.counter.add(message)
         self.depths.reset(depth)
         self.reward_sums[:] = 0
@@ -316,6 +327,7 @@ class EpisodeState:
 
 
 __all__ = [
+    "COUNT_SCOPES",
     "CheckpointError",
     "DepthWindow",
     "EpisodeState",

@@ -267,3 +267,20 @@ def test_min_threshold_stops_paying_a_negative_score_above_a_negative_quantile()
                            intrinsic(min_threshold=0.0))
     assert high.model(0).threshold == 0.5  # a positive quantile is left alone
     assert high.intrinsic(0, "", 0, count=2)[0] == pytest.approx(1.0 / 8)
+
+
+def test_count_scope_env_keeps_the_counts_across_a_new_episode():
+    """count_scope episode (official): a new episode pays its first message in full again; env: the count
+    runs on, so dying does not renew what pays."""
+    ckpt = constant_checkpoint("discoverer", raw=3.0, threshold_95=0.5)  # r_hat = 1.0 for every key
+    paid = {}
+    for scope in ("episode", "env"):
+        state = EpisodeState(IntrinsicReward([ckpt], intrinsic(count_scope=scope)))
+        state.reset("", 1)
+        first = [state.step(0, "hello", 1, 0.0, False).intrinsic for _ in range(2)]
+        state.reset("", 1)  # the next episode
+        paid[scope] = first + [state.step(0, "hello", 1, 0.0, False).intrinsic]
+    assert paid["episode"] == pytest.approx([1.0, 1 / 8, 1.0])
+    assert paid["env"] == pytest.approx([1.0, 1 / 8, 1 / 27])
+    with pytest.raises(ValueError, match="reward.intrinsic.count_scope"):
+        intrinsic(count_scope="life")
