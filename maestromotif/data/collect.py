@@ -150,7 +150,6 @@ def check_sources(cfg: CollectConfig, profile: str = "small") -> None:
 
             if not 0.0 <= src.climb <= 1.0:
                 raise ConfigError(f"{key}.climb must be within [0, 1], got {src.climb}")
-
             if (src.task or SCRIPTED_TASK) not in VARIANTS:
                 raise ConfigError(f"{key}.task={src.task!r}: the scripted agent plays the behaviour of a "
                                   f"small variant, one of {list(VARIANTS)}")

@@ -39,8 +39,8 @@ and some messages -0.13, so ordinary steps were paid a small negative reward and
 paid (docs/investigations/skills.md §10). `min_threshold: 0.0` pays only positive r_hat; null is the paper's.
 
 Counts across a death (`count_scope`). Officially N(m) restarts with every episode, so a fresh episode pays
-its common messages in full again, and dying early can pay more than living; "env" keeps each env's counts
-(still in the 20-message LRU) across its episodes.
+its common messages in full again; "env" keeps each env's counts (still in the 20-message LRU) across its
+episodes. Measured (docs/investigations/skills.md §10): "env" made the skills' episodes shorter, not longer.
 
 Speed. r_phi depends only on (skill, message, depth-change sign), so scores are memoised per key, and
 `precompute` scores a batch of new keys in one forward pass; a step then costs a dict lookup.
