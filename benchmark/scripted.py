@@ -118,6 +118,12 @@ class _Episode:
         self.climbing = False
 
 
+def check_climb(climb: float, name: str) -> None:
+    """`climb` is a chance: ConfigError naming `name` (e.g. collect's key) otherwise."""
+    if not 0.0 <= climb <= 1.0:
+        raise ConfigError(f"{name} must be within [0, 1], got {climb}")
+
+
 class ScriptedPolicy(Policy):
     """A map-reading reference agent for the small variants (one behaviour per task family)."""
 
@@ -125,8 +131,7 @@ class ScriptedPolicy(Policy):
         """`climb` (navigation only): on arriving at a level below level 1 for the first time, the chance that
         the agent explores it for 30-120 steps and then climbs back up to level 1 by the up stairs, before it
         heads down again. Ascents are all but absent otherwise (the Ascender's data, collect's `climb`)."""
-        if not 0.0 <= climb <= 1.0:
-            raise ConfigError(f"scripted climb must be within [0, 1], got {climb}")
+        check_climb(climb, "scripted climb")
         self.climb = climb
         if task not in VARIANTS:
             raise ConfigError(f"the scripted reference plays only the small variants {list(VARIANTS)}, "

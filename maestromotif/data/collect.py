@@ -146,10 +146,10 @@ def check_sources(cfg: CollectConfig, profile: str = "small") -> None:
         if not 0.0 <= src.epsilon <= 1.0:
             raise ConfigError(f"{key}.epsilon must be within [0, 1], got {src.epsilon}")
         if src.kind == "scripted":
+            from benchmark.scripted import check_climb
             from benchmark.variants import VARIANTS
 
-            if not 0.0 <= src.climb <= 1.0:
-                raise ConfigError(f"{key}.climb must be within [0, 1], got {src.climb}")
+            check_climb(src.climb, f"{key}.climb")  # here, before any chunk is played
             if (src.task or SCRIPTED_TASK) not in VARIANTS:
                 raise ConfigError(f"{key}.task={src.task!r}: the scripted agent plays the behaviour of a "
                                   f"small variant, one of {list(VARIANTS)}")
