@@ -470,3 +470,15 @@ def make(task: str | None = None, seed: int | None = None, wizard: bool = False,
 def decode_message(message: np.ndarray) -> str:
     """The top-line message as text (latin-1: NetHack messages are not always valid UTF-8)."""
     return bytes(message).rstrip(b"\0").decode("latin-1")
+
+
+def is_blank(obs) -> bool:
+    """Whether `obs` is NLE's observation after the game ended (every blstats field zero, no message): not
+    a game state, so nothing reads a depth, a message or a reward from it."""
+    return not np.asarray(obs["blstats"]).any()
+
+
+def died(terminated: bool, info: dict) -> bool:
+    """Whether a step ended the game in the hero's death (NLE's StepStatus.DEATH), not a truncation, a
+    task's success or an aborted game."""
+    return bool(terminated) and int(info.get("end_status", 0)) == int(NLE.StepStatus.DEATH)

@@ -26,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
+from benchmark.env import died
 from benchmark.io import append_jsonl, read_jsonl, truncate_torn_tail, write_text
 from benchmark.method import Policy
 from benchmark.seeding import seed_everything
@@ -78,7 +79,7 @@ class _Slot:
             reason = "success"
         elif truncated:
             reason = "step_cap"
-        elif int(info.get("end_status", 0)) == 1:  # NLE StepStatus.DEATH
+        elif died(terminated, info):
             reason = "death"
         else:
             reason = "ended"

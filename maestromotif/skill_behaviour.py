@@ -53,7 +53,7 @@ from nle import nethack
 from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, defaults, load_params, root, section
-from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig
+from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig, died, is_blank
 from benchmark.io import write_text
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed, episode_seed
@@ -139,13 +139,13 @@ class BehaviourTracker(gym.Wrapper):
         m["items_sold"] += b"sold" in message
         m["altar_drops"] += int(action) == DROP and b"altar" in message
         bl = obs["blstats"]
-        if int(bl[nethack.NLE_BL_DEPTH]) > 0:  # NLE zeroes blstats on the terminal observation
+        if not is_blank(obs):
             depth = int(bl[nethack.NLE_BL_DEPTH])
             m["descents_per_1k"] += depth > self.depth
             m["ascents_per_1k"] += depth < self.depth
             self.depth, self.level = depth, (int(bl[nethack.NLE_BL_DNUM]), depth)
             self._look(obs)
-        if terminated and int(info.get("end_status", 0)) == 1:  # NLE StepStatus.DEATH
+        if died(terminated, info):
             m["death"] = 1
         if not terminated and m["steps"] >= self.max_steps:
             truncated = True

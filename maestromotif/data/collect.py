@@ -278,6 +278,8 @@ def record_of(obs: dict, prev_message: str, episode_id: int, step: int, source: 
 def rollout_episode(env, policy: Policy, episode_id: int, game_seed: int, source: str,
                     max_steps: int) -> list[dict]:
     """Play one episode with `policy` (batch of one) and return its records, reset observation included."""
+    from benchmark.env import is_blank
+
     obs, _ = env.reset(seed=game_seed)
     state = policy.seed_episodes(policy.initial_state(1), [0], [game_seed])
     records = [record_of(obs, "", episode_id, 0, source)]
@@ -287,7 +289,7 @@ def rollout_episode(env, policy: Policy, episode_id: int, game_seed: int, source
         actions, state = policy.act(batch, state, start)
         start = np.array([False])
         obs, _, terminated, truncated, _ = env.step(int(actions[0]))
-        if not obs["blstats"].any():  # NLE's blank observation after the game ended: not a game state
+        if is_blank(obs):  # NLE's observation after the game ended: not a game state
             break
         records.append(record_of(obs, records[-1]["message"], episode_id, step, source))
         if terminated or truncated:

@@ -42,12 +42,18 @@ Counts across a death (`count_scope`). Officially N(m) restarts with every episo
 its common messages in full again; "env" keeps each env's counts (still in the 20-message LRU) across its
 episodes. Measured (docs/investigations/skills.md §10): "env" made the skills' episodes shorter, not longer.
 
+The end of a game. NLE's observation after the game ends has every blstats field (depth included) and the
+message zeroed; it is not scored (EpisodeState.blank_step; before, its depth 0 read as an ascent and paid the
+Ascender for every death). `death_penalty` (docs/deviations.md; 0.0, the paper's, by default) is subtracted
+from r_total on the step that ends the game in the hero's death.
+
 Speed. r_phi depends only on (skill, message, depth-change sign), so scores are memoised per key, and
 `precompute` scores a batch of new keys in one forward pass; a step then costs a dict lookup.
 """
 from __future__ import annotations
 
 import logging
+import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +90,8 @@ class IntrinsicConfig:
     min_threshold: Optional[float]
     # N(m) restarts with each episode ("episode", official) or runs on across the env's episodes ("env")
     count_scope: str
+    # subtracted from r_total on the step that ends the game in the hero's death; 0.0: none (paper)
+    death_penalty: float
 
     def __post_init__(self):
         if self.switch_reward_model not in SWITCH_REWARD_MODELS:
@@ -91,6 +99,9 @@ class IntrinsicConfig:
                 f"reward.intrinsic.switch_reward_model is {self.switch_reward_model!r}; set it to one of "
                 f"{list(SWITCH_REWARD_MODELS)} (conf/reward/default.yaml)"
             )
+        if not (math.isfinite(float(self.death_penalty)) and float(self.death_penalty) >= 0.0):
+            raise ValueError(f"reward.intrinsic.death_penalty is {self.death_penalty!r}; set it to a finite "
+                             "number >= 0 (0.0: no penalty, the paper's; conf/reward/default.yaml)")
         if self.count_scope not in COUNT_SCOPES:
             raise ValueError(f"reward.intrinsic.count_scope is {self.count_scope!r}; set it to one of "
                              f"{list(COUNT_SCOPES)} (conf/reward/default.yaml)")
@@ -265,10 +276,10 @@ class IntrinsicReward:
         r_thr = r_hat if r_hat > model.threshold else 0.0
         return r_thr / float(count) ** self.cfg.count_exponent, r_hat
 
-    def total(self, env_reward: float, r_int: float) -> float:
+    def total(self, env_reward: float, r_int: float, died: bool = False) -> float:
         c = self.cfg
         extrinsic = min(max(c.reward_scale * float(env_reward), -c.reward_clip), c.reward_clip)
-        return c.extrinsic_coef * extrinsic + c.llm_coef * r_int
+        return c.extrinsic_coef * extrinsic + c.llm_coef * r_int - (c.death_penalty if died else 0.0)
 
 
 class EpisodeState:
@@ -294,9 +305,10 @@ class EpisodeState:
         self.steps[:] = 0
 
     def step(self, skill: int, message: str, depth: int, env_reward: float,
-             skill_switched: bool, next_skill: int | None = None) -> StepReward:
+             skill_switched: bool, next_skill: int | None = None, died: bool = False) -> StepReward:
         """The reward of a step taken by `skill` that produced (message, depth); `next_skill` is the
-        skill that acts next (the one in the produced observation), needed when `skill_switched`."""
+        skill that acts next (the one in the produced observation), needed when `skill_switched`; `died`:
+        the step ended the game in the hero's death (death_penalty)."""
         if skill_switched and self.reward.cfg.switch_reward_model == "next_skill":
             if next_skill is None:
                 raise ValueError("a skill switch needs next_skill with switch_reward_model 'next_skill' "
@@ -314,7 +326,16 @@ class EpisodeState:
         self.reward_sums[skill] += r_hat
         self.intrinsic_sums[skill] += r_int
         self.steps[skill] += 1
-        return StepReward(self.reward.total(env_reward, r_int), r_int, r_hat, count, change, skill)
+        return StepReward(self.reward.total(env_reward, r_int, died), r_int, r_hat, count, change, skill)
+
+    def blank_step(self, skill: int, env_reward: float, died: bool) -> StepReward:
+        """The reward of the step that produced NLE's blank end-of-game observation (benchmark.env.is_blank).
+        It is not a game state: no model scores it and it changes no count, depth or sum. Its zeroed depth
+        would otherwise read as an ascent (sign(0 - depth) = -1), which the Ascender's model pays, so every
+        death paid it (docs/investigations/skills.md §11). The official learner never scores it either (it
+        scores the observation an action was chosen from). The game reward and death_penalty still apply."""
+        self.reward.model(skill)
+        return StepReward(self.reward.total(env_reward, 0.0, died), 0.0, 0.0, 0, 0, skill)
 
     def episode_stats(self) -> dict[str, float]:
         """Per-skill sums of this episode (sample-factory averages each key over episodes)."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import gymnasium as gym
 from nle import nethack
 
-from benchmark.env import decode_message
+from benchmark.env import decode_message, died, is_blank
 from maestromotif.reward.intrinsic import EpisodeState, IntrinsicReward
 
 
@@ -37,14 +37,19 @@ class IntrinsicRewardWrapper(gym.Wrapper):
     def step(self, action):
         obs, env_reward, terminated, truncated, info = self.env.step(action)
         skill = int(info.get("skill", 0))
-        step = self.state.step(
-            skill=skill,
-            message=decode_message(obs["message"]),
-            depth=int(obs["blstats"][nethack.NLE_BL_DEPTH]),
-            env_reward=float(env_reward),
-            skill_switched=bool(info.get("skill_switched", False)),
-            next_skill=int(info.get("next_skill", skill)),
-        )
+        death = died(terminated, info)
+        if is_blank(obs):  # the game is over: nothing in it to score (EpisodeState.blank_step)
+            step = self.state.blank_step(skill, float(env_reward), death)
+        else:
+            step = self.state.step(
+                skill=skill,
+                message=decode_message(obs["message"]),
+                depth=int(obs["blstats"][nethack.NLE_BL_DEPTH]),
+                env_reward=float(env_reward),
+                skill_switched=bool(info.get("skill_switched", False)),
+                next_skill=int(info.get("next_skill", skill)),
+                died=death,
+            )
         info["env_reward"] = float(env_reward)
         info["intrinsic_reward"] = step.intrinsic
         info["normalised_reward"] = step.normalised

@@ -73,10 +73,14 @@ def test_wrapper_reward_matches_the_formula_on_a_real_episode(reward):
     counts = {decode_message(obs["message"]): 1}  # independent LRU: dict in recency order
     window = [int(obs["blstats"][12])]
     sums, steps = np.zeros(2), np.zeros(2, dtype=int)
-    done, info = False, {}
+    done, info, blank_end = False, {}, False
     while not done:
         obs, total, terminated, truncated, info = env.step(int(rng.integers(28)))
         done = terminated or truncated
+        if not obs["blstats"].any():  # NLE's end-of-game observation: no depth, no message, not scored
+            assert (total, info["normalised_reward"], info["intrinsic_reward"]) == (0.0, 0.0, 0.0)
+            blank_end = True
+            continue
         msg, depth = decode_message(obs["message"]), int(obs["blstats"][12])
         skill = info["next_skill"] if info["skill_switched"] else info["skill"]  # the official scorer
         window = (window + [depth])[-1000:]
@@ -98,6 +102,7 @@ def test_wrapper_reward_matches_the_formula_on_a_real_episode(reward):
         assert stats[f"skill_steps/{name}"] == steps[i]
         assert stats[f"skill_reward/{name}"] == pytest.approx(sums[i], abs=1e-4)
     assert sum(steps) > 20
+    assert blank_end, "random play with this seed dies within 150 steps: the end-of-game step was checked"
 
 
 @pytest.mark.timeout(300)
