@@ -473,8 +473,9 @@ def decode_message(message: np.ndarray) -> str:
 
 
 def is_blank(obs) -> bool:
-    """Whether `obs` is NLE's observation after the game ended (every blstats field zero, no message): not
-    a game state, so nothing reads a depth, a message or a reward from it."""
+    """Whether `obs` is NLE's observation after the game ended, by a death or at the step cap (every
+    blstats field zero, no message): not a game state, so nothing reads a depth, a message or a reward
+    from it."""
     return not np.asarray(obs["blstats"]).any()
 
 

@@ -42,10 +42,10 @@ Counts across a death (`count_scope`). Officially N(m) restarts with every episo
 its common messages in full again; "env" keeps each env's counts (still in the 20-message LRU) across its
 episodes. Measured (docs/investigations/skills.md §10): "env" made the skills' episodes shorter, not longer.
 
-The end of a game. NLE's observation after the game ends has every blstats field (depth included) and the
-message zeroed; it is not scored (EpisodeState.blank_step; before, its depth 0 read as an ascent and paid the
-Ascender for every death). `death_penalty` (docs/deviations.md; 0.0, the paper's, by default) is subtracted
-from r_total on the step that ends the game in the hero's death.
+The end of a game. NLE's observation after the game ends (a death, or the step cap) has every blstats
+field (depth included) and the message zeroed; it is not scored (EpisodeState.blank_step; before, its depth
+0 read as an ascent and paid the Ascender for every death). `death_penalty` (docs/deviations.md; 0.0, the
+paper's, by default) is subtracted from r_total on the step that ends the game in the hero's death.
 
 Speed. r_phi depends only on (skill, message, depth-change sign), so scores are memoised per key, and
 `precompute` scores a batch of new keys in one forward pass; a step then costs a dict lookup.

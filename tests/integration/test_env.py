@@ -7,7 +7,7 @@ from nle import nethack
 from omegaconf import OmegaConf
 
 from benchmark.env import (ACTION_INDEX, ACTIONS, ENV_CONF, PAPER_CONFIG_LINES, PAPER_OPTIONS, EnvError,
-                           decode_message, make)
+                           decode_message, died, is_blank, make)
 from benchmark.tasks import TaskError
 from tests.fixtures.wizard import (act, base, depth, hero_position, identify_all, map_level, message,
                                    teleport_onto, teleport_to, wish)
@@ -146,6 +146,24 @@ def test_step_cap_is_a_truncation():
     results = [env.step(ACTION_INDEX["SEARCH"]) for _ in range(5)]
     assert [r[3] for r in results] == [False] * 4 + [True]
     assert not results[-1][2]
+    assert not died(results[-1][2], results[-1][4])  # a step cap is not a death
+    env.close()
+
+
+def test_a_death_ends_on_a_blank_observation_and_reads_as_a_death():
+    """Random play kills the Monk within ~130 steps (seed 3); the step that ends the game returns NLE's
+    blank observation, which no stage may read a depth or message from (benchmark.env.is_blank)."""
+    env = make(seed=3)
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset()
+    for _ in range(2000):
+        assert not is_blank(obs)
+        obs, _, terminated, truncated, info = env.step(int(rng.integers(len(ACTIONS))))
+        if terminated or truncated:
+            break
+    assert terminated and not truncated and died(terminated, info)
+    assert is_blank(obs) and decode_message(obs["message"]) == ""
+    assert not died(False, info)  # a truncation is never a death
     env.close()
 
 

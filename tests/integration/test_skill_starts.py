@@ -15,7 +15,7 @@ from maestromotif.options.runtime import SKILLS
 from maestromotif.rl.sf_env import held_skill_at_start, skills_crossed_with_starts, training_starts
 from maestromotif.rl.train import RLConfig, skill_starts_json
 from maestromotif.skill_behaviour import ALTAR, SHOPKEEPERS
-from maestromotif.skill_starts import STARTS
+from maestromotif.skill_starts import START_OF, STARTS
 
 
 @pytest.mark.timeout(300)
@@ -62,6 +62,13 @@ def test_a_skill_with_several_starts_spreads_them_over_its_envs():
         finally:
             env.close()
     assert depths == {0: 1, 5: 2, 10: 1}
+
+
+def test_the_default_table_trains_each_skill_on_the_start_made_for_it():
+    """conf/rl's default `skill_starts` and skill_starts.START_OF (what skill_behaviour reads as a skill's
+    own start) are written apart; a change to one alone would measure skills where they never trained."""
+    table = defaults("rl", RLConfig).skill_starts
+    assert {k: list(v) for k, v in dict(table).items()} == {k: [START_OF[k]] for k in SKILLS}
 
 
 def test_a_skill_starts_table_without_a_skill_or_with_an_unknown_start_is_refused():

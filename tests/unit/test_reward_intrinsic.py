@@ -284,3 +284,35 @@ def test_count_scope_env_keeps_the_counts_across_a_new_episode():
     assert paid["env"] == pytest.approx([1.0, 1 / 8, 1 / 27])
     with pytest.raises(ValueError, match="reward.intrinsic.count_scope"):
         intrinsic(count_scope="life")
+
+
+def test_blank_end_of_game_step_is_not_scored_and_changes_no_state():
+    """NLE zeroes the observation after the game ends; scored, its depth 0 read as an ascent (-1) and a
+    model that pays ascents (the Ascender's) paid every death. blank_step pays only the game reward."""
+    ckpt = constant_checkpoint("ascender", raw=5.0)  # r_hat = 2.0 for every key, above the threshold
+    reward = IntrinsicReward([ckpt], intrinsic(extrinsic_coef=1.0, reward_scale=1.0))
+    state = EpisodeState(reward)
+    state.reset("", depth=2)
+    state.step(0, "a", depth=2, env_reward=0.0, skill_switched=False)
+    before = state.episode_stats()
+    end = state.blank_step(0, env_reward=-3.0, died=True)
+    assert (end.intrinsic, end.normalised, end.count, end.dlvl_change) == (0.0, 0.0, 0, 0)
+    assert end.total == pytest.approx(-3.0)  # the game reward alone (death_penalty 0, the paper's)
+    assert state.episode_stats() == before  # not a game state: no step, sum or count added
+    assert state.step(0, "a", depth=2, env_reward=0.0, skill_switched=False).count == 2
+    with pytest.raises(IndexError, match="skill index 3"):
+        state.blank_step(3, 0.0, False)
+
+
+def test_death_penalty_is_subtracted_only_on_a_death():
+    ckpt = constant_checkpoint("descender", raw=5.0)  # r_hat = 2.0, paid 0.1 * 2.0 at count 1
+    state = EpisodeState(IntrinsicReward([ckpt], intrinsic(death_penalty=1.5)))
+    state.reset("", depth=1)
+    assert state.step(0, "a", 1, 0.0, False).total == pytest.approx(0.2)
+    assert state.step(0, "b", 1, 0.0, False, died=True).total == pytest.approx(0.2 - 1.5)
+    assert state.blank_step(0, 0.0, died=True).total == pytest.approx(-1.5)
+    assert state.blank_step(0, 0.0, died=False).total == 0.0  # a game that ended otherwise
+    assert intrinsic().death_penalty == 0.0  # the paper's: no penalty
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="reward.intrinsic.death_penalty"):
+            intrinsic(death_penalty=bad)
