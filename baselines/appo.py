@@ -37,7 +37,7 @@ import gymnasium as gym
 import numpy as np
 from omegaconf import OmegaConf
 
-from benchmark.appo.wrappers import CrashReport, OwnSeeds
+from benchmark.appo.wrappers import CrashReport, OwnSeeds, env_slot
 from benchmark.config import ConfigError, defaults, root, section
 from benchmark.env import env_config_from_json, env_settings, make
 from benchmark.io import write_json
@@ -151,8 +151,7 @@ def make_baseline_env(cfg, env_config, method: str, reward: str, *, reward_scale
 
     if reward not in REWARDS:
         raise ValueError(f"reward={reward!r}: choose one of {REWARDS}")
-    worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
-    vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
+    worker, vector = env_slot(env_config)
     env_seed = derive_seed(cfg.appo_root_seed, "fit", method, cfg.appo_seed, task or "", "env", worker,
                            vector)
     env_cfg = env_config_from_json(cfg.appo_env_config)

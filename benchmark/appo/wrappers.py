@@ -1,9 +1,18 @@
-"""The two env wrappers every training env of the shared trainer ends with (docs/design.md §5)."""
+"""The two env wrappers every training env of the shared trainer ends with (docs/design.md §5), and the
+env-slot reading both env factories share."""
 from __future__ import annotations
 
 import gymnasium as gym
 
 from benchmark.appo.patches import write_error
+
+
+def env_slot(env_config) -> tuple[int, int]:
+    """(worker_index, vector_index) of the env sample-factory asks an env factory for; (0, 0) when it passes
+    no env_config (as when it builds an env only to read the spaces): the first env's game."""
+    if env_config is None:
+        return 0, 0
+    return getattr(env_config, "worker_index", 0), getattr(env_config, "vector_index", 0)
 
 
 class CrashReport(gym.Wrapper):

@@ -27,7 +27,7 @@ import gymnasium as gym
 import numpy as np
 
 from benchmark.appo import patches
-from benchmark.appo.wrappers import CrashReport, OwnSeeds
+from benchmark.appo.wrappers import CrashReport, OwnSeeds, env_slot
 from benchmark.config import ConfigError, defaults
 from benchmark.env import EnvConfig, env_config_from_json, make
 from benchmark.seeding import derive_seed
@@ -224,8 +224,7 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
     """sample-factory's env factory: (name, cfg, env_config) -> gymnasium env. Settings come from the
     cfg's appo_* (benchmark.appo.runner) and mm_* (add_args) arguments."""
     patches.apply(cfg.appo_error_file)
-    worker = getattr(env_config, "worker_index", 0) if env_config is not None else 0
-    vector = getattr(env_config, "vector_index", 0) if env_config is not None else 0
+    worker, vector = env_slot(env_config)
     env_seed = derive_seed(cfg.appo_root_seed, "train_skills", cfg.appo_seed, "env", worker, vector)
     env_cfg = env_config_from_json(cfg.appo_env_config)
     if cfg.mm_program in (SKILL_STARTS, SKILLS_CROSSED):
