@@ -22,7 +22,8 @@ this mismatch on purpose, to reproduce the paper's behaviour.
 
 Timing. The official learner scores the observation an action was chosen from (SF1 stores the pre-step
 observation with the post-step reward). Our env wrapper scores the observation the action produced:
-the same rewards shifted by one step (returns differ by a factor gamma and the first observation's reward).
+the same rewards shifted by one step (returns differ by a factor gamma and the first observation's reward;
+the observation that ends a game is NLE's blank one, which neither scores, see "The end of a game").
 
 Which model scores the observation that ends a skill (`switch_reward_model`; docs/deviations.md). That
 observation (e.g. the arrival on a new level that ended the Descender, depth change +1) already carries
