@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmark.config import defaults
-from benchmark.env import decode_message, make
+from benchmark.env import decode_message, is_blank, make
 from maestromotif.reward.intrinsic import IntrinsicConfig, IntrinsicReward
 from maestromotif.reward.model import RewardCheckpoint, RewardModel
 from maestromotif.reward.train import KeyTable, normalisation
@@ -77,7 +77,7 @@ def test_wrapper_reward_matches_the_formula_on_a_real_episode(reward):
     while not done:
         obs, total, terminated, truncated, info = env.step(int(rng.integers(28)))
         done = terminated or truncated
-        if not obs["blstats"].any():  # NLE's end-of-game observation: no depth, no message, not scored
+        if is_blank(obs):  # NLE's end-of-game observation: no depth, no message, not scored
             assert (total, info["normalised_reward"], info["intrinsic_reward"]) == (0.0, 0.0, 0.0)
             blank_end = True
             continue
