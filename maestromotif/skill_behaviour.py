@@ -61,7 +61,7 @@ from maestromotif import chain
 from maestromotif.skills import SKILLS
 from maestromotif.rl.obs import PolicyObservation
 from maestromotif.rl.sf_env import HeldSkill
-from maestromotif.skill_starts import START_OF, STARTS, make_start
+from maestromotif.skill_starts import MEASURED_STARTS, START_OF, make_start
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def measure(params, cfg: SkillBehaviourConfig,
     crop_mode = crop_modes.pop()
     annotators = {m: chain.annotator(params, m) for m in runs}
     seeds = list(dict.fromkeys(seed for _, seed in models))
-    starts = [s for s in STARTS if cfg.cross or s in {START_OF[k] for k in skills}]
+    starts = [s for s in MEASURED_STARTS if cfg.cross or s in {START_OF[k] for k in skills}]
     records = []
     for start in starts:
         envs = [make_start_env(start, cfg, env_cfg, crop_mode)

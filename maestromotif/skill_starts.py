@@ -7,7 +7,10 @@ the `skill_starts` training program (rl.program) trains them on (docs/deviations
             the stairs of level 1 first: level 1 is above, 3+ below)
     shop    level 1 of transactions_small (a general store)            merchant
     altar   level 1 of buc_small (an altar)                            worshipper
+    nav1    level 1 of the delphi_small levels (a small room, the       (training only: rl.skill_starts)
+            down stairs a few steps away; no up stairs to take)
 
+skill_behaviour measures every skill from its own start (START_OF); `nav1` is a start to train on only.
 The levels are benchmark.variants' without their task trackers: no task success ends an episode.
 """
 from __future__ import annotations
@@ -25,11 +28,14 @@ STARTS: dict[str, tuple[str | None, int]] = {
     "dl2": ("delphi_small", 2),
     "shop": ("transactions_small", 1),
     "altar": ("buc_small", 1),
+    "nav1": ("delphi_small", 1),
 }
 # scripted steps allowed for the walk down to a start below level 1 (skill_behaviour.max_start_steps' default)
 MAX_WALK_STEPS = 200
 START_OF = {"discoverer": "dl1", "descender": "dl2", "ascender": "dl2", "merchant": "shop",
             "worshipper": "altar"}
+# the starts skill_behaviour measures from (and `skills_crossed` trains on), in STARTS' order
+MEASURED_STARTS = tuple(s for s in STARTS if s in START_OF.values())
 
 
 class ScriptedStart(gym.Wrapper):

@@ -15,7 +15,7 @@ from maestromotif.options.runtime import SKILLS
 from maestromotif.rl.sf_env import held_skill_at_start, skills_crossed_with_starts, training_starts
 from maestromotif.rl.train import RLConfig, skill_starts_json
 from maestromotif.skill_behaviour import ALTAR, SHOPKEEPERS
-from maestromotif.skill_starts import START_OF, STARTS
+from maestromotif.skill_starts import MEASURED_STARTS, START_OF, STARTS
 
 
 @pytest.mark.timeout(300)
@@ -85,7 +85,7 @@ def test_skills_crossed_plays_every_skill_on_each_envs_start():
     """`skills_crossed`: an env keeps its start (env_index % 4) and cycles the held skill episode by episode,
     so the skill one-hot is independent of the level."""
     cfg = types.SimpleNamespace(mm_held_steps=5, num_envs_per_worker=8)
-    starts = list(STARTS)
+    starts = list(MEASURED_STARTS)
     for index in (1, 6):  # start dl2 for both, first skills 0 and 1
         env = skills_crossed_with_starts(defaults("env", EnvConfig), cfg, index, env_seed=200 + index)
         try:
