@@ -15,12 +15,13 @@ function and stay with the class they extend; the game clock is benchmark/game_c
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import re
-import shutil
 import tempfile
-import weakref
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,19 +103,32 @@ class EnvError(ValueError):
     """Bad arguments to `make`; the message names the argument and what is allowed."""
 
 
-def _write_nethackrc(options: list[str], lines: list[str], player: str, wizard: bool) -> tuple[Path, str]:
-    """Write the config file NetHack will read; return its directory and the options string for NLE."""
+def _write_nethackrc(options: list[str], lines: list[str], player: str, wizard: bool) -> str:
+    """Write the config file NetHack will read; return the options string for NLE.
+
+    The file lives in a folder named by the hash of its text, in one folder per user under the temp dir,
+    and is never removed: every env with the same settings shares it (replaced atomically, so a reader
+    sees the whole text). One folder per env, removed when the env was collected, leaked a folder for
+    each env of a process that was killed or left by os._exit, as sample-factory's workers do."""
     for opt in options:
         if "," in opt and not opt.startswith("disclose"):
             raise EnvError(f"NetHack option {opt!r} contains a comma; give one option per list entry")
-    folder = Path(tempfile.mkdtemp(prefix="mm-nethackrc-"))
-    base = folder / "nethackrc"
     # NLE will turn ["@<base>"] into "@<base>,name:<player>[,playmode:debug]".
     suffix = [f"name:{player}"] + (["playmode:debug"] if wizard else [])
-    rc_path = Path(",".join([str(base), *suffix]))
     text = "".join(f"OPTIONS={o}\n" for o in [*options, *suffix]) + "".join(f"{l}\n" for l in lines)
-    rc_path.write_text(text)
-    return folder, "@" + str(base)
+    root = Path(tempfile.gettempdir()) / f"mm-nethackrc-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    if root.stat().st_uid != os.getuid():
+        raise EnvError(f"{root} belongs to another user; remove it or point TMPDIR elsewhere")
+    folder = root / hashlib.sha256(text.encode()).hexdigest()[:16]
+    folder.mkdir(exist_ok=True)
+    base = folder / "nethackrc"
+    rc_path = Path(",".join([str(base), *suffix]))
+    if not rc_path.is_file() or rc_path.read_text() != text:
+        tmp = folder / f".{os.getpid()}-{threading.get_ident()}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, rc_path)
+    return "@" + str(base)
 
 
 # y/n prompts the agent answers itself; all others are declined with ESC (official code: NLE's list
@@ -156,8 +170,7 @@ class PaperNetHack(NLE):
         game_clock.install()  # before NLE copies libnethack.so: a seeded game's clock follows its seed
         self._clock_core: int | None = None
         player = "Agent-" + cfg.character
-        rc_dir, at_option = _write_nethackrc(list(cfg.options), list(cfg.config_lines), player, wizard)
-        self._rc_cleanup = weakref.finalize(self, shutil.rmtree, rc_dir, True)
+        at_option = _write_nethackrc(list(cfg.options), list(cfg.config_lines), player, wizard)
         user_keys = tuple(cfg.observation_keys)
         all_keys = user_keys + tuple(k for k in _INTERNAL_KEYS if k not in user_keys)
         super().__init__(
@@ -397,10 +410,6 @@ class PaperNetHack(NLE):
         for live, old in zip(observation, saved):  # the live buffers back to the agent's frame
             np.copyto(live, old)
         return "\n".join(pages)
-
-    def close(self):
-        super().close()
-        self._rc_cleanup()
 
 
 class SeededReset(gym.Wrapper):

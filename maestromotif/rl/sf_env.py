@@ -189,9 +189,10 @@ def training_starts(skill_starts_json: str) -> dict[str, list[str]]:
 
 def skills_crossed_with_starts(env_cfg: EnvConfig, cfg, env_index: int, env_seed: int) -> gym.Env:
     """The `skills_crossed` training program: env `env_index` plays start MEASURED_STARTS[env_index % 4]
-    (the four of maestromotif.skill_starts that skill_behaviour measures from) and holds one skill per episode, cycling through all five episode by
-    episode (offset by env_index // 4, so the envs of one start hold different skills at once). Skill and
-    level are independent, so only the one-hot tells the skills apart; under `skill_starts` the level alone
+    (the four of maestromotif.skill_starts that skill_behaviour measures from) and holds one skill per
+    episode, cycling through all five episode by episode (offset by env_index // 4, so the envs of one
+    start hold different skills at once). Skill and level are independent, so only the one-hot tells the
+    skills apart; under `skill_starts` the level alone
     did (docs/investigations/skills.md, sections 8-9)."""
     from maestromotif.skill_starts import MAX_WALK_STEPS, MEASURED_STARTS, make_start
 

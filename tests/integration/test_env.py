@@ -212,6 +212,33 @@ def test_nethack_reads_exactly_the_conf_options_file_and_accepts_it():
     env.close()
 
 
+def test_envs_share_one_options_file_and_a_killed_process_leaves_no_folder():
+    """The options file is named by its text: two envs with the same settings read the same file, one with
+    other options reads another, and a process that builds an env and dies by os._exit (as sample-factory's
+    workers end) adds no folder to the temp dir."""
+    import subprocess
+    import sys
+    import tempfile
+
+    first, second = make(seed=0), make(seed=1)
+    other = make(seed=0, options=[*PAPER_OPTIONS, "mention_walls"])
+    files = [Path(base(e).nethack._nethackoptions[1:]) for e in (first, second, other)]
+    assert files[0] == files[1] != files[2] and files[2].read_text().count("mention_walls") == 1
+    for env in (first, second, other):
+        env.close()
+    assert files[0].is_file()  # closing an env removes nothing another env may still read
+
+    def folders() -> set[str]:
+        return {str(p) for p in Path(tempfile.gettempdir()).glob("mm-nethackrc*")} | {
+            str(p) for p in Path(tempfile.gettempdir()).glob("mm-nethackrc*/*")}
+
+    before = folders()
+    code = ("import os; from benchmark.env import make; e = make(seed=3); e.reset(); e.step(0); "
+            "os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2], timeout=60)
+    assert folders() == before
+
+
 def _bump_west(env) -> str:
     """Walk west until something stops the hero, then once more into it; the message of that last step."""
     for _ in range(80):
