@@ -1,7 +1,9 @@
-"""Stage `train_skills`: one skill-conditioned APPO network for all five skills, per seed.
+"""Stage `train_skills`: one skill-conditioned APPO network for all five skills, per skill seed.
 
-    python -m maestromotif.rl.train --seed 0            (reads params.yaml; MM_PARAMS overrides the path)
-    python -m maestromotif.rl.train --method maestromotif_oracle --seed 0   (on the oracle-label rewards)
+    python -m maestromotif.rl.train                     (every params skill seed, fit_jobs at a time;
+                                                         reads params.yaml, MM_PARAMS overrides the path)
+    python -m maestromotif.rl.train --seed 0            (one seed)
+    python -m maestromotif.rl.train --method maestromotif_oracle   (on the oracle-label rewards)
 
 Reads   params `rl` (hyperparameters, sizes), `env`, `skills`, `root_seed`, `profile`;
         data/reward/<skill>/model.pt (frozen reward models); the training program over skills.
@@ -16,6 +18,10 @@ Writes  data/fit/maestromotif/seed<k>/sf/checkpoint_p0/checkpoint_*.pth   sample
 
 --method maestromotif_oracle (maestromotif.chain) trains on data/reward_oracle/ into
 data/fit/maestromotif_oracle/seed<k>/, with the same settings, program and seed as maestromotif's network.
+
+Seeds at once: each run is its own sample-factory process tree, so `fit_jobs` of them run side by side
+(threads here only wait on them). With rl.reproducible (serial, synchronous, one core per run) that is
+what fills 2 cores (docs/throughput.md, "Modes and concurrency"); a failed seed does not stop the others.
 
 Resumable: rerunning after a kill continues from the last checkpoint (sample-factory's `resume`), with
 env steps counting on from the checkpoint's; a finished run (summary.json present for the same settings)
@@ -126,6 +132,31 @@ def train(params, seed: int, method: str = chain.DEFAULT, run: Path | None = Non
                          before_start=lambda: _check_inputs(rl, top), extra_env=extra_env)
 
 
+def train_seeds(params, seeds: list[int], method: str = chain.DEFAULT, jobs: int = 1) -> list[Path]:
+    """train() for every seed of `seeds`, `jobs` at a time; return the run dirs in `seeds`' order. Every
+    finished run is kept when another fails; the failures are raised together."""
+    if jobs < 1:
+        raise ConfigError(f"fit_jobs must be >= 1, got {jobs} (conf/config.yaml)")
+    if jobs == 1 or len(seeds) == 1:
+        return [train(params, s, method=method) for s in seeds]
+    from concurrent.futures import ThreadPoolExecutor
+
+    log.info("%s: training skill seeds %s, %d at a time", method, seeds, jobs)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [(s, pool.submit(train, params, s, method)) for s in seeds]
+        runs, failures = [], []
+        for s, future in futures:
+            try:
+                runs.append(future.result())
+            except Exception as e:  # noqa: BLE001 - reported below, with the seed it belongs to
+                log.error("%s seed %d failed: %s", method, s, e)
+                failures.append(f"seed {s}: {type(e).__name__}: {e}")
+    if failures:
+        raise RuntimeError(f"{method}: {len(failures)} of {len(seeds)} skill seeds failed (the others are "
+                           "kept; rerun to retry): " + "; ".join(failures))
+    return runs
+
+
 def _check_inputs(rl: RLConfig, top) -> None:
     from maestromotif.prompts import check_skills
     from maestromotif.rl.sf_env import NO_PROGRAM, SKILL_STARTS, skill_index_order, training_starts
@@ -164,22 +195,28 @@ def _provenance(top, seed: int, method: str, env_steps: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train the skill-conditioned APPO network for one seed")
-    parser.add_argument("--seed", type=int, required=True)
+    parser = argparse.ArgumentParser(description="Train the skill-conditioned APPO network of each skill "
+                                                 "seed")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="one skill seed (default: every params skill seed)")
     parser.add_argument("--method", default=chain.DEFAULT, choices=chain.METHODS,
                         help="whose reward models and run dir (maestromotif.chain): maestromotif (the "
                              "annotate stage's labels) or maestromotif_oracle (the rule oracle's)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="skill seeds trained at once (default: the params' fit_jobs)")
     parser.add_argument("--params", default=None, help="params file (default: params.yaml or $MM_PARAMS)")
     args = parser.parse_args(argv)
     setup_logging()
     if args.params:
         os.environ["MM_PARAMS"] = str(Path(args.params).resolve())
     params = load_params(args.params)
-    if args.seed not in root(params).skill_seeds:
+    top = root(params)
+    if args.seed is not None and args.seed not in top.skill_seeds:
         raise SystemExit(f"--seed {args.seed} is not one of the params skill_seeds "
-                         f"{list(root(params).skill_seeds)} (one skill network per skill seed; set "
+                         f"{list(top.skill_seeds)} (one skill network per skill seed; set "
                          "skill_seeds in conf/ or the profile)")
-    train(params, args.seed, method=args.method)
+    seeds = [args.seed] if args.seed is not None else list(top.skill_seeds)
+    train_seeds(params, seeds, method=args.method, jobs=top.fit_jobs if args.jobs is None else args.jobs)
 
 
 if __name__ == "__main__":

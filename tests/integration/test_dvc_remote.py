@@ -35,8 +35,8 @@ def test_push_clone_pull_is_up_to_date_and_evaluates_without_retraining(tmp_path
         (origin / folder / "README").write_text("empty in this test: no Motif, reference programs\n")
     dvc(origin, "commit", "--force", "annotate", "codegen")
     repro = dvc(origin, "repro")
-    assert {"reward@merchant", "train_skills@0", "fit@random-0", "evaluate_maestromotif", "evaluate@random",
-            "annotate_oracle", "reward_oracle@merchant", "train_skills_oracle@0",
+    assert {"reward@merchant", "train_skills", "fit@random-0", "evaluate_maestromotif", "evaluate@random",
+            "annotate_oracle", "reward_oracle@merchant", "train_skills_oracle",
             "evaluate_maestromotif_oracle", "aggregate", "metrics"} <= ran_stages(repro.stdout)
     remote = tmp_path / "remote"
     dvc(origin, "remote", "add", "--default", "local", str(remote))

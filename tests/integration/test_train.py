@@ -133,3 +133,42 @@ def test_fit_stage_trains_maestromotif_and_evaluate_plays_it(tmp_path, reward_di
     assert checkpoints(artefact) and checkpoint_env_steps(checkpoints(artefact)[-1]) >= 2048
     records = finished_records(evaluate("maestromotif", "gnomish", 0, params, progress=False, code_seed=0))
     assert len(records) == 1 and records[0]["steps"] > 0
+
+
+@pytest.mark.timeout(900)
+def test_skill_seeds_train_side_by_side_and_a_failed_seed_keeps_the_others(tmp_path, reward_dir):
+    """train_seeds (the train_skills stage) runs fit_jobs seeds at once, each its own sample-factory process
+    tree; a seed that cannot start (here: an unreadable checkpoint to resume from) is reported with its seed
+    while the others finish. With rl.reproducible, a seed trained beside another gives the network it
+    gives alone (why fit_jobs is not a DVC param)."""
+    from benchmark.regression_policy import weights_fingerprint
+    from maestromotif.rl.train import train_seeds
+
+    params, path = ci_params(tmp_path, f"rl.reward_dir={reward_dir}", "rl.train_for_env_steps=1024",
+                             "rl.reproducible=true", "skill_seeds=[0,1,2]")
+    broken = run_dir(params, 2) / "sf" / "checkpoint_p0" / "checkpoint_000000002_512.pth"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a checkpoint")
+    os.environ["MM_PARAMS"] = str(path)
+    try:
+        with pytest.raises(RuntimeError, match=r"1 of 3 skill seeds failed.*seed 2: RuntimeError: cannot "
+                                               r"resume"):
+            train_seeds(params, [0, 1, 2], jobs=2)
+    finally:
+        os.environ.pop("MM_PARAMS", None)
+    spans = []
+    for seed in (0, 1):
+        summary = json.loads((run_dir(params, seed) / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["env_steps"] >= 1024
+        progress = (run_dir(params, seed) / "progress.jsonl").read_text().splitlines()
+        times = [json.loads(line)["time"] for line in progress]
+        spans.append((min(times), max(times)))
+    assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1], f"the two runs did not overlap: {spans}"
+    assert not (run_dir(params, 2) / "summary.json").exists()
+    os.environ["MM_PARAMS"] = str(path)
+    try:
+        alone = train(params, 0, run=tmp_path / "alone")
+    finally:
+        os.environ.pop("MM_PARAMS", None)
+    assert weights_fingerprint(alone) == weights_fingerprint(run_dir(params, 0)) is not None
+    assert weights_fingerprint(run_dir(params, 1)) != weights_fingerprint(alone)

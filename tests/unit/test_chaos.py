@@ -124,7 +124,7 @@ def test_resumed_training_is_found_for_both_maestromotif_methods(tmp_path):
 
 def test_kills_cover_every_stage_family_in_run_order():
     order = ["collect", "pairs", "annotate", "reward@discoverer", "reward@merchant", "codegen",
-             "train_skills@0", "fit@random-0", "fit@motif-0", "evaluate@random-gnomish-0",
+             "train_skills", "fit@random-0", "fit@motif-0", "evaluate@random-gnomish-0",
              "evaluate_maestromotif@gnomish-0-0", "aggregate"]
     plan = chaos.plan_kills(random.Random(0), order, 8)
     assert {k.target for k in plan} == set(chaos.TARGETS)
