@@ -8,7 +8,7 @@ the `skill_starts` training program (rl.program) trains them on (docs/deviations
     shop    level 1 of transactions_small (a general store)            merchant
     altar   level 1 of buc_small (an altar)                            worshipper
     nav1    level 1 of the delphi_small levels (a small room, the       (training only: rl.skill_starts)
-            down stairs a few steps away; no up stairs to take)
+            down stairs a few steps away; going up leaves the dungeon)
 
 skill_behaviour measures every skill from its own start (START_OF); `nav1` is a start to train on only.
 The levels are benchmark.variants' without their task trackers: no task success ends an episode.

@@ -192,8 +192,7 @@ def skills_crossed_with_starts(env_cfg: EnvConfig, cfg, env_index: int, env_seed
     (the four of maestromotif.skill_starts that skill_behaviour measures from) and holds one skill per
     episode, cycling through all five episode by episode (offset by env_index // 4, so the envs of one
     start hold different skills at once). Skill and level are independent, so only the one-hot tells the
-    skills apart; under `skill_starts` the level alone
-    did (docs/investigations/skills.md, sections 8-9)."""
+    skills apart; under `skill_starts` the level alone did (docs/investigations/skills.md, sections 8-9)."""
     from maestromotif.skill_starts import MAX_WALK_STEPS, MEASURED_STARTS, make_start
 
     starts = list(MEASURED_STARTS)
