@@ -26,7 +26,6 @@ All evaluations must come from the params' profile: tables never mix profiles.
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import logging
 import math
@@ -39,7 +38,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark import progression, provenance, stats
-from benchmark.config import REPO_ROOT, ConfigError, load_params, root, section
+from benchmark.config import REPO_ROOT, ConfigError, root, section, stage_main
 from benchmark.evaluate import (
     EPISODES_FILE,
     EvaluateConfig,
@@ -49,7 +48,6 @@ from benchmark.evaluate import (
     output_dir,
 )
 from benchmark.io import read_json, write_json, write_text
-from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -314,11 +312,7 @@ def aggregate(params: DictConfig) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--params", default=None)
-    args = parser.parse_args(argv)
-    setup_logging()
-    aggregate(load_params(args.params))
+    stage_main(aggregate, __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,20 @@ def load_params(path: str | os.PathLike | None = None) -> DictConfig:
     return cfg
 
 
+def stage_main(stage, description: str, argv: Sequence[str] | None = None) -> Any:
+    """The command line of a stage whose only argument is the params file: `python -m <module> [--params
+    FILE]` (default: $MM_PARAMS or params.yaml); sets up logging, then runs stage(params)."""
+    import argparse
+
+    from benchmark.logs import setup_logging
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default=None, help="params file (default: $MM_PARAMS or params.yaml)")
+    args = parser.parse_args(argv)
+    setup_logging()
+    return stage(load_params(args.params))
+
+
 def conf_file(key: str) -> Path:
     """The file that holds the values of section `key` (its first part): conf/<section>/default.yaml, or
     conf/config.yaml for the top-level keys (key "")."""

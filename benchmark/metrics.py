@@ -24,7 +24,6 @@ and diffs well.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import logging
 from collections.abc import Sequence
@@ -36,10 +35,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark import plots
 from benchmark.aggregate import curves_pattern, report_config
-from benchmark.config import ConfigError, load_params, root, section
+from benchmark.config import ConfigError, root, section, stage_main
 from benchmark.evaluate import EvaluateConfig, method_spec
 from benchmark.io import read_json, read_jsonl, write_json, write_text
-from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -167,11 +165,7 @@ def metrics(params: DictConfig) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--params", default=None)
-    args = parser.parse_args(argv)
-    setup_logging()
-    metrics(load_params(args.params))
+    stage_main(metrics, __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ footnote lists those cells with their run counts.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import logging
 import math
@@ -32,10 +31,9 @@ from omegaconf import DictConfig
 
 from benchmark import html_report, plots
 from benchmark.aggregate import ReportConfig, curves_pattern, load_paper_results, report_config, task_title
-from benchmark.config import ConfigError, load_params, root
+from benchmark.config import ConfigError, root, stage_main
 from benchmark.evaluate import budget_text, method_spec
 from benchmark.io import read_json, write_text
-from benchmark.logs import setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -326,11 +324,7 @@ def report(params: DictConfig) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--params", default=None)
-    args = parser.parse_args(argv)
-    setup_logging()
-    report(load_params(args.params))
+    stage_main(report, __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":
