@@ -14,7 +14,7 @@ import logging
 import multiprocessing
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -24,6 +24,7 @@ from benchmark import provenance
 from benchmark.config import ConfigError, load_params, root, section
 from benchmark.evaluate import EvaluateConfig, build_method, method_artefact, method_spec
 from benchmark.io import write_json
+from benchmark.jobs import gather
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed, seed_everything
 
@@ -83,19 +84,9 @@ def _fit_tasks_in_parallel(method_name: str, seed: int, params: DictConfig, task
     does not stop the others: every finished artefact is kept, and the failures are raised together."""
     ctx = multiprocessing.get_context("spawn")
     log.info("%s seed %d: fitting %d tasks, %d at a time", method_name, seed, len(tasks), jobs)
-    failures: list[str] = []
-    done: list[Path] = []
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=setup_logging) as pool:
-        futures = {pool.submit(fit, method_name, seed, params, t, 1): t for t in tasks}
-        for future in as_completed(futures):
-            try:
-                done.append(future.result())
-            except Exception as e:  # noqa: BLE001 - reported below, with the task it belongs to
-                log.error("%s seed %d task %s failed: %s", method_name, seed, futures[future], e)
-                failures.append(f"{futures[future]}: {type(e).__name__}: {e}")
-    if failures:
-        raise RuntimeError(f"{method_name} seed {seed}: {len(failures)} of {len(tasks)} task fits failed "
-                           "(the others are kept; rerun to retry): " + "; ".join(failures))
+        done = gather([(t, pool.submit(fit, method_name, seed, params, t, 1)) for t in tasks],
+                      f"{method_name} seed {seed}", "task fits")
     return done[0].parent  # the seed's folder, as the one-at-a-time loop returns
 
 

@@ -134,27 +134,19 @@ def train(params, seed: int, method: str = chain.DEFAULT, run: Path | None = Non
 
 def train_seeds(params, seeds: list[int], method: str = chain.DEFAULT, jobs: int = 1) -> list[Path]:
     """train() for every seed of `seeds`, `jobs` at a time; return the run dirs in `seeds`' order. Every
-    finished run is kept when another fails; the failures are raised together."""
+    finished run is kept when another fails; the failures are raised together (benchmark.jobs.gather)."""
     if jobs < 1:
         raise ConfigError(f"fit_jobs must be >= 1, got {jobs} (conf/config.yaml)")
     if jobs == 1 or len(seeds) == 1:
         return [train(params, s, method=method) for s in seeds]
     from concurrent.futures import ThreadPoolExecutor
 
+    from benchmark.jobs import gather
+
     log.info("%s: training skill seeds %s, %d at a time", method, seeds, jobs)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [(s, pool.submit(train, params, s, method)) for s in seeds]
-        runs, failures = [], []
-        for s, future in futures:
-            try:
-                runs.append(future.result())
-            except Exception as e:  # noqa: BLE001 - reported below, with the seed it belongs to
-                log.error("%s seed %d failed: %s", method, s, e)
-                failures.append(f"seed {s}: {type(e).__name__}: {e}")
-    if failures:
-        raise RuntimeError(f"{method}: {len(failures)} of {len(seeds)} skill seeds failed (the others are "
-                           "kept; rerun to retry): " + "; ".join(failures))
-    return runs
+        return gather([(f"seed {s}", pool.submit(train, params, s, method)) for s in seeds], method,
+                      "skill seeds")
 
 
 def _check_inputs(rl: RLConfig, top) -> None:
