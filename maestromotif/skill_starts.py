@@ -9,8 +9,12 @@ the `skill_starts` training program (rl.program) trains them on (docs/deviations
     altar   level 1 of buc_small (an altar)                            worshipper
     nav1    level 1 of the delphi_small levels (a small room, the       (training only: rl.skill_starts)
             down stairs a few steps away; going up leaves the dungeon)
+    dl3     level 3 of the delphi_small levels: the real game's level    (training only: rl.skill_starts)
+            3, reached by the scripted walk down nav1 and nav2 (the
+            hero on its up stairs, nav2 above)
 
-skill_behaviour measures every skill from its own start (START_OF); `nav1` is a start to train on only.
+skill_behaviour measures every skill from its own start (START_OF); `nav1` and `dl3` are starts to train on
+only (docs/investigations/skills.md §13: an Ascender trained on dl3 does not share the Descender's states).
 The levels are benchmark.variants' without their task trackers: no task success ends an episode.
 """
 from __future__ import annotations
@@ -29,6 +33,7 @@ STARTS: dict[str, tuple[str | None, int]] = {
     "shop": ("transactions_small", 1),
     "altar": ("buc_small", 1),
     "nav1": ("delphi_small", 1),
+    "dl3": ("delphi_small", 3),
 }
 # scripted steps allowed for the walk down to a start below level 1 (skill_behaviour.max_start_steps' default)
 MAX_WALK_STEPS = 200
