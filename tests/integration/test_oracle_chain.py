@@ -105,3 +105,48 @@ def test_its_network_trains_into_the_artefact_path_and_evaluates(oracle_chain):
     assert out == data / "evaluate" / ORACLE / "gnomish" / "seed0_code0"
     records = finished_records(out)
     assert len(records) == 1 and records[0]["method"] == ORACLE
+
+
+@pytest.mark.timeout(600)
+def test_reward_audit_plays_each_behaviour_and_sums_every_skills_return(oracle_chain, tmp_path):
+    """The audit's behaviours do what they are named in the real game (from dl2 the climb climbs on its
+    first step, the scripted walk descends), every skill gets a return row, and the CLI writes both files."""
+    from maestromotif.reward_audit import RewardAuditConfig, audit, behaviours_for
+
+    params, data, _ = oracle_chain
+    cfg = RewardAuditConfig(episodes=2, max_steps=150, starts=["dl2", "shop"], methods=[ORACLE], csv="")
+    table = audit(params, cfg)
+    assert behaviours_for("shop") == ["random", "scripted", "scripted_then_random"]  # no climb off level 1
+    assert set(table.behaviour[table.start == "dl2"]) == {"random", "scripted", "scripted_then_random",
+                                                          "climb_then_random"}
+    assert (table.n == 2).all() and table["mean"].notna().all()
+    assert set(table.method) == {ORACLE, "-"} and set(table.annotator) == {"oracle", "-"}
+
+    def stat(start, behaviour, metric, skill="-"):
+        row = table[(table.start == start) & (table.behaviour == behaviour) & (table.skill == skill)
+                    & (table.metric == metric)]
+        assert len(row) == 1, (start, behaviour, metric, skill)
+        return float(row["mean"].iloc[0])
+
+    assert stat("dl2", "climb_then_random", "ascents") >= 1
+    assert stat("dl2", "scripted", "descents") >= 1 and stat("dl2", "scripted", "ascents") == 0
+    assert stat("dl2", "scripted_then_random", "descents") >= 1
+    assert stat("shop", "scripted", "descents") == stat("shop", "scripted", "ascents") == 0
+    for skill in SKILLS:  # one return row per skill and behaviour (stat asserts it)
+        stat("shop", "scripted", "return", skill)
+    # the oracle's Ascender model pays the climb: its r_hat after an ascent is its highest kind of step
+    climb, walk_down = (stat("dl2", b, "return", "ascender") for b in ("climb_then_random", "scripted"))
+    assert climb > walk_down
+
+    out = tmp_path / "audit.csv"
+    params_file = str(data.parent / "params.yaml")
+    run = subprocess.run([sys.executable, "-m", "maestromotif.reward_audit", "--params", params_file,
+                          "--method", ORACLE, "--start", "altar", "--out", str(out)], cwd=REPO_ROOT,
+                         timeout=300, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "| altar | scripted |" in out.with_suffix(".md").read_text()
+    bad = subprocess.run([sys.executable, "-m", "maestromotif.reward_audit", "--params", params_file,
+                          "--method", "maestromotif"], cwd=REPO_ROOT, timeout=120, capture_output=True,
+                         text=True)
+    # that chain's reward models were never trained here: a clear error naming the checkpoint, no traceback
+    assert bad.returncode == 2 and "model.pt" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

@@ -21,12 +21,14 @@ from maestromotif.data.pairs import PairsConfig
 from maestromotif.reward.intrinsic import IntrinsicConfig
 from maestromotif.reward.train import RewardConfig
 from maestromotif.rl.train import RLConfig
+from maestromotif.reward_audit import RewardAuditConfig
 from maestromotif.skill_behaviour import SkillBehaviourConfig
 
 # params key -> schema ("" = the top-level keys, conf/config.yaml)
 SECTIONS = {"": config.RootConfig, "env": EnvConfig, "collect": CollectConfig, "pairs": PairsConfig,
             "annotate": AnnotateConfig, "reward": RewardConfig, "codegen": CodegenConfig, "rl": RLConfig,
             "evaluate": EvaluateConfig, "calibrate": CalibrateConfig, "skill_behaviour": SkillBehaviourConfig,
+            "reward_audit": RewardAuditConfig,
             "regression": RegressionConfig, "report": ReportConfig}
 # list items: a conf file cannot give their keys defaults, so their schema keeps them
 LIST_ITEMS = (SourceConfig,)
