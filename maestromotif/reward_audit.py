@@ -17,7 +17,7 @@ The return is the paper's r_int (thresholded r_hat over N(m)^beta, reward.intrin
 over the episode, before llm_coef: what the held skill's critic would see undiscounted. Every behaviour of
 a start plays the same games.
 
-Stage reward_audit (dvc.yaml): `python -m maestromotif.reward_audit [--method M] [--start S] [--out CSV]`
+Stage audit_rewards (dvc.yaml): `python -m maestromotif.reward_audit [--method M] [--start S] [--out CSV]`
 writes reward_audit.csv (default results/<profile>/reward_audit.csv, columns start, behaviour, method,
 annotator, skill, metric, mean, se, n; the behaviour's own stats have method and skill "-") and a .md
 table beside it. It needs the reward models only, not the networks: minutes, before any skill trains.
@@ -71,7 +71,7 @@ class RewardAuditConfig:
 
 
 def play(env, rewards: dict[str, IntrinsicReward], behaviour: str, game: int, rng: np.random.Generator,
-         script: ScriptedPolicy, max_steps: int) -> dict[str, float]:
+         script: ScriptedPolicy, max_steps: int) -> dict[tuple[str, str, str], float]:
     """One episode of `behaviour` on game seed `game`: every method's and skill's return and what the
     behaviour did."""
     obs, _ = env.reset(seed=game)
