@@ -14,7 +14,7 @@ the `skill_starts` training program (rl.program) trains them on (docs/deviations
             hero on its up stairs, nav2 above)
 
 skill_behaviour measures every skill from its own start (START_OF); `nav1` and `dl3` are starts to train on
-only (docs/investigations/skills.md §13: an Ascender trained on dl3 does not share the Descender's states).
+only (docs/investigations/skills.md §12-13: neither stopped the shared network's skills from climbing).
 The levels are benchmark.variants' without their task trackers: no task success ends an episode.
 """
 from __future__ import annotations
