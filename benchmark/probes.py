@@ -51,18 +51,22 @@ class RegressionError(RuntimeError):
     """The reference is missing or from another profile/format; the message says how to fix it."""
 
 
+# kinds compared only on the machine kind the reference was measured on (benchmark.provenance.machine())
+MACHINE_KINDS = ("machine", "machine_float")
+
+
 @dataclass
 class Metric:
     """One measured number (or fingerprint) and how to compare it with its reference."""
 
     name: str
-    kind: str                      # exact | float | machine | stochastic
+    kind: str                      # exact | float | machine | machine_float | stochastic
     value: Any                     # str/int (exact), float or list of floats (float), float (stochastic)
     extra: dict = field(default_factory=dict)  # stochastic: episode values and seeds of this run
 
     def reference_entry(self) -> dict:
         entry = {"kind": self.kind, "value": self.value}
-        if self.kind == "machine":
+        if self.kind in MACHINE_KINDS:
             entry["machine"] = self.extra["machine"]
         return entry
 

@@ -330,6 +330,9 @@ def annotate_chunk(pairs: pd.DataFrame, variant: str, key: str, cfg: AnnotateCon
             ask.append(i)
     if ask:
         engine = get_engine()
+        # a chunk's labels are a function of the chunk alone, so a lost chunk is redone exactly: without this
+        # the redo reads the first try's prompts from the prefix cache (Engine.forget_cached_prompts)
+        engine.forget_cached_prompts()
         convs = [conversation(variant, key, d1[i], d2[i]) for i in ask]
         swapped = [conversation(variant, key, d2[i], d1[i]) for i in ask] if symmetrised(cfg) else None
         for i, r in zip(ask, annotate_chunk_llm(engine, convs, cfg, seed, swapped)):

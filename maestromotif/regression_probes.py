@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from benchmark.config import ConfigError, section
 from benchmark.io import read_json
 from benchmark.probes import Inputs, Metric, Probe, run_length
-from benchmark.provenance import array_digest, digest, frame_digest
+from benchmark.provenance import array_digest, digest, frame_digest, machine
 
 
 # ----- the ci data, shared by the probes ------------------------------------------------------------------
@@ -156,11 +156,13 @@ class RewardProbe(Probe):
             r2 = normalised[[index[(m, d)] for m, d in zip(pairs.message_2, pairs.dlvl_change_2)]]
             strict = pairs.label.to_numpy() != 2
             agree = np.where(r1 > r2, 0, 1)[strict] == pairs.label.to_numpy()[strict]
-            out += [Metric(f"reward/{skill}/probe", "float", [round(float(x), 8) for x in normalised]),
-                    Metric(f"reward/{skill}/mean", "float", float(ckpt.reward_mean)),
-                    Metric(f"reward/{skill}/var", "float", float(ckpt.reward_var)),
-                    Metric(f"reward/{skill}/train_loss", "float",
-                           float(metrics["history"][-1]["train_loss"])),
+            here = {"machine": machine()}  # a trained model: compared on the reference's machine kind only
+            out += [Metric(f"reward/{skill}/probe", "machine_float", [round(float(x), 8) for x in normalised],
+                           here),
+                    Metric(f"reward/{skill}/mean", "machine_float", float(ckpt.reward_mean), here),
+                    Metric(f"reward/{skill}/var", "machine_float", float(ckpt.reward_var), here),
+                    Metric(f"reward/{skill}/train_loss", "machine_float",
+                           float(metrics["history"][-1]["train_loss"]), here),
                     Metric(f"reward/{skill}/oracle_agreement", "exact",
                            f"{int(agree.sum())}/{int(strict.sum())}")]
         return out
@@ -189,12 +191,15 @@ class IntrinsicProbe(Probe):
             state.reset(messages[0], depths[0])
             steps = [state.step(index, m, d, 0.0, False) for m, d in zip(messages[1:], depths[1:])]
             r_int = np.array([s.intrinsic for s in steps])
-            out += [Metric(f"intrinsic/{skill}/sum", "float", float(r_int.sum())),
-                    Metric(f"intrinsic/{skill}/weighted_sum", "float", float((weights * r_int).sum())),
-                    Metric(f"intrinsic/{skill}/total_sum", "float", float(sum(s.total for s in steps))),
-                    Metric(f"intrinsic/{skill}/normalised_sum", "float",
-                           float(sum(s.normalised for s in steps))),
-                    Metric(f"intrinsic/{skill}/rewarded_steps", "exact", int((r_int != 0).sum()))]
+            here = {"machine": machine()}  # RewardProbe's trained models: their machine kind only
+            out += [Metric(f"intrinsic/{skill}/sum", "machine_float", float(r_int.sum()), here),
+                    Metric(f"intrinsic/{skill}/weighted_sum", "machine_float", float((weights * r_int).sum()),
+                           here),
+                    Metric(f"intrinsic/{skill}/total_sum", "machine_float",
+                           float(sum(s.total for s in steps)), here),
+                    Metric(f"intrinsic/{skill}/normalised_sum", "machine_float",
+                           float(sum(s.normalised for s in steps)), here),
+                    Metric(f"intrinsic/{skill}/rewarded_steps", "machine", int((r_int != 0).sum()), here)]
         return out
 
 

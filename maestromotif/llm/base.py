@@ -218,6 +218,12 @@ class Engine(ABC):
     def _generate(self, conversations: list[Conversation], sampling: Sampling) -> list[Completion]:
         """Engine-specific generation; input already validated, sampling.seed set."""
 
+    def forget_cached_prompts(self) -> None:  # noqa: B027 - engines without a prompt cache need nothing
+        """Drop what the engine cached from earlier prompts, so that the next calls depend on their own
+        prompts only. vLLM's prefix cache: on a bf16 CPU (an Intel Xeon with AMX) a prompt read from the
+        cache and the same prompt computed afresh gave log-probs 0.006 apart and flipped 4 of 16 labels
+        (tests/integration/test_annotate.py redoes a lost chunk and compares)."""
+
     def close(self) -> None:  # noqa: B027 - engines without resources need nothing here
         pass
 

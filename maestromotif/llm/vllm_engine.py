@@ -242,6 +242,10 @@ class VLLMEngine(Engine):
         outputs = self._llm.generate(prompts, self.sampling_params(sampling), use_tqdm=len(prompts) >= 64)
         return [self._completion(o, sampling) for o in outputs]
 
+    def forget_cached_prompts(self) -> None:
+        if self._llm is not None and self.config.enable_prefix_caching:
+            self._llm.reset_prefix_cache()
+
     def _completion(self, output, sampling: Sampling) -> Completion:
         best = output.outputs[0]
         top = None
