@@ -47,7 +47,7 @@ from benchmark.evaluate import (
     method_spec,
     output_dir,
 )
-from benchmark.io import read_json, write_json, write_text
+from benchmark.io import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -281,10 +281,10 @@ def aggregate(params: DictConfig) -> Path:
     results = Path(params.results_dir)
     labels = {m: method_spec(m).label for m in top.methods}
     scores.insert(1, "method_label", scores["method"].map(labels))
-    write_text(results / "scores_per_seed.csv", scores.to_csv(index=False, float_format="%.6g"))
+    write_csv(results / "scores_per_seed.csv", scores)
     summary = summarise(scores)
     summary.insert(1, "method_label", summary["method"].map(labels))
-    write_text(results / "summary.csv", summary.to_csv(index=False, float_format="%.6g"))
+    write_csv(results / "summary.csv", summary)
     intervals = interval_summary(scores, list(top.methods), cfg)
     write_json(results / "aggregate.json", {
         "profile": top.profile, "seeds": list(top.seeds), "skill_seeds": list(top.skill_seeds),

@@ -34,6 +34,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def write_csv(path: str | os.PathLike, table: Any) -> None:
+    """A results table (a pandas DataFrame) as CSV, the one format of every committed table: no index,
+    floats to 6 significant digits (enough for every statistic reported, and stable across reruns)."""
+    write_text(path, table.to_csv(index=False, float_format="%.6g"))
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 

@@ -37,7 +37,7 @@ from benchmark import plots
 from benchmark.aggregate import curves_pattern, report_config
 from benchmark.config import ConfigError, root, section, stage_main
 from benchmark.evaluate import EvaluateConfig, method_spec
-from benchmark.io import read_json, read_jsonl, write_json, write_text
+from benchmark.io import read_json, read_jsonl, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +155,10 @@ def metrics(params: DictConfig) -> Path:
     for method in cfg.curve_methods:  # its files, header only without curves: dvc.yaml's plots name them
         curves = load_curves(curves_pattern(cfg, params.data_dir, method))
         for name, table in curve_tables(curves, list(top.skills)).items():
-            write_text(results / PLOTS_DIR / f"{name}_{method}.csv",
-                       table.to_csv(index=False, float_format="%.6g"))
+            write_csv(results / PLOTS_DIR / f"{name}_{method}.csv", table)
     scores = summary.assign(n=summary["n_seeds"])[["task", "method", "mean", "stderr", "n"]]
     scores.insert(0, "task_method", scores["task"] + " | " + scores["method"])  # one bar label per row
-    write_text(results / PLOTS_DIR / "task_scores.csv", scores.to_csv(index=False, float_format="%.6g"))
+    write_csv(results / PLOTS_DIR / "task_scores.csv", scores)
     log.info("wrote %s/{%s,%s}", results, METRICS_DIR, PLOTS_DIR)
     return results
 

@@ -33,7 +33,7 @@ from benchmark import html_report, plots
 from benchmark.aggregate import ReportConfig, curves_pattern, load_paper_results, report_config, task_title
 from benchmark.config import ConfigError, root, stage_main
 from benchmark.evaluate import budget_text, method_spec
-from benchmark.io import read_json, write_text
+from benchmark.io import read_json, write_csv, write_text
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def report(params: DictConfig) -> Path:
             continue
         md = table_markdown(long, table, note)
         write_text(results / f"table{table}.md", md)
-        write_text(results / f"table{table}.csv", long.to_csv(index=False, float_format="%.6g"))
+        write_csv(results / f"table{table}.csv", long)
         sections.append(md)
         written += [results / f"table{table}.md", results / f"table{table}.csv"]
 

@@ -54,7 +54,7 @@ from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, defaults, load_params, root, section
 from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig, died, is_blank
-from benchmark.io import write_text
+from benchmark.io import write_csv, write_text
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed, episode_seed
 from maestromotif import chain
@@ -332,7 +332,7 @@ def run(params, cfg: SkillBehaviourConfig | None = None,
     table = summarise(measure(params, cfg, runs))
     out = csv_path(params, cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, table.to_csv(index=False, float_format="%.6g"))
+    write_csv(out, table)
     top = root(params)
     played = runs or default_runs(params, cfg)
     seeds = sorted({s for by_seed in played.values() for s in by_seed})

@@ -35,3 +35,11 @@ def test_read_jsonl_drops_a_torn_last_line_and_truncate_repairs_it(tmp_path):
     io.truncate_torn_tail(path)
     io.append_jsonl(path, [{"i": 2}])
     assert io.read_jsonl(path) == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+def test_write_csv_is_the_results_format(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "t.csv"
+    io.write_csv(path, pd.DataFrame({"task": ["a", "b"], "mean": [1 / 3, 2.0], "n": [3, 4]}, index=[7, 8]))
+    assert path.read_text() == "task,mean,n\na,0.333333,3\nb,2,4\n"  # no index, 6 significant digits
