@@ -182,9 +182,12 @@ def check_resumable(run: Path) -> int:
 
 
 def drop_rows_after(path: Path, env_steps: int) -> None:
-    """Curve/progress rows logged after the checkpoint a resume starts from are replayed: drop them."""
+    """Curve/progress rows logged at or after the step count of the checkpoint a resume starts from are
+    logged again by the resumed run: drop them. At the checkpoint's count itself too: the resumed run's first
+    window can end before its first training step, at that very count, and a curve must have one window per
+    step count (tests/integration/test_train.py). A fresh start (0) drops every row."""
     rows = read_jsonl(path)
-    kept = [r for r in rows if r.get("env_steps", 0) <= env_steps]
+    kept = [r for r in rows if r.get("env_steps", 0) < env_steps]
     if len(kept) != len(rows) or (path.exists() and not path.read_bytes().endswith(b"\n")):
         write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
 

@@ -80,3 +80,19 @@ def test_importing_the_env_modules_patches_nothing():
             "assert Learner._record_summaries._mm_fixed\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_resume_drops_the_rows_it_will_log_again(tmp_path):
+    """Rows at or after the checkpoint's step count are logged again by the resumed run (its first window
+    can end at that very count): kept, they gave a curve two windows at one step count."""
+    import json
+
+    from benchmark.appo.trainer import drop_rows_after
+
+    path = tmp_path / "curve.jsonl"
+    path.write_text("".join(json.dumps({"env_steps": s, "skill": "a"}) + "\n" for s in (0, 100, 200, 300))
+                    + '{"env_steps": 4')  # and a torn last line
+    drop_rows_after(path, 200)
+    assert [json.loads(line)["env_steps"] for line in path.read_text().splitlines()] == [0, 100]
+    drop_rows_after(path, 0)  # a fresh start: nothing before it
+    assert path.read_text() == ""
