@@ -40,6 +40,12 @@ def write_csv(path: str | os.PathLike, table: Any) -> None:
     write_text(path, table.to_csv(index=False, float_format="%.6g"))
 
 
+def write_table(path: str | os.PathLike, table: Any, markdown: str) -> None:
+    """A results table as CSV at `path` (write_csv) and its markdown rendering beside it (.md)."""
+    write_csv(path, table)
+    write_text(Path(path).with_suffix(".md"), markdown)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 

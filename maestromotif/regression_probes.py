@@ -147,6 +147,7 @@ class RewardProbe(Probe):
 
         keys = probe_keys(self.messages)
         out = []
+        here = {"machine": machine()}  # trained models: compared on the reference's machine kind only
         for skill, (ckpt, metrics) in reward_checkpoints(inp, self.messages).items():
             raw = score(ckpt.model, [m for m, _ in keys], [d for _, d in keys]).astype(np.float64)
             normalised = (raw - ckpt.reward_mean) / ckpt.reward_std
@@ -156,7 +157,6 @@ class RewardProbe(Probe):
             r2 = normalised[[index[(m, d)] for m, d in zip(pairs.message_2, pairs.dlvl_change_2)]]
             strict = pairs.label.to_numpy() != 2
             agree = np.where(r1 > r2, 0, 1)[strict] == pairs.label.to_numpy()[strict]
-            here = {"machine": machine()}  # a trained model: compared on the reference's machine kind only
             out += [Metric(f"reward/{skill}/probe", "machine_float", [round(float(x), 8) for x in normalised],
                            here),
                     Metric(f"reward/{skill}/mean", "machine_float", float(ckpt.reward_mean), here),
@@ -186,12 +186,12 @@ class IntrinsicProbe(Probe):
         messages, depths = episode["message"].tolist(), episode["dlvl"].astype(int).tolist()
         weights = np.arange(1, len(messages)) / len(messages)  # a weighted sum also notices reordering
         out = []
+        here = {"machine": machine()}  # RewardProbe's trained models: their machine kind only
         for index, skill in enumerate(inp.top.skills):
             state = EpisodeState(reward)
             state.reset(messages[0], depths[0])
             steps = [state.step(index, m, d, 0.0, False) for m, d in zip(messages[1:], depths[1:])]
             r_int = np.array([s.intrinsic for s in steps])
-            here = {"machine": machine()}  # RewardProbe's trained models: their machine kind only
             out += [Metric(f"intrinsic/{skill}/sum", "machine_float", float(r_int.sum()), here),
                     Metric(f"intrinsic/{skill}/weighted_sum", "machine_float", float((weights * r_int).sum()),
                            here),

@@ -37,7 +37,7 @@ from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, load_params, root, section
 from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig, decode_message, is_blank
-from benchmark.io import write_csv, write_text
+from benchmark.io import write_table
 from benchmark.logs import setup_logging
 from benchmark.scripted import ScriptedPolicy
 from benchmark.seeding import derive_seed, episode_seed
@@ -183,11 +183,9 @@ def run(params, cfg: RewardAuditConfig | None = None) -> Path:
     cfg = cfg or OmegaConf.to_object(section(params, "reward_audit", RewardAuditConfig))
     table = audit(params, cfg)
     out = csv_path(params, cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(out, table)
     title = (f"Reward audit ({root(params).profile} profile): each skill's return under hand-made "
              f"behaviours, {cfg.episodes} games of at most {cfg.max_steps} steps per start")
-    write_text(out.with_suffix(".md"), markdown(table, title))
+    write_table(out, table, markdown(table, title))
     log.info("reward_audit: wrote %s", out)
     return out
 

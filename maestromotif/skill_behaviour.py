@@ -54,7 +54,7 @@ from omegaconf import OmegaConf
 
 from benchmark.config import ConfigError, defaults, load_params, root, section
 from benchmark.env import ACTION_INDEX, ACTIONS, EnvConfig, died, is_blank
-from benchmark.io import write_csv, write_text
+from benchmark.io import write_table
 from benchmark.logs import setup_logging
 from benchmark.seeding import derive_seed, episode_seed
 from maestromotif import chain
@@ -331,14 +331,12 @@ def run(params, cfg: SkillBehaviourConfig | None = None,
         torch.set_num_threads(cfg.torch_threads)
     table = summarise(measure(params, cfg, runs))
     out = csv_path(params, cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(out, table)
     top = root(params)
     played = runs or default_runs(params, cfg)
     seeds = sorted({s for by_seed in played.values() for s in by_seed})
     title = (f"Skill behaviour ({top.profile} profile, methods {', '.join(played)}, skill seeds {seeds}, "
              f"{cfg.episodes} episodes each, {cfg.max_steps} steps)")
-    write_text(out.with_suffix(".md"), markdown(table, title))
+    write_table(out, table, markdown(table, title))
     log.info("skill_behaviour: wrote %s", out)
     return out
 

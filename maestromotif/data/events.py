@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.config import load_params, root
-from benchmark.io import read_json, write_csv, write_text
+from benchmark.io import read_json, write_table
 from benchmark.logs import setup_logging
 from benchmark.trackers import is_kill, is_sale, mentions_altar
 from maestromotif.data.collect import META_FILE, OUT_NAME, load_observations
@@ -177,13 +177,11 @@ def write_events(params, obs_dir: Path | None = None, out: Path | None = None) -
     obs_dir = Path(obs_dir or Path(top.data_dir) / OUT_NAME)
     out = Path(out or events_path(params))
     table = count_events(load_observations(obs_dir), episode_caps(obs_dir))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(out, table)
     total = table.iloc[-1]
     note = (f"Profile `{top.profile}`: the {int(total['steps']):,} records of the collect stage "
             f"({int(total['episodes']):,} episodes); each cell is a count and, in brackets, the count per "
             f"{PER_STEPS:,} steps.")
-    write_text(out.with_suffix(".md"), events_markdown(table, behaviours(obs_dir), note))
+    write_table(out, table, events_markdown(table, behaviours(obs_dir), note))
     for _, r in table.iterrows():
         log.info("events[%s]: %d steps; %s", r["source"], r["steps"],
                  ", ".join(f"{e} {r[e]:g}" for e in EVENTS))

@@ -43,3 +43,11 @@ def test_write_csv_is_the_results_format(tmp_path):
     path = tmp_path / "t.csv"
     io.write_csv(path, pd.DataFrame({"task": ["a", "b"], "mean": [1 / 3, 2.0], "n": [3, 4]}, index=[7, 8]))
     assert path.read_text() == "task,mean,n\na,0.333333,3\nb,2,4\n"  # no index, 6 significant digits
+
+
+def test_write_table_puts_the_markdown_beside_the_csv(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "new" / "t.csv"  # a folder that does not exist yet
+    io.write_table(path, pd.DataFrame({"a": [1]}), "| a |\n")
+    assert path.read_text() == "a\n1\n" and (tmp_path / "new" / "t.md").read_text() == "| a |\n"
