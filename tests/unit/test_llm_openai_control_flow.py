@@ -73,7 +73,6 @@ class FakeOpenAIServer:
                     reply = fake.script.pop(0) if len(fake.script) > 1 else fake.script[0]
                     fake.in_flight += 1
                     fake.peak = max(fake.peak, fake.in_flight)
-                answered = False
                 try:
                     if reply == "hang":
                         time.sleep(3.0)
@@ -81,16 +80,12 @@ class FakeOpenAIServer:
                     time.sleep(fake.delay_s)
                     if reply == "echo":  # answer with the last message: shows which request got which answer
                         reply = (200, completion_body(body["messages"][-1]["content"]))
-                    # no longer in flight once the answer leaves: the client may send its next request as
-                    # soon as it has read this one, before this thread would reach a `finally`
+                finally:
                     with fake.lock:
                         fake.in_flight -= 1
-                    answered = True
-                    self._send(*reply)
-                finally:
-                    if not answered:
-                        with fake.lock:
-                            fake.in_flight -= 1
+                # answered once the answer leaves: the client may send its next request as soon as it has
+                # read this one, so counting it until after the write saw one request too many
+                self._send(*reply)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
