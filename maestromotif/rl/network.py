@@ -1,7 +1,8 @@
 """The skill-conditioned network of the paper (official `NLEMainEncoder`) as a sample-factory Encoder.
 
 One network for all skills: the 5-dim skill one-hot is part of the stats vector, there are no
-per-skill heads. sample-factory adds the GRU 512 core and the shared actor/critic linear heads.
+per-skill heads. sample-factory adds the GRU 512 core and the shared actor/critic linear heads (per-skill
+heads are the named option `rl.skill_heads`, maestromotif.rl.heads; off by default).
 
     crop (12x12 chars around the agent) ─► convnet_simple ─► 512 ┐
     stats (27 blstats + 3 extras + 5 one-hot) × scale ─► MLP 4x128 ─► 128 ├─► concat (803) ─► GRU 512
@@ -26,6 +27,9 @@ from maestromotif.reward.model import MessageEncoder, RewardModelConfig  # the s
 CROP = 12            # characters each side of the crop square
 CELL = 6             # pixels per character in the rendered crop
 STATS_DIM = 35       # 27 blstats + 3 extras + 5 skill one-hot
+# The encoder's output is [crop 512 | stats MLP 128 | scaled stats 35 | message 128]; the one-hot is the last
+# 5 scaled stats (scale 1), passed on unchanged: per-skill heads read it there (maestromotif.rl.heads).
+ONEHOT_COLUMNS = slice(512 + 128 + 30, 512 + 128 + STATS_DIM)
 CROP_MODES = ("rgb", "embed")
 # The policy's message encoder: its own sizes, not conf/reward's, so a policy checkpoint's shapes never follow
 # an edit of the reward section (the official encoder's sizes, with a 128-d message output).

@@ -246,22 +246,29 @@ def make_skill_env(full_env_name: str, cfg=None, env_config=None, render_mode=No
 
 
 def register() -> None:
-    """Register the env names and the skill encoder (idempotent; call before parsing SF arguments)."""
+    """Register the env names, the skill encoder and the skill heads (idempotent; call before parsing SF
+    arguments). The heads' factory builds sample-factory's own actor-critic unless rl.skill_heads asks."""
     from sample_factory.algo.utils.context import global_env_registry, global_model_factory
     from sample_factory.envs.env_utils import register_env
+
+    from maestromotif.rl.heads import make_actor_critic
 
     registry = global_env_registry()
     for name in (ENV_NAME, TEST_CRASH_ENV_NAME):
         if name not in registry:
             register_env(name, make_skill_env)
     global_model_factory().register_encoder_factory(encoder_factory)
+    global_model_factory().register_actor_critic_factory(make_actor_critic)
 
 
 def add_args(parser) -> None:
     """The skill env's settings, carried inside sample-factory's cfg to the env factory in every worker."""
+    from maestromotif.rl.heads import DEFAULT_HEADS, SKILL_HEADS
     from maestromotif.rl.network import add_network_args
 
     p = parser.add_argument
+    p("--mm_skill_heads", default=DEFAULT_HEADS, choices=list(SKILL_HEADS),
+      help="where the one-hot meets the heads (maestromotif.rl.heads; 'shared' = the paper's network)")
     p("--mm_intrinsic", default="",
       help="the params' reward.intrinsic block as JSON ('' = conf/reward/default.yaml's)")
     p("--mm_program", default="training",

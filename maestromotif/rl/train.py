@@ -57,6 +57,9 @@ class RLConfig(APPOConfig):
     trainer's APPO settings (benchmark.appo.trainer.APPOConfig) and the skill network's own."""
 
     crop_mode: str  # "rgb" (the paper's rendered crop) or "embed" (cheap char/colour embeddings)
+    # "shared" (the paper's: one-hot into the encoder only), "value" (a value head per skill) or
+    # "policy_value" (a policy and a value head per skill); maestromotif.rl.heads
+    skill_heads: str
     # the training policy over skills; "isolated" = the ablation without one; "skill_starts" = each env holds
     # one skill on the start made for it (maestromotif/skill_starts.py; docs/deviations.md, `rl.program`);
     # "skills_crossed" = every skill on every start (maestromotif.rl.sf_env.skills_crossed_with_starts)
@@ -86,7 +89,7 @@ def sf_argv(rl: RLConfig, params, seed: int, run: Path, method: str = chain.DEFA
         "mm_skill_starts": skill_starts_json(rl),
         "mm_codegen_dir": rl.codegen_dir, "mm_code_seed": rl.code_seed,
         "mm_reward_dir": str(chain.training_reward_root(params, method, rl.reward_dir)),
-        "mm_skills": ",".join(top.skills), "mm_crop_mode": rl.crop_mode,
+        "mm_skills": ",".join(top.skills), "mm_crop_mode": rl.crop_mode, "mm_skill_heads": rl.skill_heads,
     }
     return trainer.appo_argv(rl, run=run, seed=seed, root_seed=top.root_seed, env_module=ENV_MODULE,
                              env_name=env_name or ENV_NAME, env_config=env_settings(params),
@@ -153,7 +156,12 @@ def _check_inputs(rl: RLConfig, top) -> None:
     from maestromotif.prompts import check_skills
     from maestromotif.rl.sf_env import NO_PROGRAM, SKILL_STARTS, skill_index_order, training_starts
 
+    from maestromotif.rl.heads import SKILL_HEADS
+
     check_skills(top.skills)
+    if rl.skill_heads not in SKILL_HEADS:
+        raise ConfigError(f"rl.skill_heads={rl.skill_heads!r}: use one of {list(SKILL_HEADS)} "
+                          "(maestromotif/rl/heads.py; conf/rl/default.yaml)")
     try:
         skill_index_order(list(top.skills))
     except ValueError as e:
