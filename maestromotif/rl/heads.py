@@ -21,7 +21,7 @@ from sample_factory.algo.utils.tensor_dict import TensorDict
 from sample_factory.model.actor_critic import ActorCriticSharedWeights, default_make_actor_critic_func
 from sample_factory.model.core import ModelCore, ModelCoreRNN
 
-from maestromotif.rl.network import ONEHOT_COLUMNS
+from maestromotif.rl.network import ONEHOT_COLUMNS, SkillEncoder
 from maestromotif.rl.obs import NUM_SKILLS
 
 SKILL_HEADS = ("shared", "value", "policy_value")
@@ -54,6 +54,9 @@ class SkillHeadsActorCritic(ActorCriticSharedWeights):
         if list(getattr(cfg, "decoder_mlp_layers", [])):
             raise ValueError("rl.skill_heads: per-skill heads sit on the GRU output; a decoder MLP "
                              "(--decoder_mlp_layers) is not supported with them")
+        if not isinstance(self.encoder, SkillEncoder):
+            raise ValueError("rl.skill_heads: per-skill heads read the one-hot from the paper encoder's "
+                             f"output; {type(self.encoder).__name__} has none")
         self.heads = heads
         self.core = SkillCore(cfg, self.encoder.get_out_size())
         hidden = self.core.rnn.get_out_size()

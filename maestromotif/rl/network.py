@@ -121,14 +121,36 @@ class SkillEncoder(Encoder):
         return self.out_size
 
 
-def make_skill_encoder(cfg, obs_space) -> SkillEncoder:
+class TrivialEncoder(Encoder):
+    """Benchmark-only (`--mm_encoder=trivial`): one linear layer on the scaled stats. Same observations,
+    env stack, GRU and heads, nearly no encoder compute: the sampling ceiling that
+    tests/benchmarks/test_train_fps.py measures the paper network against. Never a training option."""
+
+    def __init__(self, cfg, obs_space):
+        super().__init__(cfg)
+        self.register_buffer("stats_scale", torch.from_numpy(STATS_SCALE.copy()), persistent=False)
+        self.fc = nn.Sequential(nn.Linear(STATS_DIM, 64), nn.ELU())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.fc(obs["stats"].float() * self.stats_scale)
+
+    def get_out_size(self) -> int:
+        return 64
+
+
+ENCODERS = {"paper": SkillEncoder, "trivial": TrivialEncoder}
+
+
+def make_skill_encoder(cfg, obs_space) -> Encoder:
     """Module-level factory: sample-factory pickles it into its learner process."""
-    return SkillEncoder(cfg, obs_space)
+    return ENCODERS[getattr(cfg, "mm_encoder", "paper")](cfg, obs_space)
 
 
 def add_network_args(parser) -> None:
-    """The network's own flag, for every env module whose runs use this network."""
+    """The network's own flags, for every env module whose runs use this network."""
     parser.add_argument("--mm_crop_mode", default="rgb", choices=list(CROP_MODES))
+    parser.add_argument("--mm_encoder", default="paper", choices=list(ENCODERS),
+                        help="trivial: benchmark-only sampling ceiling (maestromotif.rl.network)")
 
 
 def encoder_factory(cfg, obs_space):

@@ -145,3 +145,13 @@ def test_sample_factory_gets_the_paper_hyperparameters():
     assert args["reward_scale"] == "1.0" and float(args["reward_clip"]) >= 1e5  # the env wrapper scales
     assert args["normalize_input"] == "False" and args["rnn_type"] == "gru" and args["rnn_size"] == "512"
     assert args["learning_rate"] == "0.0001" and args["exploration_loss_coeff"] == "0.003"
+
+
+def test_the_trivial_encoder_is_chosen_only_by_its_flag():
+    from types import SimpleNamespace
+
+    space = observation_space("rgb")
+    assert type(N.make_skill_encoder(SimpleNamespace(), space)) is N.SkillEncoder  # a cfg without the flag
+    trivial = N.make_skill_encoder(SimpleNamespace(mm_encoder="trivial"), space)
+    assert type(trivial) is N.TrivialEncoder
+    assert trivial(batch(space)).shape == (6, trivial.get_out_size())

@@ -97,3 +97,12 @@ def test_an_unknown_choice_names_the_key(tmp_path):
     rl = section(params, "rl", RLConfig)
     with pytest.raises(ConfigError, match="rl.skill_heads='per_skill'.*shared"):
         _check_inputs(rl, root(params))
+
+
+def test_per_skill_heads_refuse_an_encoder_without_the_one_hot(tmp_path):
+    params = compose("ci", [f"data_dir={tmp_path}", "rl.skill_heads=value"])
+    register()
+    argv = sf_argv(section(params, "rl", RLConfig), params, 0, tmp_path / "run")
+    cfg = parse_cfg(argv + ["--mm_encoder=trivial"])
+    with pytest.raises(ValueError, match="one-hot"):
+        create_actor_critic(cfg, observation_space("rgb"), gym.spaces.Discrete(len(ACTIONS)))
