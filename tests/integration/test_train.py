@@ -178,3 +178,31 @@ def test_skill_seeds_train_side_by_side_and_a_failed_seed_keeps_the_others(tmp_p
         os.environ.pop("MM_PARAMS", None)
     assert weights_fingerprint(alone) == weights_fingerprint(run_dir(params, 0)) is not None
     assert weights_fingerprint(run_dir(params, 1)) != weights_fingerprint(alone)
+
+
+@pytest.mark.timeout(900)
+def test_per_skill_heads_train_and_deploy(tmp_path, reward_dir):
+    """rl.skill_heads=policy_value through sample-factory's real learner (its packed GRU sequences) and
+    inference worker, saved, loaded by deployment and played on a task."""
+    import torch
+
+    from benchmark.evaluate import evaluate, finished_records
+    from maestromotif.rl.heads import SkillHeadsActorCritic
+    from maestromotif.rl.policy import load_actor_critic
+
+    params, path = ci_params(tmp_path, f"rl.reward_dir={reward_dir}", "rl.train_for_env_steps=2048",
+                             "rl.skill_heads=policy_value", "evaluate.episodes=1",
+                             "evaluate.max_episode_steps=30")
+    os.environ["MM_PARAMS"] = str(path)
+    try:
+        run = train(params, 0)
+    finally:
+        os.environ.pop("MM_PARAMS", None)
+    first, last = checkpoints(run)[0], checkpoints(run)[-1]
+    assert checkpoint_env_steps(first) == 0 and checkpoint_env_steps(last) >= 2048  # SF saves the initial one
+    model, cfg, _ = load_actor_critic(run)
+    assert isinstance(model, SkillHeadsActorCritic) and cfg.mm_skill_heads == "policy_value"
+    untrained = torch.load(first, map_location="cpu", weights_only=True)["model"]["policy_linear.weight"]
+    assert not torch.equal(model.policy_linear.weight, untrained)  # the learner updated the per-skill heads
+    records = finished_records(evaluate("maestromotif", "gnomish", 0, params, progress=False, code_seed=0))
+    assert len(records) == 1 and records[0]["steps"] > 0
