@@ -184,10 +184,14 @@ def test_skill_seeds_train_side_by_side_and_a_failed_seed_keeps_the_others(tmp_p
 def test_per_skill_heads_train_and_deploy(tmp_path, reward_dir):
     """rl.skill_heads=policy_value through sample-factory's real learner (its packed GRU sequences) and
     inference worker, saved, loaded by deployment and played on a task."""
+    import gymnasium as gym
     import torch
+    from sample_factory.model.actor_critic import create_actor_critic
 
+    from benchmark.env import ACTIONS
     from benchmark.evaluate import evaluate, finished_records
     from maestromotif.rl.heads import SkillHeadsActorCritic
+    from maestromotif.rl.obs import observation_space
     from maestromotif.rl.policy import load_actor_critic
 
     params, path = ci_params(tmp_path, f"rl.reward_dir={reward_dir}", "rl.train_for_env_steps=2048",
@@ -198,11 +202,17 @@ def test_per_skill_heads_train_and_deploy(tmp_path, reward_dir):
         run = train(params, 0)
     finally:
         os.environ.pop("MM_PARAMS", None)
-    first, last = checkpoints(run)[0], checkpoints(run)[-1]
-    assert checkpoint_env_steps(first) == 0 and checkpoint_env_steps(last) >= 2048  # SF saves the initial one
+    assert checkpoint_env_steps(checkpoints(run)[-1]) >= 2048
     model, cfg, _ = load_actor_critic(run)
     assert isinstance(model, SkillHeadsActorCritic) and cfg.mm_skill_heads == "policy_value"
-    untrained = torch.load(first, map_location="cpu", weights_only=True)["model"]["policy_linear.weight"]
-    assert not torch.equal(model.policy_linear.weight, untrained)  # the learner updated the per-skill heads
+    # The untrained network, rebuilt as sample-factory's learner builds it (torch seeded with cfg.seed just
+    # before create_actor_critic; its first checkpoint is kept only on a fast machine): the learner's few
+    # updates moved the per-skill heads a little, where another initialisation differs by about their norm.
+    torch.manual_seed(cfg.seed)
+    actions = gym.spaces.Discrete(len(ACTIONS))
+    untrained = create_actor_critic(cfg, observation_space(cfg.mm_crop_mode), actions)
+    before, after = untrained.policy_linear.weight, model.policy_linear.weight
+    moved = float((after - before).detach().norm() / before.detach().norm())
+    assert 0 < moved < 0.2, f"per-skill policy heads moved by {moved:.3f} of their norm"
     records = finished_records(evaluate("maestromotif", "gnomish", 0, params, progress=False, code_seed=0))
     assert len(records) == 1 and records[0]["steps"] > 0
